@@ -1,0 +1,451 @@
+#include "padl/artifact.h"
+
+#include <c10/core/InferenceMode.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <utility>
+
+#include "padl/sha256.h"
+
+#ifdef PADL_WITH_AOTI
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#endif
+#ifdef PADL_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace padl {
+namespace {
+
+constexpr const char* kManifestFile = "manifest.json";
+
+// -- manifest -------------------------------------------------------------------------------------
+
+[[noreturn]] void malformed(const std::string& root, const std::string& what) {
+  throw ArtifactError(root + "/" + kManifestFile + " is malformed (" + what +
+                          "). The artifact is damaged; rebuild or re-save it.",
+                      root, kManifestFile);
+}
+
+const json& field(const json& object, const char* key, const std::string& root) {
+  if (!object.is_object() || !object.contains(key)) malformed(root, std::string("no \"") + key + "\"");
+  return object.at(key);
+}
+
+std::string string_field(const json& object, const char* key, const std::string& root) {
+  const json& value = field(object, key, root);
+  if (!value.is_string()) malformed(root, std::string("\"") + key + "\" is not a string");
+  return value.get<std::string>();
+}
+
+json read_manifest(const std::string& root) {
+  std::error_code ec;
+  if (!fs::exists(root, ec)) {
+    throw ArtifactError("No artifact at " + root + ": the path does not exist.", root);
+  }
+  if (!fs::is_directory(root, ec)) {
+    throw ArtifactError(root + " is a file, but a .padl artifact is a directory. Pass the directory "
+                               "that holds " + kManifestFile + ".",
+                        root);
+  }
+  const fs::path manifest_path = fs::path(root) / kManifestFile;
+  if (!fs::is_regular_file(manifest_path, ec)) {
+    throw ArtifactError(root + " has no " + kManifestFile +
+                            ": it is not a .padl artifact, or it is incomplete.",
+                        root, kManifestFile);
+  }
+  std::ifstream in(manifest_path, std::ios::binary);
+  if (!in) throw ArtifactError("Cannot read " + manifest_path.string() + ".", root, kManifestFile);
+  json data;
+  try {
+    data = json::parse(in);
+  } catch (const json::parse_error& error) {
+    throw ArtifactError(manifest_path.string() + " is not valid JSON (" + error.what() +
+                            "). The artifact is damaged; rebuild or re-save it.",
+                        root, kManifestFile);
+  }
+  if (!data.is_object() || data.value("format", json()) != kFormatName) {
+    throw ArtifactError(manifest_path.string() +
+                            " is not a padl manifest (no \"format\": \"padl\" entry).",
+                        root, kManifestFile);
+  }
+  const json version = data.value("format_version", json());
+  if (!version.is_number_integer() || version.get<std::int64_t>() != kFormatVersion) {
+    throw ArtifactError(manifest_path.string() + " has format version " + version.dump() +
+                            "; this runtime reads version " + std::to_string(kFormatVersion) +
+                            ". Rebuild the artifact with a padlc that writes version " +
+                            std::to_string(kFormatVersion) +
+                            ", or use a padl C++ runtime that reads version " + version.dump() + ".",
+                        root, kManifestFile);
+  }
+  return data;
+}
+
+// A manifest path must stay inside the artifact: relative, no "..", no empty name.
+bool is_safe_relative(const std::string& relative) {
+  if (relative.empty() || relative.front() == '/' || relative.find('\\') != std::string::npos) {
+    return false;
+  }
+  for (const auto& part : fs::path(relative)) {
+    if (part == ".." || part.has_root_name()) return false;
+  }
+  return true;
+}
+
+// Checks every file listed in the manifest; returns the listed paths.
+std::vector<std::string> verify_files(const std::string& root, const json& manifest) {
+  const json& files = field(manifest, "files", root);
+  if (!files.is_array()) malformed(root, "\"files\" is not a list");
+  std::vector<std::string> listed;
+  for (const json& entry : files) {
+    const std::string relative = string_field(entry, "path", root);
+    const std::string sha256 = string_field(entry, "sha256", root);
+    const json& size_field = field(entry, "size", root);
+    if (!size_field.is_number_unsigned() && !size_field.is_number_integer()) {
+      malformed(root, "size of '" + relative + "' is not an integer");
+    }
+    if (!is_safe_relative(relative)) {
+      malformed(root, "file path '" + relative + "' leaves the artifact directory");
+    }
+    const fs::path full = fs::path(root) / relative;
+    std::error_code ec;
+    if (!fs::is_regular_file(full, ec)) {
+      throw IntegrityError(root + ": file '" + relative + "' listed in " + kManifestFile +
+                               " is missing. The artifact is incomplete; copy it again or rebuild it.",
+                           root, relative);
+    }
+    const auto size = fs::file_size(full, ec);
+    const auto recorded = size_field.get<std::int64_t>();
+    if (ec || static_cast<std::int64_t>(size) != recorded) {
+      throw IntegrityError(root + ": file '" + relative + "' has " + std::to_string(size) +
+                               " bytes, the manifest records " + std::to_string(recorded) +
+                               " (truncated or edited). Copy the artifact again or rebuild it.",
+                           root, relative);
+    }
+    if (sha256_file(full.string()) != sha256) {
+      throw IntegrityError(root + ": file '" + relative + "' does not match its SHA-256 in " +
+                               kManifestFile +
+                               " (edited or corrupted). Copy the artifact again or rebuild it.",
+                           root, relative);
+    }
+    listed.push_back(relative);
+  }
+  return listed;
+}
+
+// -- forward backends -----------------------------------------------------------------------------
+
+// A loaded program: a TorchScript module or an AOTInductor package.
+class Program {
+ public:
+  virtual ~Program() = default;
+  virtual std::vector<torch::Tensor> call(const std::vector<torch::Tensor>& inputs) = 0;
+};
+
+std::vector<torch::Tensor> to_tensors(const c10::IValue& value, const std::string& what) {
+  std::vector<torch::Tensor> out;
+  if (value.isTensor()) {
+    out.push_back(value.toTensor());
+  } else if (value.isTuple() || value.isList()) {
+    const auto elements = value.isTuple() ? value.toTupleRef().elements().vec() : value.toListRef().vec();
+    for (const auto& element : elements) {
+      if (!element.isTensor()) {
+        throw std::runtime_error(what + " returned a " + element.tagKind() +
+                                 " inside its result; the C++ runtime expects tensors only.");
+      }
+      out.push_back(element.toTensor());
+    }
+  } else {
+    throw std::runtime_error(what + " returned a " + value.tagKind() +
+                             "; the C++ runtime expects a tuple of tensors.");
+  }
+  return out;
+}
+
+class ScriptProgram final : public Program {
+ public:
+  ScriptProgram(const std::string& file, const torch::Device& device)
+      : module_(torch::jit::load(file, device)), file_(file) {
+    module_.eval();
+  }
+  std::vector<torch::Tensor> call(const std::vector<torch::Tensor>& inputs) override {
+    std::vector<c10::IValue> args(inputs.begin(), inputs.end());
+    return to_tensors(module_.forward(std::move(args)), file_);
+  }
+
+ private:
+  torch::jit::Module module_;
+  std::string file_;
+};
+
+#ifdef PADL_WITH_AOTI
+class AotiProgram final : public Program {
+ public:
+  AotiProgram(const std::string& file, const torch::Device& device)
+      : loader_(file, "model", false, 1, device.has_index() ? device.index() : -1) {}
+  std::vector<torch::Tensor> call(const std::vector<torch::Tensor>& inputs) override {
+    return loader_.run(inputs);
+  }
+
+ private:
+  torch::inductor::AOTIModelPackageLoader loader_;
+};
+#endif
+
+struct LoadedForward {
+  std::unique_ptr<Program> program;
+  std::string backend;
+  std::string file;
+  std::vector<std::string> skipped;
+};
+
+// The files of a backend entry, each of which must be listed (and so verified) in the manifest.
+std::string backend_file(const std::string& root, const json& entry, const std::string& name,
+                         const std::vector<std::string>& listed) {
+  const json& files = field(entry, "files", root);
+  if (!files.is_array() || files.empty() || !files.front().is_string()) {
+    malformed(root, "backend '" + name + "' has no files");
+  }
+  const std::string relative = files.front().get<std::string>();
+  if (std::find(listed.begin(), listed.end(), relative) == listed.end()) {
+    throw IntegrityError(root + ": file '" + relative + "' of backend '" + name +
+                             "' is not listed in " + kManifestFile +
+                             ", so it cannot be verified. The artifact is damaged; rebuild it.",
+                         root, relative);
+  }
+  return relative;
+}
+
+LoadedForward load_forward(const std::string& root, const json& manifest,
+                           const std::vector<std::string>& listed, const torch::Device& device,
+                           const std::string& wanted) {
+  const json forward = manifest.value("forward", json());
+  if (forward.is_null()) {
+    throw BackendUnavailableError(
+        root + " has no compiled forward (manifest kind \"" + manifest.value("kind", "") +
+            "\"): it was saved, not built. Build it first, e.g. `padlc build " + root +
+            " --backend torchscript`.",
+        root, kManifestFile);
+  }
+  const json& backends = field(forward, "backends", root);
+  if (!backends.is_array()) malformed(root, "\"forward.backends\" is not a list");
+
+  LoadedForward loaded;
+  std::string first_skipped_file;
+  std::string here;
+  for (const json& entry : backends) {
+    const std::string name = string_field(entry, "name", root);
+    if (!wanted.empty() && name != wanted) continue;
+    const std::string relative = backend_file(root, entry, name, listed);
+    const std::string full = (fs::path(root) / relative).string();
+    auto skip = [&](const std::string& why) {
+      loaded.skipped.push_back(name + " (" + relative + "): " + why);
+      if (first_skipped_file.empty()) first_skipped_file = relative;
+    };
+    try {
+      if (name == "torchscript") {
+        loaded.program = std::make_unique<ScriptProgram>(full, device);
+      } else if (name == "aoti") {
+        const std::string arch = entry.value("arch", json()).is_string()
+                                     ? entry.at("arch").get<std::string>()
+                                     : std::string("<none recorded>");
+        if (here.empty()) here = device_arch(device);
+        if (arch != here) {
+          skip("compiled for " + arch + ", this device (" + device.str() + ") is " + here);
+          continue;
+        }
+#ifdef PADL_WITH_AOTI
+        loaded.program = std::make_unique<AotiProgram>(full, device);
+#else
+        skip("this build of the padl C++ runtime has no AOTInductor support (PADL_WITH_AOTI=OFF)");
+        continue;
+#endif
+      } else {
+        skip("the C++ runtime loads only aoti and torchscript backends");
+        continue;
+      }
+    } catch (const c10::Error& error) {
+      skip(std::string("failed to load: ") + error.what_without_backtrace());
+      continue;
+    } catch (const std::exception& error) {
+      skip(std::string("failed to load: ") + error.what());
+      continue;
+    }
+    loaded.backend = name;
+    loaded.file = relative;
+    return loaded;
+  }
+
+  std::ostringstream message;
+  if (loaded.skipped.empty()) {
+    message << root << ": manifest.json lists no ";
+    message << (wanted.empty() ? std::string("forward backend") : "'" + wanted + "' backend");
+    message << " for the C++ runtime. Build one with `padlc build --backend torchscript` (portable) "
+               "or `--backend aoti` (native code for one device).";
+    throw BackendUnavailableError(message.str(), root, kManifestFile);
+  }
+  message << root << ": no forward backend in manifest.json can run on " << device.str() << ":";
+  for (const auto& line : loaded.skipped) message << "\n  - " << line;
+  message << "\nRebuild the artifact on a machine with this device (`padlc build --backend aoti`), "
+             "or add a portable backend (`padlc build --backend torchscript`).";
+  throw BackendUnavailableError(message.str(), root, first_skipped_file);
+}
+
+void check_device(const std::string& root, const torch::Device& device) {
+  if (device.is_cpu()) return;
+  if (device.is_cuda()) {
+    if (!torch::cuda::is_available()) {
+      throw BackendUnavailableError(root + ": device " + device.str() +
+                                        " requested, but this libtorch has no usable CUDA device.",
+                                    root);
+    }
+    return;
+  }
+  throw BackendUnavailableError(
+      root + ": device " + device.str() + " is not supported; use cpu or cuda[:N].", root);
+}
+
+}  // namespace
+
+std::string device_arch(const torch::Device& device) {
+  if (device.is_cpu()) {
+#if defined(__x86_64__) || defined(_M_X64)
+    return "cpu-x86_64";
+#elif defined(__aarch64__) && defined(__APPLE__)
+    return "cpu-arm64";
+#elif defined(__aarch64__) || defined(_M_ARM64)
+    return "cpu-aarch64";
+#else
+    return "cpu-unknown";
+#endif
+  }
+  if (device.is_cuda()) {
+#ifdef PADL_WITH_CUDA
+    const auto* properties =
+        at::cuda::getDeviceProperties(device.has_index() ? device.index() : at::cuda::current_device());
+    return "cuda-sm" + std::to_string(properties->major) + std::to_string(properties->minor);
+#else
+    return "cuda-unknown";
+#endif
+  }
+  return device.str();
+}
+
+struct Artifact::Impl {
+  std::string root;
+  torch::Device device;
+  json manifest;
+  LoadedForward forward;
+  std::unique_ptr<Program> pipeline;
+  bool run_available = false;
+  std::string run_reason;
+  std::size_t input_count = 0;  // 0: the manifest does not record the forward's inputs
+};
+
+Artifact::Artifact(const std::string& path, torch::Device device, const std::string& backend)
+    : impl_(std::make_unique<Impl>(Impl{path, device, {}, {}, {}, false, {}, 0})) {
+  Impl& self = *impl_;
+  self.manifest = read_manifest(path);
+  try {
+    load(self, backend);
+  } catch (const json::exception& error) {
+    malformed(path, error.what());
+  }
+}
+
+void Artifact::load(Impl& self, const std::string& backend) {
+  const std::string& path = self.root;
+  const torch::Device& device = self.device;
+  // Verify everything before loading anything: loading a TorchScript or AOTI file runs its code.
+  const std::vector<std::string> listed = verify_files(path, self.manifest);
+  check_device(path, device);
+  self.forward = load_forward(path, self.manifest, listed, device, backend);
+
+  const json inputs = self.manifest["forward"].value("inputs", json::array());
+  if (inputs.is_array()) self.input_count = inputs.size();
+
+  const json cpp = self.manifest.value("cpp", json());
+  if (cpp.is_null()) {
+    self.run_reason = "the manifest has no \"cpp\" section (built by a padlc without C++ support)";
+  } else if (!cpp.value("run_available", false)) {
+    self.run_reason = cpp.value("reason", std::string());
+    if (self.run_reason.empty()) self.run_reason = "the compiler recorded no reason";
+  } else {
+    const json& file = field(cpp, "pipeline_file", path);
+    if (!file.is_string()) malformed(path, "cpp.run_available is true but cpp.pipeline_file is null");
+    const std::string relative = file.get<std::string>();
+    if (std::find(listed.begin(), listed.end(), relative) == listed.end()) {
+      throw IntegrityError(path + ": pipeline file '" + relative + "' is not listed in " +
+                               kManifestFile + ", so it cannot be verified. Rebuild the artifact.",
+                           path, relative);
+    }
+    try {
+      self.pipeline = std::make_unique<ScriptProgram>((fs::path(path) / relative).string(), device);
+    } catch (const c10::Error& error) {
+      throw ArtifactError(path + ": cannot load pipeline file '" + relative +
+                              "': " + error.what_without_backtrace(),
+                          path, relative);
+    }
+    self.run_available = true;
+  }
+}
+
+Artifact::~Artifact() = default;
+Artifact::Artifact(Artifact&&) noexcept = default;
+Artifact& Artifact::operator=(Artifact&&) noexcept = default;
+
+namespace {
+std::vector<torch::Tensor> call_on_device(Program& program, const std::vector<torch::Tensor>& inputs,
+                                          const torch::Device& device) {
+  c10::InferenceMode guard;
+  std::vector<torch::Tensor> moved;
+  moved.reserve(inputs.size());
+  for (const auto& tensor : inputs) moved.push_back(tensor.device() == device ? tensor : tensor.to(device));
+  return program.call(moved);
+}
+}  // namespace
+
+std::vector<torch::Tensor> Artifact::forward(const std::vector<torch::Tensor>& inputs) const {
+  if (impl_->input_count != 0 && inputs.size() != impl_->input_count) {
+    throw std::invalid_argument(impl_->root + ": forward takes " +
+                                std::to_string(impl_->input_count) + " tensors (the collated batch, "
+                                "flattened), got " + std::to_string(inputs.size()) + ".");
+  }
+  return call_on_device(*impl_->forward.program, inputs, impl_->device);
+}
+
+std::vector<torch::Tensor> Artifact::run(const std::vector<torch::Tensor>& inputs) const {
+  if (!impl_->run_available) {
+    throw RunUnavailableError(impl_->root + ": run() is not available for this artifact: " +
+                                  impl_->run_reason +
+                                  ". Preprocess in your own code and call forward() on the "
+                                  "collated batch instead.",
+                              impl_->root, kManifestFile);
+  }
+  return call_on_device(*impl_->pipeline, inputs, impl_->device);
+}
+
+bool Artifact::run_available() const { return impl_->run_available; }
+const std::string& Artifact::run_unavailable_reason() const { return impl_->run_reason; }
+const std::string& Artifact::path() const { return impl_->root; }
+const std::string& Artifact::backend() const { return impl_->forward.backend; }
+const std::string& Artifact::forward_file() const { return impl_->forward.file; }
+torch::Device Artifact::device() const { return impl_->device; }
+const std::vector<std::string>& Artifact::skipped_backends() const { return impl_->forward.skipped; }
+int Artifact::format_version() const { return impl_->manifest.at("format_version").get<int>(); }
+std::string Artifact::padlc_version() const { return impl_->manifest.value("padlc_version", ""); }
+std::string Artifact::kind() const { return impl_->manifest.value("kind", ""); }
+std::string Artifact::pipeline() const { return impl_->manifest.value("pipeline", ""); }
+std::string Artifact::torch_version() const { return impl_->manifest.value("torch_version", ""); }
+const json& Artifact::manifest() const { return impl_->manifest; }
+
+}  // namespace padl
