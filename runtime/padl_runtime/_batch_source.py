@@ -1,0 +1,264 @@
+"""Where the executor's batches come from: reading, preprocessing and collating items.
+
+Private to :mod:`padl_runtime.executor`. A batch is produced whole, in one place: inline in the
+main process when there are no workers, or inside a DataLoader worker process otherwise, so that
+the main process only receives finished batches. Every batch travels as a :data:`Batch` triple
+``(index of its first item, number of items, collated batch)``; the indices are what the error
+notes ("while preprocessing item 7") are built from.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from padl_runtime.collate import collate
+
+__all__ = [
+    "Batch",
+    "ChunkDataset",
+    "ChunkStream",
+    "WorkerFailure",
+    "add_note",
+    "inline_batches",
+    "is_indexable",
+    "span",
+]
+
+Batch = tuple[int, int, Any]
+"""``(index of the first item, number of items, collated batch)``."""
+
+Preprocess = Callable[[Any], Any] | None
+
+
+def span(start: int, count: int) -> str:
+    """The items of a batch as a readable range, with an en dash: ``span(64, 64) == "64\u2013127"``."""
+    return f"{start}\u2013{start + count - 1}" if count > 1 else str(start)
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """Attach ``note`` to ``exc`` in place, so that a bare ``raise`` keeps its type and traceback.
+
+    Python 3.11+ prints notes (``add_note``). Python 3.10 does not, so there the note is also
+    appended to a string first argument, which is what ``str(exc)`` shows for most exceptions.
+    """
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+        return
+    exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]  # pragma: no cover
+    if exc.args and isinstance(exc.args[0], str):  # pragma: no cover
+        exc.args = (f"{exc.args[0]} ({note})", *exc.args[1:])
+
+
+def is_indexable(items: object) -> bool:
+    """True for inputs read by position (list, tuple, range, tensor, numpy array, ...).
+
+    Mappings have ``__getitem__`` too, but by key; they, sets and generators are read by iterating.
+    """
+    if isinstance(items, torch.Tensor):
+        return items.dim() > 0
+    kind = type(items)
+    return (
+        not isinstance(items, Mapping) and hasattr(kind, "__len__") and hasattr(kind, "__getitem__")
+    )
+
+
+def _take(iterator: Iterator[Any], count: int, start: int) -> list[Any]:
+    """Read up to ``count`` items, never one more (so a generator is not advanced past the batch)."""
+    chunk: list[Any] = []
+    if count <= 0:
+        return chunk
+    try:
+        for value in iterator:
+            chunk.append(value)
+            if len(chunk) == count:
+                break
+    except Exception as exc:
+        add_note(exc, f"while reading item {start + len(chunk)} from the input")
+        raise
+    return chunk
+
+
+def _build(raw: Iterable[Any], start: int, preprocess: Preprocess) -> tuple[int, Any]:
+    """Preprocess and collate one batch; failures get a note naming the item (or the batch)."""
+    values: list[Any] = []
+    if preprocess is None:
+        values = list(raw)
+    else:
+        try:
+            for value in raw:
+                values.append(preprocess(value))
+        except Exception as exc:
+            add_note(exc, f"while preprocessing item {start + len(values)}")
+            raise
+    try:
+        batch = collate(values)
+    except Exception as exc:
+        add_note(exc, f"while collating the batch of items {span(start, len(values))}")
+        raise
+    return len(values), batch
+
+
+def _slice_batch(items: Any, start: int, stop: int, preprocess: Preprocess) -> tuple[int, Any]:
+    if preprocess is None and isinstance(items, torch.Tensor):
+        # Same result as stacking the rows (a fresh contiguous tensor, so a forward that writes
+        # into its input cannot touch the caller's data) without a Python step per item.
+        return stop - start, items[start:stop].clone(memory_format=torch.contiguous_format)
+    return _build((items[i] for i in range(start, stop)), start, preprocess)
+
+
+def inline_batches(items: Any, preprocess: Preprocess, batch_size: int) -> Iterator[Batch]:
+    """Batches built in the calling process, read lazily: at most one batch of input at a time."""
+    if is_indexable(items):
+        total = len(items)
+        for start in range(0, total, batch_size):
+            count, batch = _slice_batch(items, start, min(start + batch_size, total), preprocess)
+            yield start, count, batch
+        return
+    iterator = iter(items)
+    start = 0
+    while chunk := _take(iterator, batch_size, start):
+        count, batch = _build(chunk, start, preprocess)
+        yield start, count, batch
+        start += count
+
+
+@dataclass
+class WorkerFailure:
+    """An exception raised in a DataLoader worker, carried to the main process as a value.
+
+    DataLoader's own re-raise (``ExceptionWrapper``) rebuilds the exception as ``type(message)``
+    with the worker's traceback pasted into the message: exceptions whose constructor takes other
+    arguments turn into ``RuntimeError``, and a ``KeyboardInterrupt`` in a worker makes it exit
+    silently, which the main process only notices seconds later as "worker exited unexpectedly".
+    Returning the exception (pickled, notes included) keeps its type, arguments and notes.
+    """
+
+    type_name: str
+    message: str
+    worker_traceback: str
+    notes: list[str] = field(default_factory=list)
+    payload: bytes | None = None
+    exc_type: type[BaseException] | None = None
+
+    @classmethod
+    def capture(cls, exc: BaseException) -> WorkerFailure:
+        payload: bytes | None = None
+        try:
+            pickled = pickle.dumps(exc)
+            pickle.loads(pickled)  # some exceptions pickle but cannot be rebuilt
+            payload = pickled
+        except Exception:
+            pass
+        try:
+            pickle.dumps(type(exc))
+            exc_type: type[BaseException] | None = type(exc)
+        except Exception:
+            exc_type = None
+        return cls(
+            type_name=type(exc).__qualname__,
+            message=str(exc),
+            worker_traceback="".join(traceback.format_tb(exc.__traceback__)),
+            notes=list(getattr(exc, "__notes__", [])),
+            payload=payload,
+            exc_type=exc_type,
+        )
+
+    def rebuild(self) -> BaseException:
+        """The exception to raise in the main process, with the worker's traceback as a note."""
+        exc: BaseException | None = None
+        if self.payload is not None:
+            try:
+                exc = pickle.loads(self.payload)
+            except Exception:
+                exc = None
+        if exc is None and self.exc_type is not None:
+            try:
+                exc = self.exc_type(self.message)
+            except Exception:
+                exc = None
+        if exc is None:
+            exc = RuntimeError(f"{self.type_name}: {self.message}")
+        if sys.version_info >= (3, 11):
+            for note in self.notes:
+                if note not in getattr(exc, "__notes__", []):
+                    exc.add_note(note)
+            exc.add_note(
+                "Traceback in the DataLoader worker process (most recent call last):\n"
+                + self.worker_traceback.rstrip()
+            )
+        return exc
+
+
+def _in_worker(build: Callable[[], Batch]) -> Batch | WorkerFailure:
+    # BaseException: a KeyboardInterrupt or SystemExit raised by user code must reach the main
+    # process too, not end the worker silently (see WorkerFailure).
+    try:
+        return build()
+    except BaseException as exc:
+        return WorkerFailure.capture(exc)
+
+
+class ChunkDataset(Dataset[Any]):
+    """Item ``k`` is the whole ``k``-th batch of an indexable input, built in the worker."""
+
+    def __init__(self, items: Any, preprocess: Preprocess, batch_size: int) -> None:
+        self.items = items
+        self.preprocess = preprocess
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.items) // self.batch_size)
+
+    def __getitem__(self, k: int) -> Batch | WorkerFailure:
+        def build() -> Batch:
+            start = k * self.batch_size
+            stop = min(start + self.batch_size, len(self.items))
+            return (start, *_slice_batch(self.items, start, stop, self.preprocess))
+
+        return _in_worker(build)
+
+
+class ChunkStream(IterableDataset[Any]):
+    """Batches of a plain iterable: worker ``w`` of ``n`` builds chunks ``w, w + n, w + 2n, ...``.
+
+    Each worker iterates its own copy of the input and skips the other workers' chunks. DataLoader
+    takes results from the workers round-robin, so the batches arrive in input order.
+    """
+
+    def __init__(self, items: Iterable[Any], preprocess: Preprocess, batch_size: int) -> None:
+        self.items = items
+        self.preprocess = preprocess
+        self.batch_size = batch_size
+
+    def __iter__(self) -> Iterator[Batch | WorkerFailure]:
+        info = get_worker_info()
+        workers, me = (info.num_workers, info.id) if info is not None else (1, 0)
+        try:
+            iterator = iter(self.items)
+        except BaseException as exc:
+            yield WorkerFailure.capture(exc)
+            return
+        start = 0
+        for chunk_index in range(sys.maxsize):
+            mine = chunk_index % workers == me
+            try:
+                chunk = _take(iterator, self.batch_size, start)
+                if not chunk:
+                    return
+                if mine:
+                    batch: Batch | WorkerFailure = (start, *_build(chunk, start, self.preprocess))
+            except BaseException as exc:
+                # The worker owning the failing chunk reports first, in order; others stop here.
+                yield WorkerFailure.capture(exc)
+                return
+            if mine:
+                yield batch
+            start += len(chunk)

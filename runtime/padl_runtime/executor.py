@@ -1,0 +1,465 @@
+"""The batched executor behind every ``eval_apply`` / ``train_apply``: preprocess → forward → postprocess.
+
+:func:`run_batches` streams items through three stages:
+
+* **preprocess + collate**, per batch, inline or whole batches at a time in DataLoader workers;
+* **forward**, per collated batch, in the main process, on ``device`` (on CUDA the next batch is
+  copied on a side stream while the current one runs);
+* **postprocess**, per item after splitting the forward's output, inline or in a background thread.
+
+Outputs come out in input order and are streamed: nothing is accumulated, so memory stays flat
+however many items go through. Failures keep their exception type and gain a note naming the
+item or batch ("while preprocessing item 7"). Closing the iterator, an exception or a
+``KeyboardInterrupt`` shuts down every worker process and thread it started.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from padl_runtime._batch_source import (
+    Batch,
+    ChunkDataset,
+    ChunkStream,
+    WorkerFailure,
+    add_note,
+    inline_batches,
+    is_indexable,
+    span,
+)
+from padl_runtime.collate import move_to_device, pin, uncollate
+
+__all__ = ["BatchIterator", "run_batches"]
+
+# The executor builds the DataLoader's batching itself (one dataset item = one whole batch).
+_RESERVED_LOADER_KWARGS = frozenset(
+    {"dataset", "batch_size", "sampler", "batch_sampler", "collate_fn", "drop_last", "pin_memory"}
+)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything one run needs; holds no reference to the :class:`BatchIterator` (see there)."""
+
+    items: Any
+    preprocess: Callable[[Any], Any] | None
+    forward: Callable[[Any], Any]
+    postprocess: Callable[[Any], Any] | None
+    postprocess_batch: Callable[[Any], list[Any]] | None
+    per_item: bool
+    batch_size: int
+    num_workers: int
+    device: torch.device
+    pin_memory: bool
+    post_threads: int
+    progress: bool
+    loader_kwargs: dict[str, Any]
+
+
+class BatchIterator(Iterator[Any]):
+    """The outputs of :func:`run_batches`, produced lazily, in input order.
+
+    ``len()`` is the number of outputs (items, or batches when outputs are per batch) and raises
+    ``TypeError`` for an input without a length. Nothing starts before the first ``next()``.
+    ``close()`` (or leaving a ``with`` block, or dropping the last reference) stops the run and
+    shuts down its worker processes and threads.
+    """
+
+    def __init__(self, plan: _Plan) -> None:
+        self._plan = plan
+        self._outputs: Iterator[Any] | None = None
+        self._length = _output_count(plan)
+
+    def __len__(self) -> int:
+        if self._length is None:
+            raise TypeError(
+                f"len() is unknown: the input ({type(self._plan.items).__name__}) has no length. "
+                "Pass a list, tuple, range, tensor or array to know it, or count the outputs."
+            )
+        return self._length
+
+    def __iter__(self) -> BatchIterator:
+        return self
+
+    def __next__(self) -> Any:
+        if self._outputs is None:
+            # A generator over the plan, not over ``self``: no reference cycle, so dropping the
+            # last reference to this iterator closes the generator at once and its ``finally``
+            # shuts the workers down (no waiting for the cyclic garbage collector).
+            self._outputs = _run(self._plan)
+        return next(self._outputs)
+
+    def close(self) -> None:
+        """Stop the run: shut down worker processes and threads. Safe to call more than once."""
+        if self._outputs is not None:
+            self._outputs.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> BatchIterator:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _output_count(plan: _Plan) -> int | None:
+    if isinstance(plan.items, torch.Tensor):
+        items = len(plan.items) if plan.items.dim() else None
+    else:
+        items = len(plan.items) if hasattr(type(plan.items), "__len__") else None
+    if items is None or plan.per_item:
+        return items
+    return -(-items // plan.batch_size)
+
+
+def run_batches(
+    items: Any,
+    *,
+    preprocess: Callable[[Any], Any] | None,
+    forward: Callable[[Any], Any],
+    postprocess: Callable[[Any], Any] | None,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+    flatten: bool = False,
+    use_post: bool = True,
+    progress: bool = False,
+    pin_memory: bool | None = None,
+    postprocess_batch: Callable[[Any], list[Any]] | None = None,
+    post_threads: int | None = None,
+    **loader_kwargs: Any,
+) -> BatchIterator:
+    """Run ``items`` through preprocess → collate → forward → uncollate → postprocess, in batches.
+
+    ``items`` is anything indexable with a length (list, tuple, range, tensor, numpy array) or any
+    iterable (a generator is read lazily, one batch at a time). Outputs are one per item when
+    ``use_post`` and a post stage is given, or when ``flatten``; otherwise one per batch (the
+    forward's output as is). They come in input order.
+
+    Options: ``num_workers`` > 0 preprocesses and collates whole batches in DataLoader worker
+    processes (``loader_kwargs`` such as ``worker_init_fn``, ``prefetch_factor`` or
+    ``multiprocessing_context`` go to the DataLoader; without workers no DataLoader is used and
+    they are ignored). ``pin_memory`` defaults to "device is
+    CUDA". ``postprocess_batch`` maps a whole forward output to a list of per-item outputs
+    (instead of ``postprocess``). ``post_threads`` is the number of background threads for the
+    post stage; the default is 1 on CUDA and 0 (inline) elsewhere. ``progress`` shows a tqdm bar
+    when tqdm is installed.
+
+    >>> import torch
+    >>> outputs = run_batches(
+    ...     range(5),
+    ...     preprocess=lambda i: torch.tensor([float(i)]),
+    ...     forward=lambda batch: batch * 2,
+    ...     postprocess=lambda out: int(out.item()),
+    ...     batch_size=2,
+    ... )
+    >>> len(outputs), list(outputs)
+    (5, [0, 2, 4, 6, 8])
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}.")
+    if postprocess is not None and postprocess_batch is not None:
+        raise TypeError("Pass either postprocess (per item) or postprocess_batch, not both.")
+    reserved = sorted(_RESERVED_LOADER_KWARGS & loader_kwargs.keys())
+    if reserved:
+        raise TypeError(
+            f"run_batches() sets the DataLoader's {', '.join(reserved)} itself; "
+            "use its own batch_size / pin_memory / preprocess arguments instead."
+        )
+    if loader_kwargs.get("shuffle"):
+        raise ValueError("shuffle=True is not supported: outputs always come in input order.")
+    device = torch.device(device)
+    is_cuda = device.type == "cuda"
+    if post_threads is None:
+        post_threads = 1 if is_cuda else 0  # why: see _post_stage
+    if post_threads < 0:
+        raise ValueError(f"post_threads must be >= 0, got {post_threads!r}.")
+    use_post = use_post and (postprocess is not None or postprocess_batch is not None)
+    plan = _Plan(
+        items=items,
+        preprocess=preprocess,
+        forward=forward,
+        postprocess=postprocess if use_post else None,
+        postprocess_batch=postprocess_batch if use_post else None,
+        per_item=use_post or flatten,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+        # Pinning only pays for an asynchronous copy to a CUDA device, and without CUDA
+        # DataLoader warns about it; so it is skipped when CUDA is missing.
+        pin_memory=(is_cuda if pin_memory is None else pin_memory) and torch.cuda.is_available(),
+        post_threads=post_threads,
+        progress=progress,
+        loader_kwargs=loader_kwargs,
+    )
+    return BatchIterator(plan)
+
+
+# --- stage 1: batches on the host ---------------------------------------------------------------
+
+
+def _start_method(context: Any) -> str:
+    if isinstance(context, str):
+        return context
+    if context is not None:
+        return str(context.get_start_method())
+    return multiprocessing.get_start_method()
+
+
+def _check_picklable(plan: _Plan) -> None:
+    """Under spawn/forkserver, workers receive the input and the preprocess by pickling."""
+    method = _start_method(plan.loader_kwargs.get("multiprocessing_context"))
+    if method == "fork":
+        return
+    for what, value in (("preprocess", plan.preprocess), ("input", plan.items)):
+        try:
+            pickle.dumps(value)
+        except Exception as exc:
+            raise TypeError(
+                f"The {what} ({type(value).__name__}) cannot be sent to DataLoader worker "
+                f"processes started with {method!r}: {exc}. Define functions at module level (no "
+                "lambdas or closures), pass a list instead of a generator, or use "
+                "num_workers=0 or multiprocessing_context='fork'."
+            ) from exc
+
+
+def _loader_batches(loader_iter: Iterator[Any]) -> Iterator[Batch]:
+    for entry in loader_iter:
+        if isinstance(entry, WorkerFailure):
+            raise entry.rebuild()
+        start, count, batch = entry
+        yield start, count, batch
+
+
+def _shutdown_loader(loader_iter: Iterator[Any] | None) -> None:
+    # The DataLoader iterator only stops its workers in __del__, which an exception traceback
+    # can postpone indefinitely; its _shutdown_workers is idempotent and has been there since
+    # torch 1.0. (Private API: if it ever goes, __del__ still does the job, only later.)
+    shutdown = getattr(loader_iter, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
+# --- stage 2: batches on the device -------------------------------------------------------------
+
+
+def _on_device(batches: Iterator[Batch], plan: _Plan) -> Iterator[Batch]:
+    device = plan.device
+    if device.type == "cpu":
+        return batches  # tensors are built on the CPU: nothing to do, nothing to pay
+    if device.type == "cuda" and torch.cuda.is_available():
+        return _cuda_prefetch(batches, device, pin_here=plan.pin_memory and plan.num_workers == 0)
+    return ((start, count, move_to_device(batch, device)) for start, count, batch in batches)
+
+
+def _record_stream(value: Any, stream: torch.cuda.Stream) -> None:
+    if isinstance(value, torch.Tensor):
+        if value.is_cuda:
+            value.record_stream(stream)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _record_stream(item, stream)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _record_stream(item, stream)
+
+
+def _cuda_prefetch(
+    batches: Iterator[Batch], device: torch.device, pin_here: bool
+) -> Iterator[Batch]:
+    """Copy batch k+1 to the GPU on a side stream while the forward of batch k runs.
+
+    The copy of the next batch is issued before the current one is handed out, so it overlaps
+    with that batch's forward. Before a batch is used, the consumer's stream waits for the copy
+    stream; ``record_stream`` tells the caching allocator that the copied tensors (allocated on the
+    side stream) are in use on the consumer's stream, so their memory is not reused too early.
+    Pinned host memory is kept alive by torch's host allocator until its copy completes.
+    """
+    copy_stream = torch.cuda.Stream(device)
+
+    def load(entry: Batch) -> Batch:
+        start, count, batch = entry
+        if pin_here:  # with workers, the DataLoader's pin thread has done it already
+            batch = pin(batch)
+        with torch.cuda.stream(copy_stream):
+            batch = move_to_device(batch, device, non_blocking=True)
+        return start, count, batch
+
+    def load_next() -> Batch | None:
+        entry = next(batches, None)
+        return None if entry is None else load(entry)
+
+    upcoming = load_next()
+    while upcoming is not None:
+        current = upcoming
+        consumer = torch.cuda.current_stream(device)
+        consumer.wait_stream(copy_stream)
+        _record_stream(current[2], consumer)
+        deferred: Exception | None = None
+        try:
+            upcoming = load_next()
+        except Exception as exc:  # report it after the batch before it has been delivered
+            upcoming, deferred = None, exc
+        yield current
+        if deferred is not None:
+            raise deferred
+
+
+# --- stage 3: forward and post ------------------------------------------------------------------
+
+
+def _forward(plan: _Plan, start: int, count: int, batch: Any) -> Any:
+    try:
+        return plan.forward(batch)
+    except Exception as exc:
+        add_note(exc, f"in the forward of the batch of items {span(start, count)}")
+        raise
+
+
+def _post_items(plan: _Plan, start: int, count: int, output: Any) -> list[Any]:
+    """Per-item outputs of one batch: split the forward output, then postprocess each item."""
+    where = f"the batch of items {span(start, count)}"
+    if plan.postprocess_batch is not None:
+        try:
+            results = list(plan.postprocess_batch(output))
+        except Exception as exc:
+            add_note(exc, f"while postprocessing {where}")
+            raise
+    else:
+        try:
+            results = uncollate(output)
+        except Exception as exc:
+            add_note(exc, f"while splitting the forward output of {where} into items")
+            raise
+        if plan.postprocess is not None:
+            post = plan.postprocess
+            done: list[Any] = []
+            try:
+                for value in results:
+                    done.append(post(value))
+            except Exception as exc:
+                add_note(exc, f"while postprocessing item {start + len(done)}")
+                raise
+            results = done
+    if len(results) != count:
+        raise ValueError(
+            f"Expected {count} outputs for {where}, got {len(results)}: the forward (or "
+            "postprocess_batch) must keep the batch axis, one row per item."
+        )
+    return results
+
+
+def _post_stage(plan: _Plan, batches: Iterator[Batch]) -> Iterator[list[Any]]:
+    """Per-item outputs, batch by batch; post of batch k overlaps the forward of batch k+1.
+
+    The overlap needs a thread, and a thread only helps when the forward releases the GIL for
+    long (a CUDA forward waits on the GPU; ``.item()`` in the post stage is where it syncs).
+    Measured on a 2-core CPU (benchmarks/executor_cpu.py) a background thread for a cheap post
+    is slower than doing it inline: the post is GIL-bound Python and torch's CPU kernels already
+    use both cores, so the thread only adds hand-off and contention. Hence post_threads defaults
+    to 0 on CPU and 1 on CUDA. The queue is bounded (post_threads batches in flight) so memory
+    stays flat.
+    """
+    if plan.post_threads == 0:
+        for start, count, batch in batches:
+            yield _post_items(plan, start, count, _forward(plan, start, count, batch))
+        return
+    pool = ThreadPoolExecutor(plan.post_threads, thread_name_prefix="padl-post")
+    pending: deque[Future[list[Any]]] = deque()
+    try:
+        for start, count, batch in batches:
+            output = _forward(plan, start, count, batch)
+            pending.append(pool.submit(_post_items, plan, start, count, output))
+            del output, batch  # the thread holds what it needs; don't pin it here too
+            if len(pending) > plan.post_threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        # Waits only for the batch being postprocessed (if any), then the threads exit.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _progress_bar(plan: _Plan, total: int | None) -> Any:
+    try:
+        from tqdm.auto import tqdm  # optional: the runtime needs only torch
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="item" if plan.per_item else "batch", dynamic_ncols=True)
+
+
+def _run(plan: _Plan) -> Iterator[Any]:
+    loader_iter: Iterator[Any] | None = None
+    stages: list[Iterator[Any]] = []  # closed last-to-first on the way out
+    bar = None
+    try:
+        if plan.num_workers == 0:
+            host: Iterator[Batch] = inline_batches(plan.items, plan.preprocess, plan.batch_size)
+        else:
+            dataset: Any
+            if is_indexable(plan.items):
+                dataset = ChunkDataset(plan.items, plan.preprocess, plan.batch_size)
+            else:
+                dataset = ChunkStream(plan.items, plan.preprocess, plan.batch_size)
+            _check_picklable(plan)
+            loader = DataLoader(
+                dataset,
+                batch_size=None,  # one dataset item is already a whole batch
+                collate_fn=_as_is,
+                num_workers=plan.num_workers,
+                pin_memory=plan.pin_memory,
+                **plan.loader_kwargs,
+            )
+            # Workers are started (forked) here, before any thread of ours exists.
+            loader_iter = iter(loader)
+            host = _loader_batches(loader_iter)
+        batches = _on_device(host, plan)
+        stages += [host, batches]
+        if plan.progress:
+            bar = _progress_bar(plan, _output_count(plan))
+        if not plan.per_item:
+            for start, count, batch in batches:
+                output = _forward(plan, start, count, batch)
+                del batch
+                yield output
+                if bar is not None:
+                    bar.update(1)
+            return
+        post = _post_stage(plan, batches)
+        stages.append(post)
+        for outputs in post:
+            for output in outputs:
+                yield output
+            if bar is not None:
+                bar.update(len(outputs))
+    finally:
+        # Explicitly, in order (threads, then device prefetch, then workers): on early exit the
+        # inner generators are only suspended, and their own cleanup must not wait for the GC.
+        for stage in reversed(stages):
+            stage.close()  # type: ignore[attr-defined]
+        _shutdown_loader(loader_iter)
+        if bar is not None:
+            bar.close()
+
+
+def _as_is(batch: Any) -> Any:
+    """The DataLoader's collate_fn: batches are collated in the dataset already."""
+    return batch
