@@ -1,12 +1,13 @@
 // classify: run a built .padl artifact on tensors written by Python, print the predicted class of
 // each row, and write every output tensor back for comparison.
 //
-//   classify [--device cpu|cuda[:N]] [--backend aoti|torchscript] [--forward] [--out DIR]
-//            ARTIFACT INPUT.tensor...
+//   classify [--device cpu|cuda[:N]] [--backend aoti|torchscript] [--forward | --run]
+//            [--out DIR] ARTIFACT INPUT.tensor...
 //
 // Inputs and outputs use the raw tensor format of padl/tensor_file.h. With the whole pipeline
 // available (manifest cpp.run_available) classify calls run() on the raw inputs; otherwise, or with
-// --forward, it calls forward() on them as the collated batch. Outputs go to DIR/output_<i>.tensor.
+// --forward, it calls forward() on them as the collated batch. --run insists on run() (and fails,
+// quoting the compiler's reason, when the artifact has no scripted pipeline). Outputs go to DIR/output_<i>.tensor.
 // Exit status: 0 on success, 2 for a bad artifact (padl::ArtifactError), 1 for other errors,
 // 64 for bad usage.
 #include <exception>
@@ -22,8 +23,8 @@ namespace {
 
 int usage(const std::string& why) {
   std::cerr << "classify: " << why << "\n"
-            << "usage: classify [--device cpu|cuda[:N]] [--backend aoti|torchscript] [--forward]\n"
-               "                [--out DIR] ARTIFACT INPUT.tensor...\n";
+            << "usage: classify [--device cpu|cuda[:N]] [--backend aoti|torchscript]\n"
+               "                [--forward | --run] [--out DIR] ARTIFACT INPUT.tensor...\n";
   return 64;
 }
 
@@ -31,7 +32,7 @@ int usage(const std::string& why) {
 
 int main(int argc, char** argv) {
   std::string device = "cpu", backend, out_dir, artifact_path;
-  bool forward_only = false;
+  bool forward_only = false, run_only = false;
   std::vector<std::string> input_paths;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -44,6 +45,8 @@ int main(int argc, char** argv) {
       out_dir = value();
     } else if (arg == "--forward") {
       forward_only = true;
+    } else if (arg == "--run") {
+      run_only = true;
     } else if (arg.rfind("--", 0) == 0) {
       return usage("unknown option " + arg);
     } else if (artifact_path.empty()) {
@@ -53,6 +56,7 @@ int main(int argc, char** argv) {
     }
   }
   if (artifact_path.empty() || input_paths.empty()) return usage("need an artifact and inputs");
+  if (forward_only && run_only) return usage("--forward and --run exclude each other");
 
   try {
     const padl::Artifact artifact(artifact_path, torch::Device(device), backend);
@@ -62,7 +66,7 @@ int main(int argc, char** argv) {
 
     std::vector<torch::Tensor> inputs;
     for (const auto& path : input_paths) inputs.push_back(padl::read_tensor_file(path));
-    const bool use_run = artifact.run_available() && !forward_only;
+    const bool use_run = run_only || (artifact.run_available() && !forward_only);
     const std::vector<torch::Tensor> outputs = use_run ? artifact.run(inputs) : artifact.forward(inputs);
 
     const torch::Tensor& first = outputs.at(0);

@@ -1,0 +1,64 @@
+"""padlc: write a PyTorch pipeline once — preprocessing, network, postprocessing — apply it to one
+item or many, save it with its code, and compile it for serving.
+
+>>> import torch
+>>> from padlc import transform, batch, unbatch, same
+>>> @transform
+... def to_tensor(x):
+...     return torch.tensor(x, dtype=torch.float32)
+>>> model = transform(torch.nn.Linear)(3, 2)
+>>> pipeline = to_tensor >> batch >> model >> same.argmax(-1) >> unbatch >> same.item()
+>>> pipeline.infer_apply([1.0, 2.0, 3.0]) in (0, 1)
+True
+"""
+
+from padlc.errors import (
+    ArtifactError,
+    BuildError,
+    LoweringError,
+    ModeError,
+    PadlcError,
+    SaveError,
+    StageError,
+)
+from padlc.language.apply import DEFAULT_BATCH_SIZE
+from padlc.language.atomic import transform
+from padlc.language.base import Transform
+from padlc.language.combinators import Compose, Map, Parallel, Pipeline, Rollout, group
+from padlc.language.markers import Batchify, Identity, Unbatchify, batch, identity, unbatch
+from padlc.language.modes import IfEval, IfInfer, IfInMode, IfTrain, Try
+from padlc.language.same import same
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "ArtifactError",
+    "Batchify",
+    "BuildError",
+    "Compose",
+    "IfEval",
+    "IfInMode",
+    "IfInfer",
+    "IfTrain",
+    "Identity",
+    "LoweringError",
+    "Map",
+    "ModeError",
+    "PadlcError",
+    "Parallel",
+    "Pipeline",
+    "Rollout",
+    "SaveError",
+    "StageError",
+    "Transform",
+    "Try",
+    "Unbatchify",
+    "__version__",
+    "batch",
+    "group",
+    "identity",
+    "same",
+    "transform",
+    "unbatch",
+]

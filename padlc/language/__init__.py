@@ -1,0 +1,1 @@
+"""The pipeline language: transforms, operators, stage markers, modes and apply methods."""

@@ -1,0 +1,207 @@
+"""The three ways to apply a pipeline: one item (``infer_apply``), many for evaluation or training.
+
+``eval_apply``/``train_apply`` hand the three stages to the executor in :mod:`padl_runtime.executor`
+(preprocessing and batching in worker processes, forward in the main process, postprocessing off
+the forward's critical path), wrapped so that each stage call runs in its own apply context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from padl_runtime.collate import move_to_device, uncollate
+
+from padlc.language import context as _context
+from padlc.language.base import Transform
+from padlc.language.context import ApplyContext, InContext, Mode
+from padlc.language.markers import Identity
+
+__all__ = ["DEFAULT_BATCH_SIZE", "annotate", "batched_apply", "infer_apply", "layer_modes"]
+
+#: ``eval_apply``/``train_apply`` batch size when none is given. PADL used the DataLoader's default
+#: of 1, which made every pipeline run item by item on the device; 64 keeps small models busy while
+#: bounding memory for large inputs. Pass ``batch_size=`` to tune it.
+DEFAULT_BATCH_SIZE = 64
+
+
+def _path_to(root: Transform, target: Transform) -> list[int] | None:
+    if root is target:
+        return []
+    for i, child in enumerate(root._pd_children()):
+        sub = _path_to(child, target)
+        if sub is not None:
+            return [i, *sub]
+    return None
+
+
+def annotate(exc: BaseException, pipeline: Transform, stage: str | None, where: str | None) -> None:
+    """Add a note naming the transform that raised (and the item) to an exception, once."""
+    if getattr(exc, "_padlc_noted", False):
+        return
+    failed = getattr(exc, "_padlc_transform", None)
+    parts = []
+    if failed is not None:
+        path = _path_to(pipeline, failed)
+        position = f" at position {'.'.join(map(str, path))}" if path else ""
+        location = ""
+        if failed._pd_location is not None:
+            location = f" (created at {failed._pd_location[0]}:{failed._pd_location[1]})"
+        parts.append(f"raised by transform `{failed!r}`{position}{location} in `{pipeline!r}`")
+    else:
+        parts.append(f"raised in `{pipeline!r}`")
+    if stage:
+        parts.append(f"stage {stage}")
+    if where:
+        parts.append(where)
+    note = "padlc: " + ", ".join(parts)
+    try:
+        exc.add_note(note)  # type: ignore[attr-defined]
+        exc._padlc_noted = True  # type: ignore[attr-defined]
+    except AttributeError:  # Python 3.10 has no add_note; the chained cause carries the note
+        pass
+
+
+@contextmanager
+def layer_modes(layers: list[torch.nn.Module], training: bool) -> Iterator[None]:
+    """Put layers in train/eval mode for the duration, then restore each layer's own mode."""
+    changed = [layer for layer in layers if layer.training != training]
+    for layer in changed:
+        layer.train(training)
+    try:
+        yield
+    finally:
+        for layer in changed:
+            layer.train(not training)
+
+
+def infer_apply(pipeline: Transform, item: Any) -> Any:
+    stages = pipeline._pd_stages()
+    context = ApplyContext("infer", pipeline._pd_device, stages.has_batch)
+    layers = pipeline.pd_layers
+    with _context.applying(context), torch.no_grad(), layer_modes(layers, training=False):
+        try:
+            output = pipeline._pd_call(item)
+        except Exception as exc:
+            annotate(exc, pipeline, None, None)
+            raise
+    if stages.has_batch and not stages.has_unbatch:
+        # No `unbatch`: the output is still a batch of one; infer_apply returns the item.
+        output = uncollate(move_to_device(output, "cpu"))[0]
+    return output
+
+
+class _PerItem:
+    """Iterator with ``len`` for pipelines without ``batch``: every item goes through alone."""
+
+    def __init__(self, pipeline: Transform, items: Iterable[Any], context: ApplyContext) -> None:
+        self._pipeline = pipeline
+        self._items = items
+        self._context = context
+
+    def __len__(self) -> int:
+        if not hasattr(self._items, "__len__"):
+            raise TypeError("len() is unknown: the inputs are an iterator without a length.")
+        return len(self._items)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[Any]:
+        grad = self._context.mode == "train"
+        for index, item in enumerate(self._items):
+            with _context.applying(self._context), torch.set_grad_enabled(grad):
+                try:
+                    output = self._pipeline._pd_call(item)
+                except Exception as exc:
+                    annotate(exc, self._pipeline, None, f"item {index}")
+                    raise
+            yield output
+
+
+class _Applied:
+    """The iterator returned by ``eval_apply``/``train_apply``: sets layer modes while iterating."""
+
+    def __init__(self, inner: Any, pipeline: Transform, training: bool) -> None:
+        self._inner = inner
+        self._pipeline = pipeline
+        self._training = training
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+    def __iter__(self) -> Iterator[Any]:
+        with layer_modes(self._pipeline.pd_layers, self._training):
+            try:
+                yield from self._inner
+            except Exception as exc:
+                annotate(exc, self._pipeline, None, None)
+                raise
+
+
+def _stage_or_none(t: Transform) -> Transform | None:
+    return None if isinstance(t, Identity) else t
+
+
+def batched_apply(
+    pipeline: Transform,
+    items: Iterable[Any],
+    mode: Mode,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    num_workers: int = 0,
+    flatten: bool = False,
+    use_post: bool = True,
+    progress: bool = False,
+    **loader_kwargs: Any,
+) -> _Applied:
+    """Apply ``pipeline`` to many items in ``mode`` ("eval" or "train").
+
+    Returns an iterator with ``len()``: one output per item when the pipeline has a postprocess
+    stage (and ``use_post``) or ``flatten=True``, else one output per batch. ``items`` may be any
+    sized indexable (list, tuple, tensor, range, numpy array) or a plain iterable. Preprocessing and
+    batching run in ``num_workers`` worker processes; other keyword arguments go to the
+    ``torch.utils.data.DataLoader`` (e.g. ``shuffle``, ``worker_init_fn``).
+    """
+    from padl_runtime.executor import run_batches
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    stages = pipeline._pd_stages()
+    device = pipeline._pd_device
+    context = ApplyContext(mode, device, stages.has_batch)
+    training = mode == "train"
+    if not stages.has_batch:
+        return _Applied(_PerItem(pipeline, items, context), pipeline, training)
+    pre = _stage_or_none(stages.preprocess)
+    post = _stage_or_none(stages.postprocess)
+    runner = run_batches(
+        items,
+        preprocess=None if pre is None else InContext(pre._pd_call, context, grad=False),
+        forward=_StageCall(stages.forward, context, grad=training),
+        postprocess=None if post is None else InContext(post._pd_call, context, grad=False),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+        flatten=flatten,
+        use_post=use_post,
+        progress=progress,
+        **loader_kwargs,
+    )
+    return _Applied(runner, pipeline, training)
+
+
+class _StageCall(InContext):
+    """The forward stage: its output is moved back to the CPU for postprocessing."""
+
+    __slots__ = ()
+
+    def __init__(self, stage: Transform, context: ApplyContext, grad: bool) -> None:
+        super().__init__(stage._pd_call, context, grad)
+
+    def __call__(self, value: Any) -> Any:
+        output = super().__call__(value)
+        if self.context.device != "cpu":
+            from padl_runtime.collate import move_to_device
+
+            output = move_to_device(output, "cpu")
+        return output

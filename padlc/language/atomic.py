@@ -1,0 +1,318 @@
+"""Leaf transforms: wrapped functions, classes, instances and modules, and :func:`transform`."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import reprlib
+import types
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from padlc.language.base import Transform, callable_name, creation_site
+
+__all__ = [
+    "ClassTransform",
+    "FunctionTransform",
+    "ModuleProxy",
+    "TorchModuleTransform",
+    "transform",
+]
+
+
+def _takes_several(fn: Callable[..., Any]) -> bool:
+    """Whether a tuple/list input is unpacked into ``fn(*value)``: more than one required positional
+    parameter, or ``*args``."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: numpy ufuncs handled below
+        nin = getattr(fn, "nin", None)
+        return isinstance(nin, int) and nin > 1
+    required = 0
+    for parameter in signature.parameters.values():
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return True
+        if (
+            parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+            and parameter.default is parameter.empty
+        ):
+            required += 1
+    return required > 1
+
+
+class AtomicTransform(Transform):
+    """A leaf: applies one callable, unpacking a tuple/list input into several parameters."""
+
+    _pd_unpack: bool = False
+
+    def _pd_target(self) -> Callable[..., Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _pd_call(self, value: Any) -> Any:
+        if self._pd_unpack and isinstance(value, tuple | list):
+            return self._pd_target()(*value)
+        return self._pd_target()(value)
+
+
+class FunctionTransform(AtomicTransform):
+    """A function (``@transform def f``), a lambda, or a callable from another module.
+
+    ``t.function`` is the wrapped function; calling the transform calls it.
+    """
+
+    def __init__(
+        self, function: Callable[..., Any], site: tuple[str, int, dict[str, Any] | None]
+    ) -> None:
+        self.function = function
+        self._pd_unpack = _takes_several(function)
+        self._pd_location = (site[0], site[1])
+        self._pd_globals = site[2]
+        functools.update_wrapper(self, function, updated=())  # type: ignore[arg-type]
+
+    def _pd_target(self) -> Callable[..., Any]:
+        return self.function
+
+    def _pd_call(self, value: Any) -> Any:
+        if self._pd_unpack and isinstance(value, tuple | list):
+            return self.function(*value)
+        return self.function(value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    def _pd_default_name(self) -> str | None:
+        return callable_name(self.function)
+
+    def _pd_own_layers(self) -> Iterable[torch.nn.Module]:
+        return _layers_used_by(self.function)
+
+    def _pd_short_repr(self) -> str:
+        name = self._pd_name or callable_name(self.function)
+        if name is not None:
+            return name
+        return self.pd_varname() or _lambda_repr(self.function)
+
+    def __reduce__(self) -> Any:
+        # Workers started with `spawn` pickle the stages; the function is pickled by reference.
+        return (_rebuild_function_transform, (self.function, self._pd_name, self._pd_location))
+
+
+def _rebuild_function_transform(
+    function: Callable[..., Any], name: str | None, location: tuple[str, int] | None
+) -> FunctionTransform:
+    t = FunctionTransform(function, (location or ("<unknown>", 0)) + (None,))  # type: ignore[arg-type]
+    if name is not None:
+        t._pd_name = name
+    return t
+
+
+def _lambda_repr(fn: Callable[..., Any]) -> str:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return f"<{type(fn).__name__}>"
+    return f"<lambda line {code.co_firstlineno}>"
+
+
+def _layers_used_by(fn: Callable[..., Any]) -> list[torch.nn.Module]:
+    """Layers a function refers to through its globals or closure (``pd_layers`` includes them)."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return []
+    found: list[torch.nn.Module] = []
+    scope = getattr(fn, "__globals__", {})
+    for name in code.co_names:
+        value = scope.get(name)
+        if isinstance(value, torch.nn.Module):
+            found.append(value)
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if isinstance(value, torch.nn.Module):
+            found.append(value)
+    return found
+
+
+class ClassTransform(AtomicTransform):
+    """Mixin of wrapped classes: instances of ``@transform class C`` are ``C`` and transforms.
+
+    Construction arguments are recorded (for printing and saving) in ``__new__``, which sees the
+    outermost constructor call even when subclasses call ``super().__init__`` with other values.
+    """
+
+    _pd_init: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        base_new = super().__new__
+        instance = base_new(cls) if base_new is object.__new__ else base_new(cls, *args, **kwargs)
+        filename, line, scope = creation_site(1)
+        instance.__dict__.update(
+            _pd_init=(args, kwargs), _pd_location=(filename, line), _pd_globals=scope
+        )
+        return instance
+
+    def _pd_target(self) -> Callable[..., Any]:
+        return self.__class__.__call__.__get__(self)  # type: ignore[no-any-return]
+
+    def _pd_call(self, value: Any) -> Any:
+        call = type(self).__call__
+        if self._pd_unpack and isinstance(value, tuple | list):
+            return call(self, *value)
+        return call(self, value)
+
+    def _pd_own_layers(self) -> Iterable[torch.nn.Module]:
+        return [v for v in vars(self).values() if isinstance(v, torch.nn.Module)]
+
+    def _pd_short_repr(self) -> str:
+        if self._pd_name is not None:
+            return self._pd_name
+        return self.pd_varname() or self._pd_call_repr()
+
+    def _pd_call_repr(self) -> str:
+        name = _user_class(type(self)).__name__
+        if self._pd_init is None:
+            return f"<{name} instance>"
+        args, kwargs = self._pd_init
+        short = reprlib.Repr()
+        short.maxstring, short.maxother, short.maxlist, short.maxdict = 20, 20, 4, 4
+        parts = [short.repr(a) for a in args] + [f"{k}={short.repr(v)}" for k, v in kwargs.items()]
+        return f"{name}({', '.join(parts)})"
+
+
+class TorchModuleTransform(ClassTransform):
+    """Mixin of wrapped ``torch.nn.Module`` classes: applied through ``nn.Module.__call__`` so hooks run."""
+
+    def _pd_call(self, value: Any) -> Any:
+        if self._pd_unpack and isinstance(value, tuple | list):
+            return torch.nn.Module.__call__(self, *value)  # type: ignore[arg-type]
+        return torch.nn.Module.__call__(self, value)  # type: ignore[arg-type]
+
+    def _pd_own_layers(self) -> Iterable[torch.nn.Module]:
+        return [self]  # type: ignore[list-item]
+
+    # A layer prints as torch prints it; inside a pipeline it shows its short name.
+    __repr__ = torch.nn.Module.__repr__
+    __str__ = torch.nn.Module.__repr__
+
+
+# A wrapped subclass is made once per user class: the key is the class object itself, whose identity
+# does not change; weak keys let classes defined in a loop or a notebook cell be collected.
+_WRAPPED: weakref.WeakKeyDictionary[type, type] = weakref.WeakKeyDictionary()
+
+
+def _user_class(cls: type) -> type:
+    return cls.__dict__.get("_pd_user_class", cls)  # type: ignore[no-any-return]
+
+
+def _wrap_class(cls: type) -> type:
+    if issubclass(cls, Transform):
+        return cls
+    wrapped = _WRAPPED.get(cls)
+    if wrapped is not None:
+        return wrapped
+    is_module = issubclass(cls, torch.nn.Module)
+    mixin = TorchModuleTransform if is_module else ClassTransform
+    call = cls.forward if is_module else getattr(cls, "__call__", None)  # type: ignore[attr-defined]
+    namespace = {
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__doc__": cls.__doc__,
+        "_pd_user_class": cls,
+        "_pd_unpack": bool(call is not None and _takes_several(call) and _is_method_unpack(call)),
+    }
+    wrapped = types.new_class(cls.__name__, (mixin, cls), exec_body=lambda ns: ns.update(namespace))
+    _WRAPPED[cls] = wrapped
+    return wrapped
+
+
+def _is_method_unpack(method: Callable[..., Any]) -> bool:
+    """``_takes_several`` counts ``self``; a method unpacks when it has >1 parameters besides it."""
+    try:
+        parameters = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if parameters and parameters[0].name == "self":
+        parameters = parameters[1:]
+    required = 0
+    for p in parameters:
+        if p.kind is p.VAR_POSITIONAL:
+            return True
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
+            required += 1
+    return required > 1
+
+
+def _wrap_instance(obj: Any) -> Transform:
+    """A shallow copy of ``obj`` whose class is the wrapped class (state such as weights is shared)."""
+    wrapped_class = _wrap_class(type(obj))
+    instance = copy.copy(obj)
+    instance.__class__ = wrapped_class
+    filename, line, scope = creation_site(2)
+    instance.__dict__.update(_pd_location=(filename, line), _pd_globals=scope, _pd_wrapped=obj)
+    return instance  # type: ignore[no-any-return]
+
+
+class ModuleProxy:
+    """``transform(module)``: attribute access returns transforms (``np.cos``, ``nn.Linear(3, 4)``)."""
+
+    def __init__(self, module: types.ModuleType) -> None:
+        self._pd_module = module
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._pd_module, name)
+        if isinstance(value, types.ModuleType):
+            return ModuleProxy(value)
+        if isinstance(value, type):
+            return _wrap_class(value)
+        if callable(value):
+            filename, line, scope = creation_site(1)
+            return FunctionTransform(value, (filename, line, scope))
+        return value
+
+    def __repr__(self) -> str:
+        return f"transform({self._pd_module.__name__})"
+
+
+_FUNCTION_TYPES = (
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.BuiltinMethodType,
+    functools.partial,
+)
+
+
+def transform(obj: Any) -> Any:
+    """Make ``obj`` a transform.
+
+    - a function or lambda → a :class:`FunctionTransform` (``@transform`` works as a decorator);
+    - a class → a subclass whose instances are transforms (``nn.Module`` subclasses stay modules);
+    - an instance with ``__call__`` (including a built ``nn.Module``) → a transform sharing its state;
+    - a Python module → a proxy whose attributes are transforms (``transform(torch.nn).Linear(3, 4)``).
+
+    >>> from padlc import transform
+    >>> @transform
+    ... def plus_one(x):
+    ...     return x + 1
+    >>> (plus_one >> plus_one)(1)
+    3
+    """
+    if isinstance(obj, Transform):
+        return obj
+    if isinstance(obj, types.ModuleType):
+        return ModuleProxy(obj)
+    if isinstance(obj, type):
+        return _wrap_class(obj)
+    if isinstance(obj, _FUNCTION_TYPES) or type(obj).__module__ == "numpy":
+        return FunctionTransform(obj, creation_site(1))  # functions, builtins, numpy ufuncs
+    if callable(obj):
+        return _wrap_instance(obj)
+    raise TypeError(
+        f"transform() needs a function, class, callable object or module; got {obj!r} "
+        f"(a {type(obj).__name__}), which is not callable."
+    )

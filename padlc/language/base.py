@@ -1,0 +1,307 @@
+"""The :class:`Transform` base class: operators, names, stages, and the three apply methods.
+
+Every object of the pipeline language is a ``Transform``. Leaves wrap user code
+(:mod:`padlc.language.atomic`); composites combine transforms (:mod:`padlc.language.combinators`).
+Internally every transform is applied through ``_pd_call(value)`` with ONE argument (a tuple when
+several values flow); user-facing ``__call__`` unpacks positional arguments into that value.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from padlc.errors import ModeError
+from padlc.language import context as _context
+
+if TYPE_CHECKING:
+    from padlc.language.combinators import Compose, Map, Parallel, Rollout
+    from padlc.language.stages import Stages
+
+__all__ = ["Transform", "as_transform", "creation_site"]
+
+
+def creation_site(depth: int) -> tuple[str, int, dict[str, Any] | None]:
+    """File, line and globals of the frame ``depth`` levels above the caller (one frame, no walk)."""
+    try:
+        frame = sys._getframe(depth + 1)
+    except ValueError:  # pragma: no cover - called from the top of the stack
+        return ("<unknown>", 0, None)
+    return (frame.f_code.co_filename, frame.f_lineno, frame.f_globals)
+
+
+def as_transform(value: Any, *, operator: str) -> Transform:
+    """Wrap a plain callable used as an operand, or reject a non-callable at once."""
+    if isinstance(value, Transform):
+        return value
+    if callable(value):
+        from padlc.language.atomic import transform
+
+        return transform(value)  # type: ignore[no-any-return]
+    raise TypeError(
+        f"Cannot use {value!r} (a {type(value).__name__}) with `{operator}` in a pipeline: it is "
+        "not callable. Operands must be transforms or callables, e.g. `t >> transform(f)`."
+    )
+
+
+class Transform:
+    """Base of every pipeline object.
+
+    Attributes are class-level defaults (``None``) and become instance attributes only when set, so
+    creating a transform stays cheap and ``nn.Module`` subclasses can mix this class in.
+    """
+
+    _pd_name: str | None = None
+    _pd_location: tuple[str, int] | None = None
+    _pd_globals: dict[str, Any] | None = None
+    _pd_device: str = "cpu"
+    _pd_stages_cache: Stages | None = None
+    _pd_layers_cache: list[torch.nn.Module] | None = None
+
+    # -- the internal call ---------------------------------------------------------------------
+    def _pd_call(self, value: Any) -> Any:  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    def _pd_needs_mode(self) -> bool:
+        """Whether applying this transform needs an apply mode (markers, mode switches)."""
+        return False
+
+    def _pd_children(self) -> tuple[Transform, ...]:
+        return ()
+
+    # -- operators -----------------------------------------------------------------------------
+    def __rshift__(self, other: Any) -> Compose:
+        from padlc.language.combinators import Compose
+
+        return Compose((self, as_transform(other, operator=">>")))
+
+    def __rrshift__(self, other: Any) -> Compose:
+        from padlc.language.combinators import Compose
+
+        return Compose((as_transform(other, operator=">>"), self))
+
+    def __add__(self, other: Any) -> Rollout:
+        from padlc.language.combinators import Rollout
+
+        return Rollout((self, as_transform(other, operator="+")))
+
+    def __radd__(self, other: Any) -> Rollout:
+        from padlc.language.combinators import Rollout
+
+        return Rollout((as_transform(other, operator="+"), self))
+
+    def __truediv__(self, other: Any) -> Parallel:
+        from padlc.language.combinators import Parallel
+
+        return Parallel((self, as_transform(other, operator="/")))
+
+    def __rtruediv__(self, other: Any) -> Parallel:
+        from padlc.language.combinators import Parallel
+
+        return Parallel((as_transform(other, operator="/"), self))
+
+    def __invert__(self) -> Map:
+        from padlc.language.combinators import Map
+
+        return Map(self)
+
+    def __sub__(self, name: Any) -> Transform:
+        if not isinstance(name, str):
+            return NotImplemented
+        return self.pd_named(name)
+
+    def pd_named(self, name: str) -> Transform:
+        """A copy of this transform called ``name`` (``t - 'name'``); the original keeps its name."""
+        if not name.isidentifier():
+            raise ValueError(
+                f"Transform names must be Python identifiers (they become output field names); "
+                f"got {name!r}. Try {'_'.join(name.split()) or 'name'!r}."
+            )
+        named = copy.copy(self)
+        named.__dict__.pop("_pd_stages_cache", None)
+        named.__dict__["_pd_name"] = name
+        return named
+
+    # -- names ---------------------------------------------------------------------------------
+    @property
+    def pd_name(self) -> str | None:
+        """The explicit name, else the variable the transform is bound to, else the function name."""
+        if self._pd_name is not None:
+            return self._pd_name
+        return self.pd_varname() or self._pd_default_name()
+
+    def pd_varname(self) -> str | None:
+        """The global variable this transform is bound to where it was created, if any."""
+        scope = self._pd_globals
+        if scope is None:
+            return None
+        for key, value in list(scope.items()):
+            if value is self and not key.startswith("_"):
+                return key
+        return None
+
+    def _pd_default_name(self) -> str | None:
+        return None
+
+    # -- stages --------------------------------------------------------------------------------
+    def _pd_stages(self) -> Stages:
+        cached = self.__dict__.get("_pd_stages_cache")
+        if cached is None:
+            from padlc.language.stages import split
+
+            cached = split(self)
+            self.__dict__["_pd_stages_cache"] = cached
+        return cached
+
+    def _pd_with_device(self, stage: Transform) -> Transform:
+        if stage._pd_device != self._pd_device:
+            stage.__dict__["_pd_device"] = self._pd_device
+        return stage
+
+    @property
+    def pd_preprocess(self) -> Transform:
+        """The part before ``batch`` (``identity`` when there is none), ending with the ``batch``."""
+        return self._pd_with_device(self._pd_stages().preprocess)
+
+    @property
+    def pd_forward(self) -> Transform:
+        """The part between ``batch`` and ``unbatch``: what runs on batches, on the device."""
+        return self._pd_with_device(self._pd_stages().forward)
+
+    @property
+    def pd_postprocess(self) -> Transform:
+        """The part from ``unbatch`` on (``identity`` when there is none)."""
+        return self._pd_with_device(self._pd_stages().postprocess)
+
+    @property
+    def pd_stages(self) -> tuple[Transform, Transform, Transform]:
+        return (self.pd_preprocess, self.pd_forward, self.pd_postprocess)
+
+    # -- torch integration ---------------------------------------------------------------------
+    def pd_iter_transforms(self) -> Iterator[Transform]:
+        """Every transform in this one, depth first, each once."""
+        seen: set[int] = set()
+        stack: list[Transform] = [self]
+        while stack:
+            current = stack.pop()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            yield current
+            stack.extend(reversed(current._pd_children()))
+
+    def _pd_own_layers(self) -> Iterable[torch.nn.Module]:
+        return ()
+
+    @property
+    def pd_layers(self) -> list[torch.nn.Module]:
+        """All ``torch.nn.Module``s of the pipeline, including layers used inside functions."""
+        cached = self.__dict__.get("_pd_layers_cache")
+        if cached is None:
+            seen: set[int] = set()
+            cached = []
+            for t in self.pd_iter_transforms():
+                for layer in t._pd_own_layers():
+                    if id(layer) not in seen:
+                        seen.add(id(layer))
+                        cached.append(layer)
+            self.__dict__["_pd_layers_cache"] = cached
+        return list(cached)
+
+    def pd_parameters(self) -> Iterator[torch.nn.Parameter]:
+        """The parameters of every layer, each once (for an optimizer)."""
+        seen: set[int] = set()
+        for layer in self.pd_layers:
+            for parameter in layer.parameters():
+                if id(parameter) not in seen:
+                    seen.add(id(parameter))
+                    yield parameter
+
+    def pd_to(self, device: str | torch.device) -> Transform:
+        """Move every layer to ``device`` and apply on that device from now on; returns ``self``."""
+        device = str(torch.device(device))
+        for layer in self.pd_layers:
+            layer.to(device)
+        for t in self.pd_iter_transforms():
+            t.__dict__["_pd_device"] = device
+        return self
+
+    @property
+    def pd_device(self) -> str:
+        return self._pd_device
+
+    # -- applying ------------------------------------------------------------------------------
+    def _pd_check_callable_directly(self) -> None:
+        if _context.current() is None and self._pd_needs_mode():
+            raise ModeError(
+                f"`{self!r}` contains `batch`, `unbatch` or a mode switch, so it runs only "
+                "through an apply method: use `.infer_apply(item)` for one item, "
+                "`.eval_apply(items)` or `.train_apply(items)` for many."
+            )
+
+    def infer_apply(self, item: Any) -> Any:
+        """Apply to one item: preprocess, add the batch axis, forward without gradients, remove the
+        batch axis, postprocess.
+
+        >>> from padlc import transform, batch, unbatch
+        >>> (transform(lambda x: x + 1) >> batch >> transform(lambda t: t * 2) >> unbatch).infer_apply(1)
+        tensor(4)
+        """
+        from padlc.language.apply import infer_apply
+
+        return infer_apply(self, item)
+
+    def eval_apply(self, items: Iterable[Any], **kwargs: Any) -> Any:
+        """Apply to many items for evaluation (no gradients, layers in eval mode).
+
+        Returns an iterator with ``len()``. See :func:`padlc.language.apply.batched_apply` for the
+        options (``batch_size=64``, ``num_workers=0``, ``flatten``, ``use_post``, ``progress``).
+        """
+        from padlc.language.apply import batched_apply
+
+        return batched_apply(self, items, "eval", **kwargs)
+
+    def train_apply(self, items: Iterable[Any], **kwargs: Any) -> Any:
+        """Apply to many items for training (gradients on, layers in train mode); the layers' modes
+        are restored when the iterator finishes."""
+        from padlc.language.apply import batched_apply
+
+        return batched_apply(self, items, "train", **kwargs)
+
+    # -- saving --------------------------------------------------------------------------------
+    def pd_save(self, path: str, force_overwrite: bool = False) -> Any:
+        """Save with its code (see :func:`padlc.save`)."""
+        from padlc.artifact import save
+
+        return save(self, path, force_overwrite=force_overwrite)
+
+    # -- printing ------------------------------------------------------------------------------
+    def _pd_short_repr(self) -> str:  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self._pd_short_repr()
+
+    def __str__(self) -> str:
+        from padlc.language.printing import render_ascii
+
+        return render_ascii(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self) if cycle else str(self))
+
+    def _repr_html_(self) -> str:
+        from padlc.language.printing import render_html
+
+        return render_html(self)
+
+
+def callable_name(fn: Callable[..., Any]) -> str | None:
+    name = getattr(fn, "__name__", None)
+    if not isinstance(name, str) or name == "<lambda>" or not name.isidentifier():
+        return None
+    return name

@@ -1,0 +1,85 @@
+"""``identity`` and the stage markers ``batch`` and ``unbatch``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from padl_runtime.collate import collate, move_to_device, uncollate
+
+from padlc.errors import ModeError
+from padlc.language import context as _context
+from padlc.language.base import Transform
+
+__all__ = ["Batchify", "Identity", "Unbatchify", "batch", "identity", "unbatch"]
+
+
+class Identity(Transform):
+    """Returns its input unchanged."""
+
+    def _pd_call(self, value: Any) -> Any:
+        return value
+
+    def __call__(self, *args: Any) -> Any:
+        return args[0] if len(args) == 1 else args
+
+    def _pd_short_repr(self) -> str:
+        return self._pd_name or "identity"
+
+
+class _Marker(Transform):
+    word = ""
+
+    def _pd_needs_mode(self) -> bool:
+        return True
+
+    def __call__(self, *args: Any) -> Any:
+        self._pd_check_callable_directly()
+        return self._pd_call(args[0] if len(args) == 1 else args)
+
+    def _pd_context(self) -> _context.ApplyContext:
+        context = _context.current()
+        if context is None:
+            raise ModeError(
+                f"`{self.word}` runs only inside an apply method: use `.infer_apply(item)`, "
+                "`.eval_apply(items)` or `.train_apply(items)` on the pipeline."
+            )
+        return context
+
+    def _pd_short_repr(self) -> str:
+        return self._pd_name or self.word
+
+
+class Batchify(_Marker):
+    """``batch``: the end of preprocessing. In ``infer_apply`` it makes a batch of one item and moves
+    it to the device; in ``eval_apply``/``train_apply`` the executor batches, so it passes through."""
+
+    word = "batch"
+
+    def _pd_call(self, value: Any) -> Any:
+        context = self._pd_context()
+        if context.mode != "infer":
+            return value
+        batched = collate([value])
+        if context.device != "cpu":
+            batched = move_to_device(batched, context.device)
+        return batched
+
+
+class Unbatchify(_Marker):
+    """``unbatch``: the start of postprocessing. Moves the output to the CPU; in ``infer_apply`` it
+    also removes the batch axis (the executor splits batches in the other modes)."""
+
+    word = "unbatch"
+
+    def _pd_call(self, value: Any) -> Any:
+        context = self._pd_context()
+        if context.device != "cpu":
+            value = move_to_device(value, "cpu")
+        if context.mode == "infer" and context.batched:
+            return uncollate(value)[0]
+        return value
+
+
+identity = Identity()
+batch = Batchify()
+unbatch = Unbatchify()

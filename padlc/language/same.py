@@ -1,0 +1,87 @@
+"""``same``: attribute, method and item access as transforms (``same.lower()``, ``same[:, 0]``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from padlc.language.base import Transform
+
+__all__ = ["Same", "same"]
+
+# An operation is ("attr", name) | ("item", key) | ("call", args, kwargs).
+Operation = tuple[Any, ...]
+
+
+def _format_key(key: Any) -> str:
+    if isinstance(key, slice):
+        parts = ["" if v is None else repr(v) for v in (key.start, key.stop, key.step)]
+        text = f"{parts[0]}:{parts[1]}"
+        return text + (f":{parts[2]}" if key.step is not None else "")
+    if isinstance(key, tuple):
+        return ", ".join(_format_key(k) for k in key)
+    if key is Ellipsis:
+        return "..."
+    return repr(key)
+
+
+class Same(Transform):
+    """A chain of attribute/item/call operations applied to the input.
+
+    ``same.attr`` alone reads the attribute when used in a pipeline; calling it builds the method
+    call: ``same.argmax(-1)`` is ``lambda x: x.argmax(-1)``. The result of a call or an index is a
+    transform applied by calling it: ``same[0]([1, 2]) == 1``.
+    """
+
+    def __init__(self, operations: tuple[Operation, ...] = ()) -> None:
+        self._pd_operations = operations
+
+    def __getattr__(self, name: str) -> Same:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _SameAttribute((*self._pd_operations, ("attr", name)))
+
+    def __getitem__(self, key: Any) -> Same:
+        return Same((*self._pd_operations, ("item", key)))
+
+    def _pd_call(self, value: Any) -> Any:
+        for operation in self._pd_operations:
+            kind = operation[0]
+            if kind == "attr":
+                value = getattr(value, operation[1])
+            elif kind == "item":
+                value = value[operation[1]]
+            else:
+                value = value(*operation[1], **operation[2])
+        return value
+
+    def __call__(self, value: Any) -> Any:
+        return self._pd_call(value)
+
+    def pd_expression(self, argument: str = "x") -> str:
+        """The operations as Python source applied to ``argument`` (``x.argmax(-1)``)."""
+        text = argument
+        for operation in self._pd_operations:
+            if operation[0] == "attr":
+                text += f".{operation[1]}"
+            elif operation[0] == "item":
+                text += f"[{_format_key(operation[1])}]"
+            else:
+                parts = [repr(a) for a in operation[1]]
+                parts += [f"{k}={v!r}" for k, v in operation[2].items()]
+                text += f"({', '.join(parts)})"
+        return text
+
+    def _pd_short_repr(self) -> str:
+        if self._pd_name is not None:
+            return self._pd_name
+        return self.pd_expression("same")
+
+
+class _SameAttribute(Same):
+    """``same.name``: a transform reading the attribute, and calling it builds a method call."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Same:  # type: ignore[override]
+        return Same((*self._pd_operations, ("call", args, kwargs)))
+
+
+same = Same()

@@ -1,0 +1,20 @@
+"""padl_runtime: load and run ``.padl`` artifacts built by padlc, with torch and the standard library only.
+
+>>> import padl_runtime
+>>> pipeline = padl_runtime.load("model.padl")      # doctest: +SKIP
+>>> pipeline.infer_apply(raw_item)                   # doctest: +SKIP
+"""
+
+from padl_runtime.errors import ArtifactError, BackendUnavailableError
+from padl_runtime.manifest import FORMAT_VERSION, Manifest, read_manifest
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ArtifactError",
+    "BackendUnavailableError",
+    "Manifest",
+    "__version__",
+    "read_manifest",
+]
