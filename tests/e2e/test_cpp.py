@@ -22,8 +22,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
-
 from padl_runtime.manifest import (
     BackendEntry,
     CppSection,
@@ -32,6 +30,7 @@ from padl_runtime.manifest import (
     StageLayout,
     file_entry,
 )
+from torch import nn
 
 REPO = Path(__file__).resolve().parents[2]
 CPP_DIR = REPO / "runtime" / "cpp"
@@ -59,7 +58,9 @@ def _build_key() -> str:
             if path.is_file():
                 digest.update(path.relative_to(CPP_DIR).as_posix().encode() + b"\0")
                 digest.update(path.read_bytes())
-    digest.update(f"{torch.__version__}\0{torch.utils.cmake_prefix_path}\0{_cxx_compiler()}".encode())
+    digest.update(
+        f"{torch.__version__}\0{torch.utils.cmake_prefix_path}\0{_cxx_compiler()}".encode()
+    )
     return digest.hexdigest()[:16]
 
 
@@ -78,7 +79,9 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 def _check(command: Sequence[str], what: str) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        pytest.fail(f"{what} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        pytest.fail(
+            f"{what} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -107,12 +110,19 @@ def cpp_build() -> Path:
 
 
 # -- the raw tensor format of runtime/cpp/include/padl/tensor_file.h --------------------------------
-_DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.int64: "int64", torch.uint8: "uint8"}
+_DTYPES = {
+    torch.float32: "float32",
+    torch.float64: "float64",
+    torch.int64: "int64",
+    torch.uint8: "uint8",
+}
 
 
 def write_tensor(path: Path, tensor: torch.Tensor) -> None:
     tensor = tensor.detach().cpu().contiguous()
-    header = " ".join(["padl-tensor", "1", _DTYPES[tensor.dtype], str(tensor.dim()), *map(str, tensor.shape)])
+    header = " ".join(
+        ["padl-tensor", "1", _DTYPES[tensor.dtype], str(tensor.dim()), *map(str, tensor.shape)]
+    )
     path.write_bytes(header.encode() + b"\n" + tensor.numpy().tobytes())
 
 
@@ -143,7 +153,7 @@ class TinyPipeline(nn.Module):
         self.forward_stage = forward
 
     def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, probabilities = self.forward_stage(raw.to(torch.float32) / 255.0)
+        _logits, probabilities = self.forward_stage(raw.to(torch.float32) / 255.0)
         return probabilities, probabilities.argmax(-1)
 
 
@@ -186,7 +196,12 @@ def write_artifact(
     if torchscript:
         _script(model).save(str(root / "forward" / "forward.ts"))
         backends.append(
-            BackendEntry(name="torchscript", files=("forward/forward.ts",), device="cpu", torch_version=torch.__version__)
+            BackendEntry(
+                name="torchscript",
+                files=("forward/forward.ts",),
+                device="cpu",
+                torch_version=torch.__version__,
+            )
         )
     if with_pipeline:
         _script(TinyPipeline(model)).save(str(root / "pipeline.ts"))
@@ -213,7 +228,9 @@ def write_artifact(
             forward_file="forward/forward.ts" if torchscript else None,
             run_available=with_pipeline,
             pipeline_file="pipeline.ts" if with_pipeline else None,
-            reason="" if with_pipeline else "postprocess calls sorted() on a Python list, which TorchScript cannot script",
+            reason=""
+            if with_pipeline
+            else "postprocess calls sorted() on a Python list, which TorchScript cannot script",
         ),
     )
     (root / "manifest.json").write_text(manifest.to_json())
@@ -242,7 +259,9 @@ def batch(tmp_path: Path) -> tuple[torch.Tensor, Path]:
 
 
 def classify(build: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(build / "classify"), *map(str, args)], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [str(build / "classify"), *map(str, args)], capture_output=True, text=True, check=False
+    )
 
 
 def _printed_classes(stdout: str) -> list[int]:
@@ -250,7 +269,9 @@ def _printed_classes(stdout: str) -> list[int]:
 
 
 # -- SHA-256 --------------------------------------------------------------------------------------
-def test_sha256_matches_known_vectors_and_hashlib_around_block_boundaries(cpp_build: Path, tmp_path: Path) -> None:
+def test_sha256_matches_known_vectors_and_hashlib_around_block_boundaries(
+    cpp_build: Path, tmp_path: Path
+) -> None:
     known = {
         b"": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         b"abc": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
@@ -261,13 +282,18 @@ def test_sha256_matches_known_vectors_and_hashlib_around_block_boundaries(cpp_bu
     }
     rng = random.Random(0)
     # Every length across two block boundaries, plus one spanning several 1 MiB read chunks.
-    contents = list(known) + [rng.randbytes(n) for n in range(130)] + [rng.randbytes(3 * (1 << 20) + 17)]
+    contents = (
+        list(known) + [rng.randbytes(n) for n in range(130)] + [rng.randbytes(3 * (1 << 20) + 17)]
+    )
     paths = []
     for i, content in enumerate(contents):
         paths.append(tmp_path / f"{i}.bin")
         paths[-1].write_bytes(content)
     result = subprocess.run(
-        [str(cpp_build / "padl_sha256sum"), *map(str, paths)], capture_output=True, text=True, check=True
+        [str(cpp_build / "padl_sha256sum"), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     digests = [line.split()[0] for line in result.stdout.splitlines()]
     assert digests[: len(known)] == list(known.values())
@@ -276,7 +302,11 @@ def test_sha256_matches_known_vectors_and_hashlib_around_block_boundaries(cpp_bu
 
 # -- forward and run ------------------------------------------------------------------------------
 def test_classify_forward_matches_python(
-    cpp_build: Path, artifact: Path, model: TinyClassifier, batch: tuple[torch.Tensor, Path], tmp_path: Path
+    cpp_build: Path,
+    artifact: Path,
+    model: TinyClassifier,
+    batch: tuple[torch.Tensor, Path],
+    tmp_path: Path,
 ) -> None:
     x, x_path = batch
     result = classify(cpp_build, "--out", tmp_path / "out", artifact, x_path)
@@ -293,10 +323,14 @@ def test_classify_forward_matches_python(
     assert _printed_classes(result.stdout) == expected[0].argmax(1).tolist()
 
 
-def test_classify_runs_whole_pipeline_when_available(cpp_build: Path, tmp_path: Path, model: TinyClassifier) -> None:
+def test_classify_runs_whole_pipeline_when_available(
+    cpp_build: Path, tmp_path: Path, model: TinyClassifier
+) -> None:
     root = tmp_path / "pipeline.padl"
     write_artifact(root, model, with_pipeline=True)
-    raw = torch.randint(0, 256, (BATCH, IN_FEATURES), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    raw = torch.randint(
+        0, 256, (BATCH, IN_FEATURES), dtype=torch.uint8, generator=torch.Generator().manual_seed(2)
+    )
     write_tensor(tmp_path / "raw.tensor", raw)
 
     result = classify(cpp_build, "--out", tmp_path / "out", root, tmp_path / "raw.tensor")
@@ -304,7 +338,9 @@ def test_classify_runs_whole_pipeline_when_available(cpp_build: Path, tmp_path: 
 
     with torch.no_grad():
         probabilities, classes = TinyPipeline(model)(raw)
-    assert torch.allclose(read_tensor(tmp_path / "out" / "output_0.tensor"), probabilities, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(
+        read_tensor(tmp_path / "out" / "output_0.tensor"), probabilities, rtol=1e-5, atol=1e-6
+    )
     assert torch.equal(read_tensor(tmp_path / "out" / "output_1.tensor"), classes)
 
 
@@ -358,34 +394,44 @@ def _edit_manifest(root: Path, **changes: object) -> None:
     (root / "manifest.json").write_text(json.dumps(data))
 
 
-def test_unknown_format_version_is_refused(cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]) -> None:
+def test_unknown_format_version_is_refused(
+    cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]
+) -> None:
     _edit_manifest(artifact, format_version=2)
     result = classify(cpp_build, artifact, batch[1])
     assert result.returncode == 2
     assert "has format version 2; this runtime reads version 1" in result.stderr
 
 
-def test_manifest_of_another_format_is_refused(cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]) -> None:
+def test_manifest_of_another_format_is_refused(
+    cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]
+) -> None:
     _edit_manifest(artifact, format="onnx")
     result = classify(cpp_build, artifact, batch[1])
     assert result.returncode == 2
     assert 'is not a padl manifest (no "format": "padl" entry)' in result.stderr
 
 
-def test_missing_manifest_is_refused(cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]) -> None:
+def test_missing_manifest_is_refused(
+    cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]
+) -> None:
     (artifact / "manifest.json").unlink()
     result = classify(cpp_build, artifact, batch[1])
     assert result.returncode == 2
     assert f"{artifact} has no manifest.json" in result.stderr
 
 
-def test_missing_artifact_directory_is_refused(cpp_build: Path, tmp_path: Path, batch: tuple[torch.Tensor, Path]) -> None:
+def test_missing_artifact_directory_is_refused(
+    cpp_build: Path, tmp_path: Path, batch: tuple[torch.Tensor, Path]
+) -> None:
     result = classify(cpp_build, tmp_path / "nowhere.padl", batch[1])
     assert result.returncode == 2
     assert f"No artifact at {tmp_path / 'nowhere.padl'}" in result.stderr
 
 
-def test_manifest_that_is_not_json_is_refused(cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]) -> None:
+def test_manifest_that_is_not_json_is_refused(
+    cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]
+) -> None:
     (artifact / "manifest.json").write_text('{"format": "padl", ')
     result = classify(cpp_build, artifact, batch[1])
     assert result.returncode == 2
@@ -404,7 +450,9 @@ def test_manifest_path_outside_the_artifact_is_refused(
 
 
 def _foreign_aoti() -> tuple[BackendEntry, None]:
-    entry = BackendEntry(name="aoti", files=("forward/forward.aoti.pt2",), device="cuda", arch="cuda-sm90")
+    entry = BackendEntry(
+        name="aoti", files=("forward/forward.aoti.pt2",), device="cuda", arch="cuda-sm90"
+    )
     return entry, None
 
 
@@ -416,7 +464,10 @@ def test_aoti_for_another_device_without_torchscript_is_refused(
     result = classify(cpp_build, root, batch[1])
     assert result.returncode == 2
     assert f"{root}: no forward backend in manifest.json can run on cpu" in result.stderr
-    assert f"aoti (forward/forward.aoti.pt2): compiled for cuda-sm90, this device (cpu) is {_host_arch()}" in result.stderr
+    assert (
+        f"aoti (forward/forward.aoti.pt2): compiled for cuda-sm90, this device (cpu) is {_host_arch()}"
+        in result.stderr
+    )
     assert "padlc build --backend torchscript" in result.stderr
 
 
@@ -431,7 +482,9 @@ def test_aoti_for_another_device_falls_back_to_torchscript(
     assert "skipped aoti (forward/forward.aoti.pt2): compiled for cuda-sm90" in result.stderr
     with torch.no_grad():
         expected = model(batch[0])[0]
-    assert torch.allclose(read_tensor(tmp_path / "out" / "output_0.tensor"), expected, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(
+        read_tensor(tmp_path / "out" / "output_0.tensor"), expected, rtol=1e-5, atol=1e-6
+    )
 
 
 # -- AOTInductor ----------------------------------------------------------------------------------
@@ -442,9 +495,23 @@ def test_classify_aoti_package_matches_python(
     x, x_path = batch
     batch_dim = torch.export.Dim("batch", min=1, max=1024)
     exported = torch.export.export(model, (x,), dynamic_shapes=({0: batch_dim},))
-    package = torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp_path / "forward.aoti.pt2"))
+    with warnings.catch_warnings():
+        # Inductor itself still touches torch.jit.script_method, deprecated in torch 2.13.
+        warnings.filterwarnings(
+            "ignore", r"`torch\.jit\.script_method` is deprecated", DeprecationWarning
+        )
+        warnings.filterwarnings(
+            "ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning
+        )
+        package = torch._inductor.aoti_compile_and_package(
+            exported, package_path=str(tmp_path / "forward.aoti.pt2")
+        )
     entry = BackendEntry(
-        name="aoti", files=("forward/forward.aoti.pt2",), device="cpu", arch=_host_arch(), torch_version=torch.__version__
+        name="aoti",
+        files=("forward/forward.aoti.pt2",),
+        device="cpu",
+        arch=_host_arch(),
+        torch_version=torch.__version__,
     )
     root = tmp_path / "aoti.padl"
     write_artifact(root, model, extra_backends=[(entry, Path(package))])
@@ -455,4 +522,6 @@ def test_classify_aoti_package_matches_python(
     with torch.no_grad():
         expected = model(x)
     for i, want in enumerate(expected):
-        assert torch.allclose(read_tensor(tmp_path / "out" / f"output_{i}.tensor"), want, rtol=1e-4, atol=1e-5)
+        assert torch.allclose(
+            read_tensor(tmp_path / "out" / f"output_{i}.tensor"), want, rtol=1e-4, atol=1e-5
+        )
