@@ -12,12 +12,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from padl_runtime.collate import move_to_device, uncollate
+from padl_runtime.collate import move_to_device, remove_batch_axis
 
 from padlc.language import context as _context
 from padlc.language.base import Transform
 from padlc.language.context import ApplyContext, InContext, Mode
 from padlc.language.markers import Identity
+from padlc.language.stages import without_markers
 
 __all__ = ["DEFAULT_BATCH_SIZE", "annotate", "batched_apply", "infer_apply", "layer_modes"]
 
@@ -78,18 +79,26 @@ def layer_modes(layers: list[torch.nn.Module], training: bool) -> Iterator[None]
 
 
 def infer_apply(pipeline: Transform, item: Any) -> Any:
+    # The hot path for serving one item at a time: no context managers, no copies.
     stages = pipeline._pd_stages()
     context = ApplyContext("infer", pipeline._pd_device, stages.has_batch)
-    layers = pipeline.pd_layers
-    with _context.applying(context), torch.no_grad(), layer_modes(layers, training=False):
-        try:
+    training = [layer for layer in pipeline._pd_layer_list() if layer.training]
+    for layer in training:
+        layer.train(False)
+    token = _context._CONTEXT.set(context)
+    try:
+        with torch.no_grad():
             output = pipeline._pd_call(item)
-        except Exception as exc:
-            annotate(exc, pipeline, None, None)
-            raise
+    except Exception as exc:
+        annotate(exc, pipeline, None, None)
+        raise
+    finally:
+        _context._CONTEXT.reset(token)
+        for layer in training:
+            layer.train(True)
     if stages.has_batch and not stages.has_unbatch:
         # No `unbatch`: the output is still a batch of one; infer_apply returns the item.
-        output = uncollate(move_to_device(output, "cpu"))[0]
+        output = remove_batch_axis(move_to_device(output, "cpu"))
     return output
 
 
@@ -138,8 +147,15 @@ class _Applied:
                 raise
 
 
-def _stage_or_none(t: Transform) -> Transform | None:
-    return None if isinstance(t, Identity) else t
+def _item_stage(t: Transform, context: ApplyContext) -> Any:
+    """The per-item callable for the executor: markers dropped, and no context set when nothing in
+    the stage depends on the mode (the common case, which runs once per item)."""
+    t = without_markers(t)
+    if isinstance(t, Identity):
+        return None
+    if t._pd_needs_mode():
+        return InContext(t._pd_call, context)
+    return t._pd_call
 
 
 def batched_apply(
@@ -172,17 +188,16 @@ def batched_apply(
     training = mode == "train"
     if not stages.has_batch:
         return _Applied(_PerItem(pipeline, items, context), pipeline, training)
-    pre = _stage_or_none(stages.preprocess)
-    post = _stage_or_none(stages.postprocess)
     runner = run_batches(
         items,
-        preprocess=None if pre is None else InContext(pre._pd_call, context, grad=False),
+        preprocess=_item_stage(stages.preprocess, context),
         forward=_StageCall(stages.forward, context, grad=training),
-        postprocess=None if post is None else InContext(post._pd_call, context, grad=False),
+        postprocess=_item_stage(stages.postprocess, context),
         batch_size=batch_size,
         num_workers=num_workers,
         device=device,
-        flatten=flatten,
+        # `unbatch` alone is a postprocess stage (outputs per item) even though it is dropped above.
+        flatten=flatten or (use_post and not isinstance(stages.postprocess, Identity)),
         use_post=use_post,
         progress=progress,
         **loader_kwargs,

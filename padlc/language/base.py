@@ -200,6 +200,9 @@ class Transform:
     @property
     def pd_layers(self) -> list[torch.nn.Module]:
         """All ``torch.nn.Module``s of the pipeline, including layers used inside functions."""
+        return list(self._pd_layer_list())
+
+    def _pd_layer_list(self) -> list[torch.nn.Module]:
         cached = self.__dict__.get("_pd_layers_cache")
         if cached is None:
             seen: set[int] = set()
@@ -210,7 +213,7 @@ class Transform:
                         seen.add(id(layer))
                         cached.append(layer)
             self.__dict__["_pd_layers_cache"] = cached
-        return list(cached)
+        return cached
 
     def pd_parameters(self) -> Iterator[torch.nn.Parameter]:
         """The parameters of every layer, each once (for an optimizer)."""

@@ -55,12 +55,16 @@ class InContext:
     """A picklable callable running ``fn`` inside an apply context (for executor stages).
 
     Used for the stage callables handed to the executor, so the mode is set in worker processes
-    too, and only while the stage runs.
+    too, and only while the stage runs. ``grad`` (``None``: leave as is) switches gradients for the
+    forward; the per-item stages run on data that needs no gradient switch, which matters because
+    they run once per item.
     """
 
     __slots__ = ("context", "fn", "grad")
 
-    def __init__(self, fn: Callable[[Any], Any], context: ApplyContext, grad: bool) -> None:
+    def __init__(
+        self, fn: Callable[[Any], Any], context: ApplyContext, grad: bool | None = None
+    ) -> None:
         self.fn = fn
         self.context = context
         self.grad = grad
@@ -68,6 +72,8 @@ class InContext:
     def __call__(self, value: Any) -> Any:
         token = _CONTEXT.set(self.context)
         try:
+            if self.grad is None:
+                return self.fn(value)
             with torch.set_grad_enabled(self.grad):
                 return self.fn(value)
         finally:

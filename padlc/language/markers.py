@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from padl_runtime.collate import collate, move_to_device, uncollate
+from padl_runtime.collate import add_batch_axis, move_to_device, remove_batch_axis
 
 from padlc.errors import ModeError
 from padlc.language import context as _context
@@ -59,7 +59,7 @@ class Batchify(_Marker):
         context = self._pd_context()
         if context.mode != "infer":
             return value
-        batched = collate([value])
+        batched = add_batch_axis(value)
         if context.device != "cpu":
             batched = move_to_device(batched, context.device)
         return batched
@@ -76,7 +76,7 @@ class Unbatchify(_Marker):
         if context.device != "cpu":
             value = move_to_device(value, "cpu")
         if context.mode == "infer" and context.batched:
-            return uncollate(value)[0]
+            return remove_batch_axis(value)
         return value
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter, itemgetter, methodcaller
 from typing import Any
 
 from padlc.language.base import Transform
@@ -24,6 +26,39 @@ def _format_key(key: Any) -> str:
     return repr(key)
 
 
+def _compile(operations: tuple[Operation, ...]) -> Callable[[Any], Any]:
+    """One callable for the chain; an attribute followed by a call becomes ``methodcaller``, which
+    runs in C (``same.item()`` is applied once per item in batched applies)."""
+    steps: list[Callable[[Any], Any]] = []
+    i = 0
+    while i < len(operations):
+        operation = operations[i]
+        following = operations[i + 1] if i + 1 < len(operations) else None
+        if operation[0] == "attr" and following is not None and following[0] == "call":
+            steps.append(methodcaller(operation[1], *following[1], **following[2]))
+            i += 2
+            continue
+        if operation[0] == "attr":
+            steps.append(attrgetter(operation[1]))
+        elif operation[0] == "item":
+            steps.append(itemgetter(operation[1]))
+        else:
+            args, kwargs = operation[1], operation[2]
+            steps.append(lambda value, args=args, kwargs=kwargs: value(*args, **kwargs))
+        i += 1
+    if not steps:
+        return lambda value: value
+    if len(steps) == 1:
+        return steps[0]
+
+    def chain(value: Any) -> Any:
+        for step in steps:
+            value = step(value)
+        return value
+
+    return chain
+
+
 class Same(Transform):
     """A chain of attribute/item/call operations applied to the input.
 
@@ -34,6 +69,7 @@ class Same(Transform):
 
     def __init__(self, operations: tuple[Operation, ...] = ()) -> None:
         self._pd_operations = operations
+        self._pd_fn = _compile(operations)
 
     def __getattr__(self, name: str) -> Same:
         if name.startswith("_"):
@@ -44,15 +80,7 @@ class Same(Transform):
         return Same((*self._pd_operations, ("item", key)))
 
     def _pd_call(self, value: Any) -> Any:
-        for operation in self._pd_operations:
-            kind = operation[0]
-            if kind == "attr":
-                value = getattr(value, operation[1])
-            elif kind == "item":
-                value = value[operation[1]]
-            else:
-                value = value(*operation[1], **operation[2])
-        return value
+        return self._pd_fn(value)
 
     def __call__(self, value: Any) -> Any:
         return self._pd_call(value)

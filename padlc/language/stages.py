@@ -21,7 +21,7 @@ from padlc.language.combinators import Compose, Map, Parallel, Pipeline, Rollout
 from padlc.language.markers import Batchify, Identity, Unbatchify, identity
 from padlc.language.modes import IfInMode, Try
 
-__all__ = ["Stages", "split"]
+__all__ = ["Stages", "split", "without_markers"]
 
 PRE, FORWARD, POST = 0, 1, 2
 _STAGE_NAMES = ("preprocess", "forward", "postprocess")
@@ -210,3 +210,27 @@ def split(t: Transform) -> Stages:
         # Without `batch` there is no preprocessing: what precedes `unbatch` runs as the forward.
         return Stages(identity, _compose([pre, forward]), post, False, has_unbatch)
     return Stages(pre, forward, post, True, has_unbatch)
+
+
+def without_markers(t: Transform) -> Transform:
+    """``t`` with ``batch``/``unbatch`` removed, for the executor's per-item stages.
+
+    In ``eval``/``train`` mode both markers pass values through (the executor batches, splits and
+    moves batches itself), so dropping them saves a call per item and often a whole composition.
+    """
+    if isinstance(t, Batchify | Unbatchify):
+        return identity
+    if isinstance(t, Compose):
+        return _compose([without_markers(c) for c in t._pd_transforms])
+    if isinstance(t, Rollout | Parallel):
+        children = [without_markers(c) for c in t._pd_transforms]
+        if isinstance(t, Parallel) and all(_is_identity(c) for c in children):
+            return identity
+        return type(t)(children, grouped=True)
+    if isinstance(t, Map):
+        inner = without_markers(t._pd_transform)
+        return identity if _is_identity(inner) else Map(inner)
+    if isinstance(t, IfInMode):
+        if_, else_ = without_markers(t.if_), without_markers(t.else_)
+        return identity if _is_identity(if_) and _is_identity(else_) else t._pd_replace(if_, else_)
+    return t

@@ -12,7 +12,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["collate", "move_to_device", "pin", "uncollate"]
+__all__ = [
+    "add_batch_axis",
+    "collate",
+    "move_to_device",
+    "pin",
+    "remove_batch_axis",
+    "uncollate",
+]
 
 
 def _is_namedtuple(value: object) -> bool:
@@ -135,3 +142,17 @@ def move_to_device(value: Any, device: torch.device | str, non_blocking: bool = 
 def pin(value: Any) -> Any:
     """Pin every CPU tensor in a nested structure (for asynchronous host-to-device copies)."""
     return _map_tensors(value, lambda t: t.pin_memory() if t.device.type == "cpu" else t)
+
+
+def add_batch_axis(item: Any) -> Any:
+    """A batch of one item: ``collate([item])``, with a fast path for a single tensor."""
+    if type(item) is torch.Tensor:
+        return item.unsqueeze(0)
+    return collate([item])
+
+
+def remove_batch_axis(batch: Any) -> Any:
+    """The only item of a batch of one: ``uncollate(batch)[0]``, with a fast path for a tensor."""
+    if type(batch) is torch.Tensor and batch.dim():
+        return batch[0]
+    return uncollate(batch)[0]

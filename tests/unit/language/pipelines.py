@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from padlc import transform
+
+
+@transform
+def plus_one(x):
+    return x + 1
+
+
+@transform
+def times_two(x):
+    return x * 2
+
+
+@transform
+def times_three(x):
+    return x * 3
+
+
+@transform
+def plus(x, y):
+    return x + y
+
+
+@transform
+def add_all(*args):
+    return sum(args)
+
+
+@transform
+class Polynomial(torch.nn.Module):
+    def __init__(self, a, b):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(float(a)))
+        self.b = torch.nn.Parameter(torch.tensor(float(b)))
+
+    def forward(self, x):
+        return x**self.a + x**self.b
+
+
+@pytest.fixture
+def fns():
+    return {
+        "plus_one": plus_one,
+        "times_two": times_two,
+        "times_three": times_three,
+        "plus": plus,
+        "add_all": add_all,
+        "Polynomial": Polynomial,
+    }

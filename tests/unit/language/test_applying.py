@@ -1,0 +1,259 @@
+"""infer_apply, eval_apply, train_apply, modes, devices, errors."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from padlc import (
+    IfEval,
+    IfInfer,
+    IfTrain,
+    ModeError,
+    Try,
+    batch,
+    transform,
+    unbatch,
+)
+
+from .pipelines import Polynomial, plus_one, times_three, times_two
+
+
+@pytest.fixture
+def staged():
+    return plus_one >> batch >> times_two - "n" >> times_two >> unbatch
+
+
+def test_infer_apply_runs_one_item_through_all_stages(staged):
+    assert staged.infer_apply(1) == torch.tensor(8)
+
+
+def test_infer_apply_removes_the_batch_axis_without_unbatch():
+    p = plus_one >> batch >> times_two
+    out = p.infer_apply(torch.tensor([1.0, 2.0]))
+    assert out.shape == (2,)
+
+
+def test_eval_apply_returns_one_output_per_item_with_a_postprocess(staged):
+    assert [o.item() for o in staged.eval_apply([1, 1, 2])] == [8, 8, 12]
+
+
+def test_eval_apply_returns_batches_without_a_postprocess():
+    p = plus_one >> batch >> times_two
+    outputs = list(p.eval_apply([1, 2, 3], batch_size=2))
+    assert [o.tolist() for o in outputs] == [[4, 6], [8]]
+
+
+def test_eval_apply_flatten_gives_items():
+    p = plus_one >> batch >> times_two
+    assert [o.item() for o in p.eval_apply([1, 2, 3], batch_size=2, flatten=True)] == [4, 6, 8]
+
+
+def test_eval_apply_len_counts_items_or_batches(staged):
+    assert len(staged.eval_apply(range(10), batch_size=4)) == 10
+    assert len((plus_one >> batch >> times_two).eval_apply(range(10), batch_size=4)) == 3
+
+
+def test_eval_apply_use_post_false_skips_the_postprocess():
+    p = plus_one >> batch >> times_two >> unbatch >> transform(lambda x: x.item())
+    outputs = list(p.eval_apply([1, 2], use_post=False))
+    assert isinstance(outputs[0], torch.Tensor)
+
+
+def test_train_apply_flatten(staged):
+    assert [o.item() for o in staged.train_apply([1, 2, 1, 2], flatten=True, batch_size=2)] == [
+        8,
+        12,
+        8,
+        12,
+    ]
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        [1, 2, 3],
+        (1, 2, 3),
+        range(1, 4),
+        torch.tensor([1, 2, 3]),
+        np.array([1, 2, 3]),
+        (i for i in [1, 2, 3]),
+    ],
+    ids=["list", "tuple", "range", "tensor", "numpy", "generator"],
+)
+def test_eval_apply_accepts_indexables_and_iterables(staged, inputs):
+    assert [int(o) for o in staged.eval_apply(inputs)] == [8, 12, 16]
+
+
+def test_eval_apply_with_workers_keeps_order(staged):
+    assert [int(o) for o in staged.eval_apply(range(20), batch_size=3, num_workers=2)] == [
+        4 * (i + 1) for i in range(20)
+    ]
+
+
+def test_collation_handles_dicts_strings_and_nested_structures():
+    @transform
+    def to_record(x):
+        return {"value": torch.tensor([float(x)]), "text": str(x), "pair": (x, x * 2)}
+
+    @transform
+    def from_record(r):
+        return (r["value"].item(), r["text"], int(r["pair"][1]))
+
+    p = to_record >> batch >> transform(lambda r: r) >> unbatch >> from_record
+    assert list(p.eval_apply([1, 2], batch_size=2)) == [(1.0, "1", 2), (2.0, "2", 4)]
+    assert p.infer_apply(3) == (3.0, "3", 6)
+
+
+def test_calling_a_staged_pipeline_directly_says_which_apply_method_to_use(staged):
+    with pytest.raises(ModeError, match="infer_apply"):
+        staged(1)
+
+
+@pytest.mark.parametrize(
+    ("switch", "infer", "eval_", "train"),
+    [
+        (IfTrain(times_two, plus_one), 9, [9, 12], [12, 18]),
+        (IfEval(times_two), 6, [12, 18], [6, 9]),
+        (IfInfer(times_two), 12, [6, 9], [6, 9]),
+    ],
+)
+def test_mode_switches_follow_the_apply_method(switch, infer, eval_, train):
+    p = plus_one >> switch >> batch >> times_three
+    assert p.infer_apply(1).item() == infer
+    assert [int(o) for o in p.eval_apply([1, 2], flatten=True)] == eval_
+    assert [int(o) for o in p.train_apply([1, 2], flatten=True)] == train
+
+
+def test_try_catches_and_runs_else_and_finally():
+    finally_seen = []
+    t = Try(
+        transform(lambda x: x / 0),
+        times_two,
+        (TypeError, ZeroDivisionError),
+        plus_one,
+        transform(lambda x: finally_seen.append(x)),
+    )
+    p = t >> batch >> plus_one
+    assert p.infer_apply(4).item() == 9
+    assert finally_seen == [8]
+
+
+def test_try_else_applies_to_a_successful_output():
+    t = Try(times_two, times_three, ValueError, plus_one)
+    assert (t >> batch).infer_apply(2).item() == 5
+
+
+def test_infer_apply_runs_without_gradients_and_layers_in_eval_mode():
+    seen = {}
+
+    @transform
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen["training"] = self.training
+            seen["grad"] = torch.is_grad_enabled()
+            return x
+
+    probe = Probe()
+    probe.train()
+    (batch >> probe).infer_apply(torch.zeros(1))
+    assert seen == {"training": False, "grad": False}
+    assert probe.training  # restored
+
+
+def test_train_apply_enables_gradients_and_restores_layer_modes():
+    poly = Polynomial(2, 3)
+    poly.eval()
+    p = transform(lambda x: torch.tensor(float(x))) >> batch >> poly
+    outputs = list(p.train_apply([1, 2], batch_size=2))
+    assert outputs[0].requires_grad
+    assert not poly.training
+
+
+def test_modes_of_concurrent_threads_do_not_interfere():
+    seen: dict[str, set] = {"infer": set(), "train": set()}
+    from padlc.language.context import current_mode
+
+    record = transform(lambda x: x)
+
+    codes = {"infer": 1, "eval": 2, "train": 3}
+    names = {v: k for k, v in codes.items()}
+
+    @transform
+    def observe(x):
+        return x * 0 + codes[current_mode()]
+
+    p = record >> batch >> observe
+    barrier = threading.Barrier(2)
+
+    def run(mode):
+        barrier.wait()
+        for _ in range(200):
+            if mode == "infer":
+                seen["infer"].add(names[p.infer_apply(1).item()])
+            else:
+                for out in p.train_apply([1, 2], batch_size=2, flatten=True):
+                    seen["train"].add(names[out.item()])
+
+    threads = [threading.Thread(target=run, args=(m,)) for m in ("infer", "train")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"infer": {"infer"}, "train": {"train"}}
+
+
+def test_pd_to_moves_layers_and_records_the_device():
+    poly = Polynomial(2, 3)
+    p = plus_one >> batch >> poly
+    assert p.pd_to("cpu") is p
+    assert p.pd_device == "cpu"
+    assert p.pd_forward.pd_device == "cpu"
+
+
+def test_pd_parameters_feed_an_optimizer():
+    poly = Polynomial(2, 3)
+    p = transform(lambda x: torch.tensor(float(x))) >> batch >> poly
+    optimizer = torch.optim.SGD(p.pd_parameters(), lr=0.1)
+    before = poly.a.item()
+    loss = next(iter(p.train_apply([2.0, 3.0], batch_size=2))).sum()
+    loss.backward()
+    optimizer.step()
+    assert poly.a.item() != before
+
+
+@transform
+def fails_on_three(x):
+    if x == 3:
+        raise ValueError("three is not allowed")
+    return x
+
+
+def test_infer_error_keeps_its_type_and_names_the_transform():
+    p = plus_one >> fails_on_three >> batch >> times_two
+    with pytest.raises(ValueError, match="three is not allowed") as info:
+        p.infer_apply(2)
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "fails_on_three" in notes
+    assert "position 1" in notes
+
+
+def test_eval_error_names_the_failing_item():
+    p = fails_on_three >> batch >> times_two
+    with pytest.raises(ValueError) as info:
+        list(p.eval_apply([1, 2, 3, 4], batch_size=2))
+    text = str(info.value) + "\n".join(getattr(info.value, "__notes__", []))
+    assert "item 2" in text
+
+
+def test_eval_error_in_a_worker_names_the_failing_item():
+    p = fails_on_three >> batch >> times_two
+    with pytest.raises(ValueError) as info:
+        list(p.eval_apply([1, 2, 3, 4], batch_size=2, num_workers=2))
+    text = str(info.value) + "\n".join(getattr(info.value, "__notes__", []))
+    assert "item 2" in text
+
+
+def test_progress_bar_does_not_change_outputs(staged, capsys):
+    assert [int(o) for o in staged.eval_apply([1, 2], progress=True)] == [8, 12]

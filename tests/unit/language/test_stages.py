@@ -1,0 +1,109 @@
+"""Splitting pipelines into preprocess / forward / postprocess."""
+
+import pytest
+
+from padlc import (
+    Compose,
+    Identity,
+    IfTrain,
+    Map,
+    Parallel,
+    Rollout,
+    StageError,
+    Try,
+    batch,
+    identity,
+    transform,
+    unbatch,
+)
+
+from .pipelines import plus_one, times_two
+
+
+def test_stages_of_a_compose_split_at_the_markers():
+    p = plus_one >> batch >> times_two >> times_two >> unbatch >> plus_one
+    assert repr(p.pd_preprocess) == "plus_one >> batch"
+    assert repr(p.pd_forward) == "times_two >> times_two"
+    assert repr(p.pd_postprocess) == "unbatch >> plus_one"
+    assert isinstance(p.pd_preprocess, Compose)
+
+
+def test_pipeline_without_batch_is_all_forward():
+    p = plus_one >> times_two
+    assert isinstance(p.pd_preprocess, Identity)
+    assert p.pd_forward is p or repr(p.pd_forward) == repr(p)
+    assert isinstance(p.pd_postprocess, Identity)
+
+
+def test_unbatch_without_batch_starts_the_postprocess():
+    p = times_two >> unbatch
+    assert repr(p.pd_forward) == "times_two"
+    assert repr(p.pd_postprocess) == "unbatch"
+
+
+def test_parallel_split_gives_parallel_preprocess():
+    t = plus_one >> batch >> times_two >> unbatch >> plus_one
+    p = t / t
+    assert isinstance(p.pd_preprocess, Parallel)
+    assert isinstance(p.pd_forward, Parallel)
+    assert isinstance(p.pd_postprocess, Parallel)
+
+
+def test_rollout_split_is_a_rollout_then_parallels():
+    t = plus_one >> batch >> times_two >> unbatch >> plus_one
+    p = t + t
+    assert isinstance(p.pd_preprocess, Rollout)
+    assert isinstance(p.pd_forward, Parallel)
+    assert isinstance(p.pd_postprocess, Parallel)
+
+
+def test_rollout_after_batch_stays_a_rollout_in_the_forward():
+    p = plus_one >> batch >> (times_two + plus_one) >> unbatch
+    assert isinstance(p.pd_forward, Rollout)
+
+
+def test_map_split_is_a_map_in_every_stage():
+    t = plus_one >> batch >> times_two >> unbatch >> plus_one
+    p = ~t
+    assert all(isinstance(s, Map) for s in p.pd_stages)
+
+
+def test_branches_may_batch_at_different_points():
+    p = plus_one >> plus_one / batch >> batch / plus_one >> plus_one
+    assert p.pd_forward is not None  # no error: each path has exactly one batch
+
+
+def test_split_inside_mode_switch():
+    p = IfTrain(plus_one >> batch >> times_two, times_two >> batch >> plus_one)
+    assert repr(p.pd_preprocess) == "IfTrain(plus_one >> batch, else_=times_two >> batch)"
+    assert repr(p.pd_forward) == "IfTrain(times_two, else_=plus_one)"
+
+
+def test_two_batches_on_one_path_is_an_error():
+    with pytest.raises(StageError, match="Two `batch`"):
+        (plus_one >> batch >> batch).pd_forward  # noqa: B018
+
+
+def test_two_unbatches_on_one_path_is_an_error():
+    with pytest.raises(StageError, match="Two `unbatch`"):
+        (times_two >> batch >> unbatch >> unbatch).pd_forward  # noqa: B018
+
+
+def test_a_branch_batching_beside_one_that_does_not_is_an_error():
+    with pytest.raises(StageError, match="some branches pass `batch`"):
+        (plus_one + (times_two >> batch)).pd_forward  # noqa: B018
+
+
+def test_combining_branches_in_different_stages_names_the_transform():
+    combine = transform(lambda x, y: x + y)
+    with pytest.raises(StageError, match="different stages"):
+        (plus_one + (times_two >> batch) >> combine).pd_forward  # noqa: B018
+
+
+def test_try_spanning_stages_is_an_error():
+    with pytest.raises(StageError, match="Try must lie within one stage"):
+        Try(plus_one >> batch, times_two, ZeroDivisionError).pd_forward  # noqa: B018
+
+
+def test_stage_of_identity_pipeline_is_identity():
+    assert identity.pd_preprocess is identity

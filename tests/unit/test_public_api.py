@@ -1,0 +1,39 @@
+"""The public surface is pinned: adding or removing a name is a deliberate change."""
+
+import subprocess
+import sys
+
+import padlc
+import padl_runtime
+
+
+def test_padlc_all_is_pinned():
+    expected = {
+        "DEFAULT_BATCH_SIZE", "ArtifactError", "Batchify", "BuildError", "Compose", "IfEval",
+        "IfInMode", "IfInfer", "IfTrain", "Identity", "LoweringError", "Map", "ModeError",
+        "PadlcError", "Parallel", "Pipeline", "Rollout", "SaveError", "StageError", "Transform",
+        "Try", "Unbatchify", "__version__", "batch", "group", "identity", "same", "transform",
+        "unbatch",
+    }  # fmt: skip
+    assert expected <= set(padlc.__all__)
+    for name in padlc.__all__:
+        assert hasattr(padlc, name), name
+
+
+def test_padl_runtime_does_not_import_padlc():
+    code = (
+        "import sys, padl_runtime, padl_runtime.executor, padl_runtime.collate, "
+        "padl_runtime.manifest\n"
+        "import pkgutil, importlib\n"
+        "for m in pkgutil.iter_modules(padl_runtime.__path__):\n"
+        "    importlib.import_module('padl_runtime.' + m.name)\n"
+        "bad = [m for m in sys.modules if m == 'padlc' or m.startswith('padlc.')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_error_tree_has_one_root():
+    for name in ("StageError", "ModeError", "SaveError", "LoweringError", "BuildError"):
+        assert issubclass(getattr(padlc, name), padlc.PadlcError)
+    assert padlc.ArtifactError is padl_runtime.ArtifactError
