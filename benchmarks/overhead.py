@@ -22,7 +22,9 @@ torch.set_num_threads(1)
 
 def make_model() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)).eval()
+    return torch.nn.Sequential(
+        torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)
+    ).eval()
 
 
 @transform
@@ -60,9 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
 
     model = make_model()
-    pipeline = (
-        to_tensor >> batch >> transform(model) >> same.argmax(-1) >> unbatch >> same.item()
-    )
+    pipeline = to_tensor >> batch >> transform(model) >> same.argmax(-1) >> unbatch >> same.item()
     generator = torch.Generator().manual_seed(0)
     items = torch.rand(args.items, 16, generator=generator).tolist()
     sample = items[0]
@@ -115,9 +115,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     infer_ratio = padlc_infer_s / hand_infer_s
     eval_ratio = (args.items / padlc_eval_s) / (args.items / hand_eval_s)
-    print(f"padlc {padlc.__version__}, torch {torch.__version__}, 1 torch thread, best of {args.repeat}")
-    print(f"infer_apply     hand-written {hand_infer_s * 1e6:8.1f} µs/call   padlc {padlc_infer_s * 1e6:8.1f} µs/call   ratio {infer_ratio:.2f}× (target ≤ 1.3×)")
-    print(f"eval_apply      hand-written {args.items / hand_eval_s:8.0f} items/s   padlc {args.items / padlc_eval_s:8.0f} items/s   ratio {eval_ratio:.2f}× (target ≥ 1.0×)  [batch {args.batch_size}, workers {args.workers}]")
+    print(
+        f"padlc {padlc.__version__}, torch {torch.__version__}, 1 torch thread, best of {args.repeat}"
+    )
+    print(
+        f"infer_apply     hand-written {hand_infer_s * 1e6:8.1f} µs/call   padlc {padlc_infer_s * 1e6:8.1f} µs/call   ratio {infer_ratio:.2f}× (target ≤ 1.3×)"
+    )
+    print(
+        f"eval_apply      hand-written {args.items / hand_eval_s:8.0f} items/s   padlc {args.items / padlc_eval_s:8.0f} items/s   ratio {eval_ratio:.2f}× (target ≥ 1.0×)  [batch {args.batch_size}, workers {args.workers}]"
+    )
     print(f"create          transform(f) {create_s * 1e6:8.2f} µs (target ≤ 50 µs)")
     return {"infer_ratio": infer_ratio, "eval_ratio": eval_ratio, "create_us": create_s * 1e6}
 

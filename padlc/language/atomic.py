@@ -217,7 +217,8 @@ def _wrap_class(cls: type) -> type:
         return wrapped
     is_module = issubclass(cls, torch.nn.Module)
     mixin = TorchModuleTransform if is_module else ClassTransform
-    call = cls.forward if is_module else getattr(cls, "__call__", None)  # type: ignore[attr-defined]
+    # A plain class without __call__ gives None (`getattr` would find type.__call__ on the class).
+    call = cls.forward if is_module else inspect.getattr_static(cls, "__call__", None)  # type: ignore[attr-defined]
     namespace = {
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import namedtuple
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -11,20 +12,13 @@ from padlc.language.base import Transform
 __all__ = ["Compose", "Map", "Parallel", "Pipeline", "Rollout", "group"]
 
 
-class _Failed:
-    """Marker set on an exception to remember the innermost transform that raised it."""
-
-    __slots__ = ()
-
-
 def _mark(exc: BaseException, child: Transform) -> None:
     # The innermost composite sees the leaf first; outer composites leave the mark alone. The apply
     # method turns the mark into a note naming the transform's position in the whole pipeline.
     if getattr(exc, "_padlc_transform", None) is None:
-        try:
+        # exceptions with __slots__ cannot be marked; they still propagate unchanged
+        with contextlib.suppress(AttributeError):
             exc._padlc_transform = child  # type: ignore[attr-defined]
-        except AttributeError:  # exceptions with __slots__ cannot be marked
-            pass
 
 
 class Pipeline(Transform):
@@ -70,7 +64,9 @@ class Pipeline(Transform):
 
     def __getitem__(self, key: int | slice | str) -> Transform:
         if isinstance(key, bool):
-            raise TypeError(f"Pipeline indices must be int, slice or str, not {type(key).__name__}.")
+            raise TypeError(
+                f"Pipeline indices must be int, slice or str, not {type(key).__name__}."
+            )
         if isinstance(key, int):
             return self._pd_transforms[key]
         if isinstance(key, slice):
@@ -79,7 +75,9 @@ class Pipeline(Transform):
             for t in self.pd_iter_transforms():
                 if t is not self and t.pd_name == key:
                     return t
-            names = sorted({n for t in self.pd_iter_transforms() if t is not self and (n := t.pd_name)})
+            names = sorted(
+                {n for t in self.pd_iter_transforms() if t is not self and (n := t.pd_name)}
+            )
             raise ValueError(f"No transform named {key!r} in `{self!r}`. Names present: {names}.")
         raise TypeError(f"Pipeline indices must be int, slice or str, not {type(key).__name__}.")
 

@@ -59,17 +59,17 @@ class IfInMode(Transform):
         return f"{cls}({inner}, else_={self.else_._pd_short_repr()})"
 
 
-def IfTrain(if_: Any, else_: Any = identity) -> IfInMode:  # noqa: N802 - PADL's name
+def IfTrain(if_: Any, else_: Any = identity) -> IfInMode:
     """``if_`` in ``train_apply``, else ``else_``."""
     return IfInMode(if_, "train", else_)
 
 
-def IfEval(if_: Any, else_: Any = identity) -> IfInMode:  # noqa: N802
+def IfEval(if_: Any, else_: Any = identity) -> IfInMode:
     """``if_`` in ``eval_apply``, else ``else_``."""
     return IfInMode(if_, "eval", else_)
 
 
-def IfInfer(if_: Any, else_: Any = identity) -> IfInMode:  # noqa: N802
+def IfInfer(if_: Any, else_: Any = identity) -> IfInMode:
     """``if_`` in ``infer_apply``, else ``else_``."""
     return IfInMode(if_, "infer", else_)
 

@@ -51,7 +51,7 @@ def _label(t: Transform) -> str:
 
 def _render(t: Transform) -> list[str]:
     """Lines drawing ``t``; the first line is its head, the others are indented under it."""
-    if isinstance(t, Compose) and (t._pd_name is None or True):
+    if isinstance(t, Compose):
         lines: list[str] = []
         header = [f"{t._pd_name}:"] if t._pd_name else []
         for i, child in enumerate(t._pd_transforms):
@@ -63,7 +63,11 @@ def _render(t: Transform) -> list[str]:
             lines.extend(" " * len(prefix) + line for line in body[1:])
         return header + lines if header else lines[1:] if lines[0] == "   ▼" else lines
     if isinstance(t, Rollout | Parallel):
-        kind = "rollout (same input to each)" if isinstance(t, Rollout) else "parallel (one input each)"
+        kind = (
+            "rollout (same input to each)"
+            if isinstance(t, Rollout)
+            else "parallel (one input each)"
+        )
         head = f"{t._pd_name + ': ' if t._pd_name else ''}{t.operator} {kind} → ({', '.join(t.pd_keys)})"
         lines = [head]
         children = t._pd_transforms

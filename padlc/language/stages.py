@@ -35,7 +35,7 @@ class Path:
     batched: bool
 
 
-State = Union[Path, tuple["State", ...]]
+State = Union[Path, tuple["State", ...]]  # noqa: UP007 - a recursive alias needs Union
 Components = tuple[Transform, Transform, Transform]
 
 
@@ -109,7 +109,9 @@ def _split(t: Transform, state: State) -> tuple[State, Components]:
         return state, (identity, identity, identity)
     if isinstance(t, Batchify | Unbatchify):
         new = _mark_stage(state, t, t)
-        return new, ((t, identity, identity) if isinstance(t, Batchify) else (identity, identity, t))
+        return new, (
+            (t, identity, identity) if isinstance(t, Batchify) else (identity, identity, t)
+        )
     if isinstance(t, Compose):
         parts: list[list[Transform]] = [[], [], []]
         for child in t._pd_transforms:
@@ -141,9 +143,9 @@ def _split(t: Transform, state: State) -> tuple[State, Components]:
         path = _collapse(state, t)
         if any(isinstance(x, Batchify | Unbatchify) for x in t.pd_iter_transforms()):
             raise StageError(
-                    f"`{t!r}` spans several stages: a Try must lie within one stage, so move "
-                    "`batch`/`unbatch` out of it."
-                )
+                f"`{t!r}` spans several stages: a Try must lie within one stage, so move "
+                "`batch`/`unbatch` out of it."
+            )
         components: list[Transform] = [identity, identity, identity]
         components[path.stage] = t
         return path, tuple(components)  # type: ignore[return-value]

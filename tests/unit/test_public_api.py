@@ -3,8 +3,9 @@
 import subprocess
 import sys
 
-import padlc
 import padl_runtime
+
+import padlc
 
 
 def test_padlc_all_is_pinned():

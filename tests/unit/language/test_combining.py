@@ -81,7 +81,7 @@ def test_explicit_name_becomes_the_output_field():
 
 def test_name_must_be_an_identifier():
     with pytest.raises(ValueError, match="identifiers"):
-        plus_one - "not valid"  # noqa: B018
+        plus_one - "not valid"
 
 
 def test_tuple_output_is_unpacked_into_a_two_parameter_function():
@@ -126,7 +126,9 @@ def test_len_counts_direct_children():
 
 def test_repr_is_the_short_operator_form():
     assert repr(plus_one + times_two >> plus) == "plus_one + times_two >> plus"
-    assert repr(plus_one >> group(times_two >> plus_one)) == "plus_one >> group(times_two >> plus_one)"
+    assert (
+        repr(plus_one >> group(times_two >> plus_one)) == "plus_one >> group(times_two >> plus_one)"
+    )
     assert repr((plus_one >> times_two) / plus_one) == "(plus_one >> times_two) / plus_one"
     assert repr(~(plus_one >> times_two)) == "~(plus_one >> times_two)"
 

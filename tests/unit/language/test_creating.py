@@ -161,7 +161,7 @@ def test_plain_function_in_an_operator_is_wrapped_automatically():
 
 def test_non_callable_in_an_operator_is_rejected_at_once_naming_it():
     with pytest.raises(TypeError, match=r"Cannot use 3 \(a int\) with `>>`"):
-        plus_one >> 3  # noqa: B018
+        plus_one >> 3
 
 
 def test_creating_a_transform_is_cheap():
