@@ -182,6 +182,8 @@ def batched_apply(
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    if loader_kwargs.pop("shuffle", False):
+        items = _Shuffled(items, loader_kwargs.pop("generator", None))
     stages = pipeline._pd_stages()
     device = pipeline._pd_device
     context = ApplyContext(mode, device, stages.has_batch)
@@ -203,6 +205,25 @@ def batched_apply(
         **loader_kwargs,
     )
     return _Applied(runner, pipeline, training)
+
+
+class _Shuffled:
+    """A random permutation of sized, indexable inputs (``shuffle=True``), drawn once per apply."""
+
+    def __init__(self, items: Any, generator: torch.Generator | None) -> None:
+        if not (hasattr(items, "__len__") and hasattr(items, "__getitem__")):
+            raise TypeError(
+                "shuffle=True needs inputs with a length and indexing (a list, tensor, dataset); "
+                f"got a {type(items).__name__}. Shuffle them yourself or pass a list."
+            )
+        self._items = items
+        self._order = torch.randperm(len(items), generator=generator).tolist()
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __getitem__(self, index: int) -> Any:
+        return self._items[self._order[index]]
 
 
 class _StageCall(InContext):

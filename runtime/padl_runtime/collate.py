@@ -92,8 +92,10 @@ def _split(batch: Any, size: int) -> list[Any]:
     if isinstance(batch, Mapping):
         columns = {key: _split(value, size) for key, value in batch.items()}
         return [{key: column[i] for key, column in columns.items()} for i in range(size)]
-    if isinstance(batch, list) and len(batch) == size and all(
-        isinstance(v, str | bytes) for v in batch
+    if (
+        isinstance(batch, list)
+        and len(batch) == size
+        and all(isinstance(v, str | bytes) for v in batch)
     ):
         return list(batch)
     if _is_namedtuple(batch):

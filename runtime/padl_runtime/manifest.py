@@ -149,7 +149,7 @@ class Manifest:
         where = f"{path}/{MANIFEST_FILE}" if path else MANIFEST_FILE
         if not isinstance(data, Mapping) or data.get("format") != FORMAT_NAME:
             raise ArtifactError(
-                f"{where} is not a padl manifest (no \"format\": \"padl\" entry).",
+                f'{where} is not a padl manifest (no "format": "padl" entry).',
                 path=path,
                 file=MANIFEST_FILE,
             )
@@ -215,7 +215,9 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 def file_entry(root: str | os.PathLike[str], relative: str) -> FileEntry:
     """Describe ``root/relative`` for the manifest."""
     full = Path(root, relative)
-    return FileEntry(path=Path(relative).as_posix(), sha256=sha256_file(full), size=full.stat().st_size)
+    return FileEntry(
+        path=Path(relative).as_posix(), sha256=sha256_file(full), size=full.stat().st_size
+    )
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
