@@ -1,0 +1,5 @@
+"""Writing and reading ``.padl`` directories: :class:`ArtifactWriter` (atomic), :func:`save`, :func:`load`."""
+
+from padlc.artifact.writer import ArtifactWriter, artifact_path
+
+__all__ = ["ArtifactWriter", "artifact_path"]
