@@ -183,7 +183,7 @@ def batched_apply(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
     if loader_kwargs.pop("shuffle", False):
-        items = _Shuffled(items, loader_kwargs.pop("generator", None))
+        items = _Shuffled(items, loader_kwargs.pop("generator", None))  # type: ignore[assignment]
     stages = pipeline._pd_stages()
     device = pipeline._pd_device
     context = ApplyContext(mode, device, stages.has_batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from operator import attrgetter, itemgetter, methodcaller
 from typing import Any
 
@@ -26,6 +27,10 @@ def _format_key(key: Any) -> str:
     return repr(key)
 
 
+def _call_with(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return value(*args, **kwargs)
+
+
 def _compile(operations: tuple[Operation, ...]) -> Callable[[Any], Any]:
     """One callable for the chain; an attribute followed by a call becomes ``methodcaller``, which
     runs in C (``same.item()`` is applied once per item in batched applies)."""
@@ -44,7 +49,7 @@ def _compile(operations: tuple[Operation, ...]) -> Callable[[Any], Any]:
             steps.append(itemgetter(operation[1]))
         else:
             args, kwargs = operation[1], operation[2]
-            steps.append(lambda value, args=args, kwargs=kwargs: value(*args, **kwargs))
+            steps.append(partial(_call_with, args=args, kwargs=kwargs))
         i += 1
     if not steps:
         return lambda value: value

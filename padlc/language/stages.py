@@ -146,14 +146,17 @@ def _split(t: Transform, state: State) -> tuple[State, Components]:
                 f"`{t!r}` spans several stages: a Try must lie within one stage, so move "
                 "`batch`/`unbatch` out of it."
             )
-        components: list[Transform] = [identity, identity, identity]
-        components[path.stage] = t
-        return path, tuple(components)  # type: ignore[return-value]
+        return path, _placed(t, path.stage)
     # a leaf
     path = _collapse(state, t)
-    components = [identity, identity, identity]
-    components[path.stage] = t
-    return path, tuple(components)  # type: ignore[return-value]
+    return path, _placed(t, path.stage)
+
+
+def _placed(t: Transform, stage: int) -> Components:
+    """``t`` in one stage, identity in the others."""
+    parts: list[Transform] = [identity, identity, identity]
+    parts[stage] = t
+    return (parts[0], parts[1], parts[2])
 
 
 def _split_branches(t: Pipeline, state: State) -> tuple[State, Components]:

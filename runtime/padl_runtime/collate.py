@@ -99,11 +99,9 @@ def _split(batch: Any, size: int) -> list[Any]:
     ):
         return list(batch)
     if _is_namedtuple(batch):
-        columns = [_split(value, size) for value in batch]
-        return [type(batch)(*row) for row in zip(*columns)]
+        return [type(batch)(*row) for row in zip(*(_split(value, size) for value in batch))]
     if isinstance(batch, tuple | list):
-        columns = [_split(value, size) for value in batch]
-        return [tuple(row) for row in zip(*columns)]
+        return [tuple(row) for row in zip(*(_split(value, size) for value in batch))]
     return [batch] * size
 
 

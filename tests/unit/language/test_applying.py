@@ -257,3 +257,15 @@ def test_eval_error_in_a_worker_names_the_failing_item():
 
 def test_progress_bar_does_not_change_outputs(staged, capsys):
     assert [int(o) for o in staged.eval_apply([1, 2], progress=True)] == [8, 12]
+
+
+def test_shuffle_draws_a_permutation_of_the_inputs(staged):
+    outputs = [int(o) for o in staged.eval_apply(list(range(50)), shuffle=True, batch_size=8)]
+    assert sorted(outputs) == [4 * (i + 1) for i in range(50)]
+    assert outputs != [4 * (i + 1) for i in range(50)]
+
+
+def test_shuffle_of_a_generator_is_refused_with_a_fix():
+    p = plus_one >> batch >> times_two
+    with pytest.raises(TypeError, match="shuffle=True needs inputs with a length"):
+        p.eval_apply((i for i in range(3)), shuffle=True)
