@@ -9,6 +9,7 @@ notes ("while preprocessing item 7") are built from.
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import sys
 import traceback
@@ -247,7 +248,7 @@ class ChunkStream(IterableDataset[Any]):
             yield WorkerFailure.capture(exc)
             return
         start = 0
-        for chunk_index in range(sys.maxsize):
+        for chunk_index in itertools.count():
             mine = chunk_index % workers == me
             try:
                 chunk = _take(iterator, self.batch_size, start)

@@ -219,7 +219,12 @@ def _start_method(context: Any) -> str:
         return context
     if context is not None:
         return str(context.get_start_method())
-    return multiprocessing.get_start_method()
+    # Not get_start_method(): without allow_none it fixes the default for the whole process.
+    # The first of get_all_start_methods() is the platform default.
+    return (
+        multiprocessing.get_start_method(allow_none=True)
+        or multiprocessing.get_all_start_methods()[0]
+    )
 
 
 def _check_picklable(plan: _Plan) -> None:
@@ -370,10 +375,10 @@ def _post_stage(plan: _Plan, batches: Iterator[Batch]) -> Iterator[list[Any]]:
 
     The overlap needs a thread, and a thread only helps when the forward releases the GIL for
     long (a CUDA forward waits on the GPU; ``.item()`` in the post stage is where it syncs).
-    Measured on a 2-core CPU (benchmarks/executor_cpu.py) a background thread for a cheap post
-    is slower than doing it inline: the post is GIL-bound Python and torch's CPU kernels already
-    use both cores, so the thread only adds hand-off and contention. Hence post_threads defaults
-    to 0 on CPU and 1 on CUDA. The queue is bounded (post_threads batches in flight) so memory
+    On a 2-core CPU (benchmarks/executor_cpu.py, a tiny MLP with an ``.item()`` post) a background
+    thread made runs 3-9% slower than doing the post inline, with and without workers: the post is
+    GIL-bound Python and the CPU forward is short, so the thread only adds hand-off and
+    contention. Hence post_threads defaults to 0 on CPU and 1 on CUDA. The queue is bounded (post_threads batches in flight) so memory
     stays flat.
     """
     if plan.post_threads == 0:

@@ -90,8 +90,11 @@ def child_pids() -> set[int]:
     multiprocessing.active_children()  # reaps finished children
     pids: set[int] = set()
     for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
-        with open(path) as f:
-            pids.update(int(pid) for pid in f.read().split())
+        try:
+            with open(path) as f:
+                pids.update(int(pid) for pid in f.read().split())
+        except FileNotFoundError:  # that thread has just exited
+            continue
     return pids
 
 
@@ -535,3 +538,25 @@ def test_delivered_outputs_are_not_kept_alive_by_the_executor(post_threads: int)
     del out
     alive = sum(ref() is not None for ref in refs)
     assert alive <= 3 * 50
+
+
+# --- CUDA (runs only where a GPU is present) ----------------------------------------------------
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_cuda_outputs_match_cpu_outputs(num_workers: int) -> None:
+    def forward(batch: torch.Tensor) -> torch.Tensor:
+        assert batch.is_cuda
+        return (batch @ torch.ones(1, 1, device=batch.device)) * 2
+
+    outputs = run_batches(
+        range(1000),
+        preprocess=to_tensor,
+        forward=forward,
+        postprocess=to_int,
+        batch_size=64,
+        num_workers=num_workers,
+        device="cuda",
+    )
+    assert list(outputs) == [2 * i for i in range(1000)]
