@@ -376,7 +376,7 @@ def _post_stage(plan: _Plan, batches: Iterator[Batch]) -> Iterator[list[Any]]:
     The overlap needs a thread, and a thread only helps when the forward releases the GIL for
     long (a CUDA forward waits on the GPU; ``.item()`` in the post stage is where it syncs).
     On a 2-core CPU (benchmarks/executor_cpu.py, a tiny MLP with an ``.item()`` post) a background
-    thread made runs 3-9% slower than doing the post inline, with and without workers: the post is
+    thread made runs 3-10% slower than doing the post inline, with and without workers: the post is
     GIL-bound Python and the CPU forward is short, so the thread only adds hand-off and
     contention. Hence post_threads defaults to 0 on CPU and 1 on CUDA. The queue is bounded (post_threads batches in flight) so memory
     stays flat.
