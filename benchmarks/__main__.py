@@ -1,0 +1,5 @@
+"""``python -m benchmarks --help``."""
+
+from benchmarks.suite import main
+
+raise SystemExit(main())

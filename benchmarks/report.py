@@ -1,0 +1,103 @@
+"""Printing the tables and the targets of issue 5."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain text table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        first, *rest = cells
+        return "  ".join(
+            [str(first).ljust(widths[0])] + [str(c).rjust(w) for c, w in zip(rest, widths[1:])]
+        )
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}×"
+
+
+def throughput_table(run: dict[str, Any]) -> str:
+    rows = []
+    for name, entry in run["throughput"].items():
+        rows.append(
+            [
+                name,
+                f"{entry['items_per_s']:,.0f}",
+                _ratio(entry.get("vs_hand")),
+                _ratio(entry.get("vs_limit")),
+            ]
+        )
+    rows.insert(3, ["limit (slowest stage alone)", f"{run['limit_items_per_s']:,.0f}", "", ""])
+    return table(["", "items/s", "vs hand-written", "vs limit"], rows)
+
+
+def latency_table(latency: dict[str, Any]) -> str:
+    rows = [
+        [
+            name,
+            f"{entry['p50_us']:,.0f}",
+            f"{entry['p99_us']:,.0f}",
+            _ratio(entry.get("p50_vs_hand")),
+        ]
+        for name, entry in latency.items()
+    ]
+    return table(["infer_apply (one item)", "p50 µs", "p99 µs", "p50 vs hand-written"], rows)
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The CPU targets of issue 5, checked against this run's figures (reported, not asserted)."""
+    found: list[dict[str, Any]] = []
+    for name, workload in results["workloads"].items():
+        for run in workload["runs"]:
+            eager = run["throughput"].get("padlc eval_apply")
+            if eager is not None:
+                found.append(
+                    _target(
+                        f"{name}, workers {run['workers']}: padlc eval_apply / hand-written",
+                        eager["vs_hand"],
+                        ">=",
+                        1.0,
+                    )
+                )
+            padl = run["throughput"].get("PADL-style post loop")
+            if eager is not None and padl is not None:
+                ratio = eager["items_per_s"] / padl["items_per_s"]
+                found.append(
+                    _target(
+                        f"{name}, workers {run['workers']}: padlc eval_apply / PADL-style post",
+                        ratio,
+                        ">=",
+                        2.0,
+                    )
+                )
+        for contender, entry in workload["latency"].items():
+            if contender.startswith("built "):
+                found.append(
+                    _target(
+                        f"{name}: {contender} p50 / hand-written single item",
+                        entry["p50_vs_hand"],
+                        "<=",
+                        1.1,
+                    )
+                )
+    return found
+
+
+def _target(what: str, value: float, op: str, bound: float) -> dict[str, Any]:
+    met = value >= bound if op == ">=" else value <= bound
+    return {"what": what, "value": round(value, 3), "target": f"{op} {bound}", "met": met}
+
+
+def targets_table(found: list[dict[str, Any]]) -> str:
+    rows = [
+        [t["what"], f"{t['value']:.2f}×", t["target"], "met" if t["met"] else "MISSED"]
+        for t in found
+    ]
+    return table(["CPU target (issue 5)", "measured", "target", ""], rows)

@@ -1,0 +1,46 @@
+"""The benchmark suite runs end to end on a tiny size and writes the JSON it documents.
+
+Timings are not checked here (they are reported by ``make bench``, never asserted in tests).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks.suite import main
+
+TINY_RUN = ["--items", "300", "--repeat", "1", "--latency-calls", "20", "--backends", "none"]
+
+
+def test_suite_writes_tables_for_one_workload(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results.json"
+    assert main(["--workloads", "tiny", *TINY_RUN, "--json", str(out)]) == 0
+
+    results = json.loads(out.read_text())
+    assert set(results) == {"environment", "workloads", "memory", "targets"}
+    assert {"command", "torch", "device", "cpu_count", "options"} <= set(results["environment"])
+    tiny = results["workloads"]["tiny"]
+    assert {"items", "batch_size", "runs", "latency", "skipped_backends"} <= set(tiny)
+    (run,) = tiny["runs"]
+    assert run["workers"] == 0
+    assert {"preprocess alone", "forward alone", "postprocess alone", "hand-written loop",
+            "PADL-style post loop", "padlc eval_apply"} <= set(run["throughput"])  # fmt: skip
+    assert {"items_per_s", "vs_hand", "vs_limit"} <= set(run["throughput"]["padlc eval_apply"])
+    assert run["limit_items_per_s"] > 0
+    assert {"hand-written single item", "padlc infer_apply"} <= set(tiny["latency"])
+    assert {"p50_us", "p99_us", "p50_vs_hand"} <= set(tiny["latency"]["padlc infer_apply"])
+    assert any(
+        t["what"].startswith("tiny, workers 0: padlc eval_apply") for t in results["targets"]
+    )
+    assert "hand-written loop" in capsys.readouterr().out
+
+
+def test_memory_mode_reports_start_peak_and_end(tmp_path: Path) -> None:
+    out = tmp_path / "memory.json"
+    assert main(["--memory", "--memory-items", "3000", "--json", str(out)]) == 0
+
+    memory = json.loads(out.read_text())["memory"]
+    assert memory["items"] == 3000
+    assert {"start_mb", "peak_mb", "end_mb", "growth_mb", "samples"} <= set(memory)
+    assert memory["peak_mb"] >= memory["start_mb"]
