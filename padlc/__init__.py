@@ -12,6 +12,8 @@ item or many, save it with its code, and compile it for serving.
 True
 """
 
+from padlc.artifact import load, save
+from padlc.capture.markers import param, value
 from padlc.errors import (
     ArtifactError,
     BuildError,
@@ -58,7 +60,11 @@ __all__ = [
     "batch",
     "group",
     "identity",
+    "load",
+    "param",
+    "save",
     "same",
     "transform",
     "unbatch",
+    "value",
 ]

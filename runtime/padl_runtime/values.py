@@ -83,7 +83,7 @@ def load_weights(
     Parameters stay the layers' own ``nn.Parameter`` objects (so tied weights stay tied); a stored
     tensor with another dtype than the rebuilt layer's converts that parameter first.
     """
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = resolve(module_file, relative)
@@ -91,7 +91,7 @@ def load_weights(
         raise _missing(path)
     try:
         tensors = load_file(str(path))
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(
             f"Cannot read the weights in {path}: {exc}. The file is damaged; re-save the pipeline.",
             path=str(path.parent),

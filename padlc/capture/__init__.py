@@ -1,0 +1,276 @@
+"""Capturing a pipeline's code and values at save time.
+
+:func:`capture_pipeline` writes the lineage module (``pipeline.py``: the user's code, the imports it
+needs and the pipeline expression ``_pd_main = ...``) with its weights and data files;
+:func:`capture_plain` renders the same definitions as plain Python (no padlc) for a build's stage
+module. Objects are found by identity and captured with their current values, at save time only.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from padlc.capture import installed
+from padlc.capture.markers import loading_params, param, value
+from padlc.capture.render import ATOM, SHIFT, Renderer
+from padlc.errors import SaveError
+from padlc.language.atomic import FunctionTransform
+from padlc.language.base import Transform
+from padlc.language.combinators import Compose
+from padlc.language.markers import Batchify, Identity, Unbatchify
+from padlc.language.same import Same
+
+__all__ = [
+    "CapturedCode",
+    "capture_pipeline",
+    "capture_plain",
+    "hooked_transforms",
+    "loading_params",
+    "param",
+    "value",
+]
+
+MODULE_FILE = "pipeline.py"
+WEIGHTS_FILE = "weights.safetensors"
+LINE_WIDTH = 88
+
+
+@dataclass(frozen=True)
+class CapturedCode:
+    """A generated module: its ``source``, the ``requirements`` (distribution → version) of what it
+    imports, and ``names``: ``id(transform)`` → the expression for that transform in ``source``."""
+
+    source: str
+    requirements: dict[str, str]
+    names: dict[int, str] = field(default_factory=dict)
+
+
+def _scopes(transforms: Sequence[Transform]) -> list[dict[str, Any]]:
+    """The user's global namespaces the transforms were created in (for variable names)."""
+    scopes: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for t in transforms:
+        candidates = [t.__dict__.get("_pd_globals")]
+        if isinstance(t, FunctionTransform):
+            candidates.append(getattr(t.function, "__globals__", None))
+        for scope in candidates:
+            if isinstance(scope, dict) and id(scope) not in seen:
+                seen.add(id(scope))
+                scopes.append(scope)
+    main = sys.modules.get("__main__")
+    if main is not None and id(vars(main)) not in seen:
+        scopes.append(vars(main))
+    return scopes
+
+
+def _occurrences(pipeline: Transform) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    stack = [pipeline]
+    while stack:
+        t = stack.pop()
+        counts[id(t)] = counts.get(id(t), 0) + 1
+        if counts[id(t)] == 1:
+            stack.extend(t._pd_children())
+    return counts
+
+
+def hooked_transforms(pipeline: Transform, hook: str) -> list[Transform]:
+    """Transforms of ``pipeline`` with a ``pre_save``/``post_load`` method, in a stable order; a
+    transform's index in this list is the ``i`` its hooks get."""
+    return [
+        t
+        for t in pipeline.pd_iter_transforms()
+        if callable(getattr(t, "pre_save", None)) or callable(getattr(t, "post_load", None))
+    ]
+
+
+def _imports(statements: set[str]) -> list[str]:
+    plain = sorted(s for s in statements if s.startswith("import "))
+    merged: dict[str, list[str]] = {}
+    for statement in statements:
+        if statement.startswith("from "):
+            module, _, names = statement[5:].partition(" import ")
+            merged.setdefault(module, []).append(names)
+    froms = [f"from {m} import {', '.join(sorted(n))}" for m, n in sorted(merged.items())]
+    return plain + froms
+
+
+def _assemble(header: str, renderer: Renderer, tail: list[str]) -> str:
+    text = header + "\nfrom __future__ import annotations\n"
+    imports = _imports(renderer.imports)
+    if imports:
+        text += "\n" + "\n".join(imports) + "\n"
+    previous_block = True
+    for definition in [*renderer.definitions, "\n".join(tail)]:
+        block = definition.lstrip().startswith(("def ", "class ", "@", "async def ")) or "\n" in definition.strip()
+        separator = "\n\n" if block or previous_block else ""
+        text += separator + definition.rstrip() + "\n"
+        previous_block = block
+    return text
+
+
+def _check(text: str, filename: str) -> None:
+    try:
+        compile(text, filename, "exec")
+    except SyntaxError as exc:  # a bug in padlc, not in the user's code
+        raise SaveError(
+            f"padlc generated invalid Python for {filename} ({exc}); please report this with the "
+            f"pipeline. Generated source:\n{text}"
+        ) from exc
+
+
+def _save_weights(layers: Sequence[torch.nn.Module], path: Path) -> bool:
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    storages: set[int] = set()
+    for i, layer in enumerate(layers):
+        for key, tensor in layer.state_dict().items():
+            tensor = tensor.detach().cpu()
+            pointer = tensor.untyped_storage().data_ptr() if tensor.numel() else 0
+            if pointer in storages or not tensor.is_contiguous():
+                tensor = tensor.contiguous().clone()  # safetensors refuses shared storage
+            elif pointer:
+                storages.add(pointer)
+            tensors[f"{i}.{key}"] = tensor
+    if not tensors:
+        return False
+    save_file(tensors, str(path), metadata={"format": "pt"})
+    return True
+
+
+def capture_pipeline(pipeline: Transform, root: Path) -> CapturedCode:
+    """Write the lineage module ``root/pipeline.py``, ``root/weights.safetensors`` and the data
+    files under ``root/data``; the module ends with ``_pd_main = <the pipeline>``."""
+    root = Path(root)
+    transforms = list(pipeline.pd_iter_transforms())
+    renderer = Renderer(root, plain=False, data_dir="data", scopes=_scopes(transforms))
+    renderer.varnames.pop(id(pipeline), None)
+    singletons = (Identity, Batchify, Unbatchify)
+    renderer.hoist = {
+        key for key, n in _occurrences(pipeline).items() if n > 1
+    } - {id(t) for t in transforms if isinstance(t, singletons)}
+    main = _main_expression(renderer, pipeline)
+    layers = list(pipeline.pd_layers)
+    extras = [layer for layer in renderer.layers if all(layer is not x for x in layers)]
+    tail = [main]
+    if extras:
+        missing = [layer for layer in extras if id(layer) not in renderer.name_of]
+        if missing:
+            raise SaveError(
+                f"Cannot save the layer {type(missing[0]).__name__}: it is not part of the pipeline's "
+                "layers and has no name. Bind it to a module-level variable."
+            )
+        tail.append(f"_pd_extra_layers = [{', '.join(renderer.name_of[id(x)] for x in extras)}]")
+    if _save_weights(layers + extras, root / WEIGHTS_FILE):
+        renderer.import_modules.add("safetensors")
+    for i, t in enumerate(hooked_transforms(pipeline, "pre_save")):
+        hook = getattr(t, "pre_save", None)
+        if callable(hook):
+            hook(root, i)
+    import padlc
+
+    header = (
+        f'"""Lineage of a padlc pipeline: the code and values that rebuild it.\n\n'
+        f"Generated by padlc {padlc.__version__}; load the directory with `padlc.load(path)`.\n"
+        f'"""\n'
+    )
+    text = _assemble(header, renderer, tail)
+    _check(text, MODULE_FILE)
+    (root / MODULE_FILE).write_text(text, encoding="utf-8")
+    names = {key: name for key, name in renderer.name_of.items()}
+    names[id(pipeline)] = "_pd_main"
+    return CapturedCode(text, installed.distribution_pins(renderer.import_modules), names)
+
+
+def _main_expression(renderer: Renderer, pipeline: Transform) -> str:
+    if isinstance(pipeline, Compose) and "_pd_name" not in pipeline.__dict__ and not pipeline._pd_grouped:
+        steps = [renderer.transform_operand(c, SHIFT)[0] for c in pipeline._pd_transforms]
+        one_line = "_pd_main = " + " >> ".join(steps)
+        if len(one_line) <= LINE_WIDTH and "\n" not in one_line:
+            return one_line
+        body = "\n    >> ".join(s.replace("\n", "\n    ") for s in steps)
+        return f"_pd_main = (\n    {body}\n)"
+    text, _ = renderer.transform_operand(pipeline, ATOM)
+    return f"_pd_main = {text}"
+
+
+def capture_plain(leaves: Sequence[Transform], root: Path, module_name: str) -> CapturedCode:
+    """Plain Python for a build's stage module: the leaves' code without padlc (functions and
+    classes undecorated, instances built from the user's classes), data under
+    ``root/data/<module_name>/`` and the layers' weights loaded through ``padl_runtime``.
+
+    The source expects to live directly in ``root`` (data paths are relative to ``__file__``).
+    ``names[id(leaf)]`` is an expression for a plain callable applied to the leaf's input
+    (``prepare``, ``lookup``, ``np.cos``); padlc built-ins (``same``, ``identity``, markers) are
+    skipped.
+    """
+    root = Path(root)
+    data_dir = f"data/{module_name}"
+    renderer = Renderer(root, plain=True, data_dir=data_dir, scopes=_scopes(leaves))
+    names: dict[int, str] = {}
+    hooked: list[str] = []
+    for leaf in leaves:
+        if isinstance(leaf, Identity | Batchify | Unbatchify | Same) or id(leaf) in names:
+            continue
+        hint = renderer.varnames.get(id(leaf)) or _leaf_hint(leaf)
+        renderer.where.append(repr(leaf))
+        try:
+            expr, _ = renderer.transform_expr(leaf)
+        finally:
+            renderer.where.pop()
+        if id(leaf) in renderer.name_of:
+            expr = renderer.name_of[id(leaf)]
+        elif not _is_reference(expr, renderer):
+            bound = renderer.claim(hint, leaf)
+            renderer.define(f"{bound} = {expr}")
+            expr = bound
+        names[id(leaf)] = expr
+        if callable(getattr(leaf, "pre_save", None)) or callable(getattr(leaf, "post_load", None)):
+            hooked.append(expr)
+            hook = getattr(leaf, "pre_save", None)
+            if callable(hook):
+                (root / data_dir).mkdir(parents=True, exist_ok=True)
+                hook(root / data_dir, len(hooked) - 1)
+    tail: list[str] = []
+    layers = renderer.layers
+    if layers:
+        unnamed = [layer for layer in layers if id(layer) not in renderer.name_of]
+        if unnamed:
+            raise SaveError(f"Cannot save the layer {type(unnamed[0]).__name__}: bind it to a variable.")
+        (root / data_dir).mkdir(parents=True, exist_ok=True)
+        if _save_weights(layers, root / data_dir / WEIGHTS_FILE):
+            renderer.import_modules.add("safetensors")
+            load_weights = renderer.runtime("load_weights")
+            listed = ", ".join(renderer.name_of[id(x)] for x in layers)
+            tail.append(f"{load_weights}(__file__, {f'{data_dir}/{WEIGHTS_FILE}'!r}, [{listed}])")
+    for i, expr in enumerate(hooked):
+        resolve = renderer.runtime("resolve")
+        tail.append(
+            f"if hasattr({expr}, 'post_load'):\n    {expr}.post_load({resolve}(__file__, {data_dir!r}), {i})"
+        )
+    header = f'"""Plain code of the transforms of a padlc pipeline ({module_name})."""\n'
+    text = _assemble(header, renderer, tail)
+    _check(text, f"{module_name}.py")
+    return CapturedCode(text, installed.distribution_pins(renderer.import_modules), names)
+
+
+def _leaf_hint(leaf: Transform) -> str:
+    from padlc.capture.render import _hint
+
+    return _hint(leaf)
+
+
+def _is_reference(expr: str, renderer: Renderer) -> bool:
+    """A name or dotted attribute of an imported module (``prepare``, ``np.cos``)."""
+    head = expr.split(".")[0]
+    return all(part.isidentifier() for part in expr.split(".")) and (
+        head in renderer.names or head in vars(builtins)
+    )
