@@ -6,7 +6,9 @@
 """
 
 from padl_runtime.errors import ArtifactError, BackendUnavailableError
+from padl_runtime.load import load
 from padl_runtime.manifest import FORMAT_VERSION, Manifest, read_manifest
+from padl_runtime.pipeline import CompiledPipeline
 
 __version__ = "0.1.0"
 
@@ -14,7 +16,9 @@ __all__ = [
     "FORMAT_VERSION",
     "ArtifactError",
     "BackendUnavailableError",
+    "CompiledPipeline",
     "Manifest",
     "__version__",
+    "load",
     "read_manifest",
 ]

@@ -102,6 +102,9 @@ class ForwardSection:
     max_batch: int | None = None
     device: str = "cpu"
     moved_to_forward: tuple[str, ...] = ()
+    #: tree specs (padl_runtime.treespec) of the forward's nested input batch and output
+    input_spec: dict[str, Any] = field(default_factory=dict)
+    output_spec: dict[str, Any] = field(default_factory=dict)
 
     def backend(self, name: str) -> BackendEntry | None:
         return next((b for b in self.backends if b.name == name), None)
@@ -191,6 +194,8 @@ class Manifest:
                     max_batch=forward.get("max_batch"),
                     device=str(forward.get("device", "cpu")),
                     moved_to_forward=tuple(forward.get("moved_to_forward", ())),
+                    input_spec=dict(forward.get("input_spec", {})),
+                    output_spec=dict(forward.get("output_spec", {})),
                 ),
                 cpp=None if cpp is None else CppSection(**cpp),
                 extra=dict(data.get("extra", {})),

@@ -1,0 +1,163 @@
+"""Verifying a written artifact in a fresh process that can import ``padl_runtime`` but not ``padlc``.
+
+The child loads the artifact with :func:`padl_runtime.load`, runs every example through
+``infer_apply`` and once through ``eval_apply``, and sends the outputs back (pickled into a
+temporary file outside the artifact). The parent compares them with the eager pipeline's outputs:
+exactly for non-float values, within ``tolerance`` for floats. A crash (AOTInductor loads have been
+seen to segfault) is a failed verification, never a crashed build.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["Verification", "canonical", "compare", "verify_artifact"]
+
+# Shared by the child (as source: it cannot import padlc) and the parent (exec'd below).
+_CANONICAL = '''
+def canonical(value):
+    """Outputs in a form that pickles without the artifact's classes (namedtuples are rebuilt)."""
+    import torch
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return ("<namedtuple>", tuple(value._fields), tuple(canonical(v) for v in value))
+    if isinstance(value, tuple):
+        return tuple(canonical(v) for v in value)
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {k: canonical(v) for k, v in value.items()}
+    if type(value).__module__ == "numpy":
+        return torch.as_tensor(value) if hasattr(value, "shape") else value.item()
+    return value
+'''
+_namespace: dict[str, Any] = {}
+exec(_CANONICAL, _namespace)
+canonical = _namespace["canonical"]
+
+_CHILD = _CANONICAL + '''
+import json, pickle, sys, time, traceback
+
+class _NoPadlc:
+    """Generated code must not import padlc (invariant 2): make any attempt fail loudly."""
+    def find_spec(self, name, path=None, target=None):
+        if name == "padlc" or name.startswith("padlc."):
+            raise ImportError(f"{name} imported while running a built artifact: generated code must not import padlc")
+        return None
+
+sys.meta_path.insert(0, _NoPadlc())
+sys.path[:] = json.loads(sys.argv[1])
+root, backend, data_file, out_file = sys.argv[2:6]
+result = {}
+try:
+    started = time.perf_counter()
+    import padl_runtime
+    pipeline = padl_runtime.load(root, backend=backend)
+    result["load_seconds"] = time.perf_counter() - started
+    result["backend"] = pipeline.backend.name
+    with open(data_file, "rb") as handle:
+        inputs = pickle.load(handle)
+    result["infer"] = [canonical(pipeline.infer_apply(x)) for x in inputs]
+    result["eval"] = [canonical(y) for y in pipeline.eval_apply(inputs, batch_size=len(inputs), flatten=True)]
+    result["padlc_imported"] = any(m == "padlc" or m.startswith("padlc.") for m in sys.modules)
+except BaseException:
+    result["error"] = traceback.format_exc()
+with open(out_file, "wb") as handle:
+    pickle.dump(result, handle)
+'''
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    max_abs_error: float
+    message: str = ""
+    load_seconds: float = 0.0
+
+
+def compare(got: Any, want: Any, tolerance: float, where: str = "output") -> tuple[float, str | None]:
+    """Largest float error and the first mismatch (``None`` when everything matches)."""
+    if isinstance(want, torch.Tensor):
+        if not isinstance(got, torch.Tensor):
+            return 0.0, f"{where}: expected a tensor, got {type(got).__name__}"
+        if got.shape != want.shape or got.dtype != want.dtype:
+            return 0.0, f"{where}: expected {want.dtype} {tuple(want.shape)}, got {got.dtype} {tuple(got.shape)}"
+        if want.is_floating_point() or want.is_complex():
+            if want.numel() == 0:
+                return 0.0, None
+            error = float((got.double() - want.double()).abs().nan_to_num(0.0).max())
+            bound = tolerance * (1.0 + float(want.double().abs().nan_to_num(0.0).max()))
+            same_nan = bool(torch.equal(got.isnan(), want.isnan()))
+            if error > bound or not same_nan:
+                return error, f"{where}: differs by {error:.3g} (tolerance {bound:.3g})"
+            return error, None
+        return 0.0, None if torch.equal(got, want) else f"{where}: values differ"
+    if isinstance(want, float) and isinstance(got, float):
+        error = abs(got - want) if not (math.isnan(got) and math.isnan(want)) else 0.0
+        bound = tolerance * (1.0 + abs(want))
+        return error, None if error <= bound else f"{where}: {got!r} != {want!r}"
+    if isinstance(want, tuple | list) and isinstance(got, tuple | list):
+        if len(got) != len(want) or type(got) is not type(want):
+            return 0.0, f"{where}: expected {type(want).__name__} of {len(want)}, got {type(got).__name__} of {len(got)}"
+        worst, problem = 0.0, None
+        for i, (g, w) in enumerate(zip(got, want)):
+            error, issue = compare(g, w, tolerance, f"{where}[{i}]")
+            worst = max(worst, error)
+            problem = problem or issue
+        return worst, problem
+    if isinstance(want, dict) and isinstance(got, dict):
+        if list(got) != list(want):
+            return 0.0, f"{where}: keys {list(got)} != {list(want)}"
+        worst, problem = 0.0, None
+        for key in want:
+            error, issue = compare(got[key], want[key], tolerance, f"{where}[{key!r}]")
+            worst = max(worst, error)
+            problem = problem or issue
+        return worst, problem
+    return 0.0, None if got == want else f"{where}: {got!r} != {want!r}"
+
+
+def verify_artifact(
+    root: Path, backend: str, inputs: list[Any], expected: list[Any], tolerance: float, timeout: float = 600
+) -> Verification:
+    """Load ``root`` with ``backend`` in a fresh process and compare its outputs with ``expected``."""
+    with tempfile.TemporaryDirectory(prefix="padlc-verify-") as scratch:
+        data_file, out_file = Path(scratch, "inputs.pkl"), Path(scratch, "outputs.pkl")
+        with open(data_file, "wb") as handle:
+            pickle.dump(inputs, handle)
+        command = [sys.executable, "-I", "-c", _CHILD, json.dumps(sys.path), str(root), backend, str(data_file), str(out_file)]
+        try:
+            process = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return Verification(False, 0.0, f"the verifying process timed out after {timeout:.0f} s")
+        if process.returncode != 0 or not out_file.exists():
+            tail = (process.stderr or process.stdout).strip().splitlines()[-5:]
+            return Verification(
+                False, 0.0, f"the verifying process crashed (exit code {process.returncode}): " + " | ".join(tail)
+            )
+        with open(out_file, "rb") as handle:
+            result = pickle.load(handle)
+    if "error" in result:
+        last = result["error"].strip().splitlines()
+        return Verification(False, 0.0, f"loading or running it failed: {last[-1]}\n{result['error']}")
+    if result.get("padlc_imported"):
+        return Verification(False, 0.0, "the artifact imported padlc at run time")
+    want = [canonical(e) for e in expected]
+    worst = 0.0
+    for mode in ("infer", "eval"):
+        error, problem = compare(result[mode], want, tolerance, f"{mode}_apply outputs")
+        worst = max(worst, error)
+        if problem is not None:
+            return Verification(False, worst, f"its outputs differ from the eager pipeline's: {problem}")
+    return Verification(True, worst, "", float(result.get("load_seconds", 0.0)))

@@ -1,0 +1,78 @@
+"""The backend registry: one module per backend registers itself here; the build looks names up.
+
+A backend writes the forward's files into the artifact directory and returns what the manifest
+records. It never runs the artifact: verification is the build's job (in a fresh process).
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from padlc.lowering.graph import LoweredForward
+
+__all__ = ["BACKENDS", "Backend", "LoweringContext", "Lowered", "register", "strategy"]
+
+
+@dataclass(frozen=True, slots=True)
+class Lowered:
+    """What a backend wrote: files relative to the artifact root, the native arch, notes for the user."""
+
+    files: tuple[str, ...]
+    arch: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LoweringContext:
+    """What a backend may need besides the graph: the eager backend writes generated Python."""
+
+    write_eager_forward: Callable[[Path], tuple[str, ...]]
+
+
+class Backend(Protocol):
+    name: str
+
+    def unavailable(self, device: str) -> str | None:
+        """Why this backend cannot build here (``None``: it can)."""
+
+    def lower(self, forward: LoweredForward, root: Path, context: LoweringContext) -> Lowered: ...
+
+
+BACKENDS: dict[str, Backend] = {}
+#: What ``--backend auto`` tries, in order; the first that lowers and verifies is kept.
+AUTO_ORDER = ("export", "torchscript", "eager")
+
+
+def register(backend: Backend) -> Backend:
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+def strategy(name: str) -> tuple[str, ...]:
+    """The backends to try for ``--backend name`` (``auto``: several, in order)."""
+    if name == "auto":
+        return AUTO_ORDER
+    if name not in BACKENDS:
+        choices = ", ".join(["auto", *sorted(BACKENDS)])
+        raise ValueError(f"Unknown backend {name!r}; choose one of {choices}.")
+    return (name,)
+
+
+def dynamic_batch(forward: LoweredForward) -> tuple[dict[int, torch.export.Dim], ...]:
+    """``dynamic_shapes`` declaring axis 0 of every input the (shared) batch dimension."""
+    batch = torch.export.Dim("batch", min=1, max=forward.max_batch or 2**20)
+    return tuple({0: batch} for _ in forward.example)
+
+
+def host_arch(device: str) -> str:
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(dev)
+        return f"cuda-sm{major}{minor}"
+    return f"{dev.type}-{platform.machine()}"

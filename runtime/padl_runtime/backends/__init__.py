@@ -1,0 +1,49 @@
+"""Forward loaders, one module per backend, chosen through :data:`LOADERS` (no if-chains).
+
+Each loader returns a *flat* forward: N tensors in, a tuple of tensors out (see
+:mod:`padl_runtime.treespec`), except ``eager`` which runs the generated Python forward on the
+nested batch; :class:`padl_runtime.pipeline.CompiledPipeline` hides the difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from padl_runtime.manifest import BackendEntry
+
+__all__ = ["LOADERS", "LoadedForward", "Loader", "register"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedForward:
+    """A forward ready to run. ``flat``: takes and returns flat tensors (else the nested batch)."""
+
+    fn: Callable[..., Any]
+    flat: bool = True
+
+
+class Loader(Protocol):
+    name: str
+
+    def unavailable(self, entry: BackendEntry, device: str) -> str | None:
+        """Why this backend cannot run here (``None``: it can)."""
+
+    def load(self, root: Path, entry: BackendEntry, device: str, package: Any) -> LoadedForward: ...
+
+
+LOADERS: dict[str, Loader] = {}
+
+
+def register(loader: Loader) -> Loader:
+    LOADERS[loader.name] = loader
+    return loader
+
+
+def _load_all() -> None:
+    from padl_runtime.backends import aoti, eager, export, onnx, torchscript  # noqa: F401
+
+
+_load_all()

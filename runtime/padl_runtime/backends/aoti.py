@@ -1,0 +1,47 @@
+"""``aoti``: an AOTInductor package: native code for one device architecture."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from padl_runtime.backends import LoadedForward, register
+from padl_runtime.manifest import BackendEntry
+
+__all__ = ["device_arch"]
+
+
+def device_arch(device: str) -> str:
+    """``cpu-x86_64`` / ``cuda-sm90``: what native code must be built for to run on ``device``."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(dev)
+        return f"cuda-sm{major}{minor}"
+    return f"{dev.type}-{platform.machine()}"
+
+
+class AotiLoader:
+    name = "aoti"
+
+    def unavailable(self, entry: BackendEntry, device: str) -> str | None:
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            return "CUDA is not available"
+        here = device_arch(device)
+        if entry.arch != here:
+            return (
+                f"the AOTInductor package was compiled for {entry.arch}, this device is {here}; "
+                "rebuild with `padlc build --backend aoti` on this machine"
+            )
+        return None
+
+    def load(self, root: Path, entry: BackendEntry, device: str, package: Any) -> LoadedForward:
+        from torch._inductor import aoti_load_package
+
+        runner = aoti_load_package(str(root / entry.files[0]))
+        return LoadedForward(lambda *tensors: tuple(runner(*tensors)))
+
+
+register(AotiLoader())

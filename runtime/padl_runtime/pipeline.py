@@ -1,0 +1,160 @@
+"""``CompiledPipeline``: a built artifact's stages, ready to apply to one item or many."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from padl_runtime.collate import collate, move_to_device, uncollate
+from padl_runtime.manifest import BackendEntry, Manifest
+from padl_runtime.treespec import flattener, unflattener
+
+__all__ = ["CompiledPipeline"]
+
+
+def _first(value: torch.Tensor) -> torch.Tensor:
+    return value[0] if value.dim() else value
+
+
+class CompiledPipeline:
+    """A loaded ``.padl`` artifact: ``preprocess`` → collate → ``forward`` → split → ``postprocess``.
+
+    ``preprocess`` and ``postprocess`` are the generated functions (``None`` when the pipeline has no
+    such stage); ``forward`` takes a collated batch and returns the forward's nested output.
+    Calling the pipeline is :meth:`infer_apply`.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        manifest: Manifest,
+        *,
+        preprocess: Callable[[Any], Any] | None,
+        forward: Callable[..., Any],
+        flat: bool,
+        postprocess: Callable[[Any], Any] | None,
+        backend: BackendEntry,
+        device: str,
+    ) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.backend = backend
+        self.device = device
+        self.preprocess = preprocess
+        self.postprocess = postprocess
+        self._has_batch = manifest.stages.has_batch
+        self._on_cpu = torch.device(device).type == "cpu"
+        section = manifest.forward
+        assert section is not None
+        if flat:
+            flatten = flattener(section.input_spec)
+            unflatten = unflattener(section.output_spec)
+            run = forward
+            self.forward: Callable[[Any], Any] = lambda batch: unflatten(run(*flatten(batch)))
+            # infer_apply: one item; the batch axis is added and removed tensor by tensor.
+            self._infer_forward = self._flat_infer(forward, section.input_spec, unflatten)
+        else:
+            self.forward = forward
+            self._infer_forward = self._nested_infer(forward)
+
+    # -- one item ------------------------------------------------------------------------------
+    def _flat_infer(
+        self, forward: Callable[..., Any], spec: dict[str, Any], unflatten: Callable[[Any], Any]
+    ) -> Callable[[Any], Any]:
+        on_cpu, device = self._on_cpu, self.device
+        if spec.get("t") == "tensor" and on_cpu:
+
+            def single(item: Any) -> Any:
+                x = item.unsqueeze(0) if isinstance(item, torch.Tensor) else collate([item])
+                return unflatten([_first(t) for t in forward(x)])
+
+            return single
+        flatten = flattener(spec)
+
+        def general(item: Any) -> Any:
+            batch = collate([item])
+            if not on_cpu:
+                batch = move_to_device(batch, device)
+            outputs = forward(*flatten(batch))
+            if not on_cpu:
+                outputs = [t.cpu() for t in outputs]
+            return unflatten([_first(t) for t in outputs])
+
+        return general
+
+    def _nested_infer(self, forward: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        on_cpu, device, has_batch = self._on_cpu, self.device, self._has_batch
+
+        def run(item: Any) -> Any:
+            if not has_batch:
+                return forward(item)
+            batch = collate([item])
+            if not on_cpu:
+                batch = move_to_device(batch, device)
+            output = forward(batch)
+            if not on_cpu:
+                output = move_to_device(output, "cpu")
+            return uncollate(output)[0]
+
+        return run
+
+    def infer_apply(self, item: Any) -> Any:
+        """Apply the pipeline to one raw item (what the original pipeline's ``infer_apply`` takes)."""
+        if self.preprocess is not None:
+            item = self.preprocess(item)
+        with torch.no_grad():
+            output = self._infer_forward(item)
+        if self.postprocess is not None:
+            output = self.postprocess(output)
+        return output
+
+    __call__ = infer_apply
+
+    # -- many items ----------------------------------------------------------------------------
+    def _forward_batch(self, batch: Any) -> Any:
+        with torch.no_grad():
+            output = self.forward(batch)
+        return output if self._on_cpu else move_to_device(output, "cpu")
+
+    def eval_apply(
+        self,
+        items: Iterable[Any],
+        *,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        flatten: bool = False,
+        use_post: bool = True,
+        progress: bool = False,
+        **loader_kwargs: Any,
+    ) -> Any:
+        """Apply to many items in batches; an iterator of outputs in input order.
+
+        Preprocessing and collation run in ``num_workers`` processes (see
+        :func:`padl_runtime.executor.run_batches`, which takes the other options).
+        """
+        if not self._has_batch:
+            return (self.infer_apply(item) for item in items)
+        from padl_runtime.executor import run_batches
+
+        return run_batches(
+            items,
+            preprocess=self.preprocess,
+            forward=self._forward_batch,
+            postprocess=self.postprocess,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            device=self.device,
+            flatten=flatten,
+            use_post=use_post,
+            progress=progress,
+            **loader_kwargs,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"CompiledPipeline({self.manifest.pipeline!r}, backend={self.backend.name!r}, "
+            f"device={self.device!r}, path={str(self.root)!r})"
+        )
