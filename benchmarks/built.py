@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -19,9 +19,14 @@ BACKENDS = ("eager", "export", "torchscript", "onnx", "aoti")
 DEFAULT_BACKENDS = ("eager", "export", "torchscript", "onnx")
 
 
+def _build_function() -> Callable[..., Any] | None:
+    build = getattr(padlc, "build", None)
+    return build if callable(build) else None
+
+
 def unavailable(backend: str) -> str | None:
     """Why ``backend`` cannot be built in this environment, or None."""
-    if not hasattr(padlc, "build"):
+    if _build_function() is None:
         return "padlc.build is not available in this checkout"
     if backend == "onnx" and importlib.util.find_spec("onnxruntime") is None:
         return "onnxruntime is not installed (pip install 'padlc[onnx]')"
@@ -47,10 +52,12 @@ def build_all(
         path = os.path.join(directory, f"{backend}.padl")
         started = time.perf_counter()
         try:
-            padlc.build(pipeline, path, inputs=list(samples), backend=backend)  # type: ignore[attr-defined]
+            build = _build_function()
+            assert build is not None  # checked by unavailable()
+            build(pipeline, path, inputs=list(samples), backend=backend, device=str(device))
             import padl_runtime
 
-            loaded[backend] = padl_runtime.load(path, device=str(device))  # type: ignore[attr-defined]
+            loaded[backend] = padl_runtime.load(path, device=str(device), backend=backend)
         except Exception as exc:  # report and go on: one backend failing must not stop the suite
             skipped[backend] = (
                 f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
