@@ -399,7 +399,12 @@ class Renderer:
         for i, (default_node, arg_name, default) in enumerate(pairs):
             if isinstance(default_node, ast.Constant) and type(default_node.value) is type(default) and default_node.value == default:
                 continue
-            if isinstance(default_node, ast.Name) and default_node.id not in closure and scope.get(default_node.id, self) is default:
+            if (
+                isinstance(default_node, ast.Name)
+                and type(default) not in _SCALARS  # small ints are shared: identity proves nothing
+                and default_node.id not in closure
+                and scope.get(default_node.id, self) is default
+            ):
                 continue  # a global name: resolved (and kept) like any other global
             placeholder = f"__pd_default_{i}__"
             rendered[placeholder] = self.value(default, arg_name)
@@ -418,7 +423,7 @@ class Renderer:
             self.define(f"def {factory}({', '.join(params)}):\n{textwrap.indent(body, '    ')}")
         args = ", ".join(self.value(closure[p], p) for p in params)
         call = f"{factory}({args})"
-        name = self.claim(hint or (fn.__name__ if not is_lambda else "lambda"), fn)
+        name = self.claim(hint or (fn.__name__ if not is_lambda else "f"), fn)
         self.define(f"{name} = {call}")
         return name
 
@@ -595,7 +600,10 @@ class Renderer:
         if isinstance(obj, np.dtype):
             return f"{self.import_module(np, 'np')}.dtype({obj.str!r})"
         if not isinstance(obj, np.ndarray):
-            raise self._uncapturable(obj)
+            expr = self.import_object(obj)  # ufuncs and other numpy callables
+            if expr is None:
+                raise self._uncapturable(obj)
+            return expr
         relative = self._data_path(hint, ".npy")
         self.import_modules.add("numpy")  # read by padl_runtime.values.load_npy
         try:
@@ -796,8 +804,41 @@ class Renderer:
                 text += f"({', '.join(parts)})"
         return text
 
+    def _stacked_def(self, t: FunctionTransform) -> str | None:
+        """``@transform @other def f``: ``t.function`` is ``other``'s wrapper, so the def with all
+        its decorators is what rebuilds ``t``; found at ``t``'s creation line."""
+        location, scope = t.__dict__.get("_pd_location"), t.__dict__.get("_pd_globals")
+        if not location or not isinstance(scope, dict):
+            return None
+        lines, tree = source._file_tree(location[0])
+        if tree is None:
+            return None
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                and len(node.decorator_list) > 1
+                and node.decorator_list[0].lineno <= location[1] <= node.lineno
+                and scope.get(node.name) is t
+            ):
+                text = textwrap.dedent("".join(lines[node.decorator_list[0].lineno - 1 : node.end_lineno]))
+                snippet = source.Snippet(text, ast.parse(text).body[0], location[0], location[1])
+                drop = self._decorators(snippet.node, scope)
+                if self.plain:
+                    text = source.strip_decorators(snippet, drop)
+                name = self.claim(node.name, t)
+                what = f"function {node.name} ({location[0]}:{location[1]})"
+                text = self.resolve_names(text, source.global_names(text), scope, {}, set(), what)
+                if name != node.name:
+                    text = source.rename(text, {node.name: name})
+                self.define(text)
+                return name
+        return None
+
     def _function_transform(self, t: FunctionTransform) -> str:
         fn = t.function
+        stacked = self._stacked_def(t) if self.is_user_code(fn) else None
+        if stacked is not None:
+            return stacked
         if isinstance(fn, types.FunctionType) and self.is_user_code(fn):
             expr, decorated = self.user_function(fn, self.varnames.get(id(t)))
             if decorated or self.plain:
