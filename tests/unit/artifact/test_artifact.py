@@ -1,0 +1,172 @@
+"""Writing atomically and refusing damaged artifacts before running any of their code."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import padlc
+from padlc import ArtifactError, batch, transform, unbatch
+from padlc.artifact import ArtifactWriter
+
+MANIFEST = {
+    "padlc_version": "0.1.0",
+    "kind": "saved",
+    "pipeline": "p",
+    "module": "pipeline.py",
+    "stages": {"preprocess": "a", "forward": "b", "postprocess": "c", "has_batch": True},
+}
+
+
+@transform
+def to_tensor(x):
+    return torch.tensor(x, dtype=torch.float32)
+
+
+def _pipeline() -> padlc.Transform:
+    torch.manual_seed(0)
+    return to_tensor >> batch >> transform(torch.nn.Linear)(2, 2) >> unbatch
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Path:
+    return padlc.save(_pipeline(), tmp_path / "model")
+
+
+def test_save_adds_the_suffix_and_load_gives_the_same_outputs(artifact: Path) -> None:
+    assert artifact.name == "model.padl"
+    assert {p.name for p in artifact.iterdir()} == {"pipeline.py", "weights.safetensors", "requirements.txt", "manifest.json"}
+    loaded = padlc.load(artifact)
+    assert torch.equal(loaded.infer_apply([1.0, 2.0]), _pipeline().infer_apply([1.0, 2.0]))
+    assert all(isinstance(p, torch.nn.Parameter) for p in loaded.pd_parameters())
+
+
+def test_manifest_lists_every_file_with_its_hash_and_the_stages(artifact: Path) -> None:
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["kind"] == "saved" and manifest["module"] == "pipeline.py"
+    assert {f["path"] for f in manifest["files"]} == {"pipeline.py", "weights.safetensors", "requirements.txt"}
+    assert manifest["stages"]["has_batch"] is True
+
+
+def test_existing_target_needs_force_overwrite(artifact: Path) -> None:
+    with pytest.raises(FileExistsError, match="force_overwrite"):
+        padlc.save(_pipeline(), artifact)
+    padlc.save(_pipeline(), artifact, force_overwrite=True)
+    assert padlc.load(artifact) is not None
+
+
+def test_failed_overwrite_leaves_the_old_artifact_intact(artifact: Path) -> None:
+    before = (artifact / "pipeline.py").read_text()
+    bad = to_tensor >> transform(lambda x: open(os.devnull))
+    handle = open(os.devnull)  # noqa: SIM115 - an open file cannot be saved
+    try:
+        with pytest.raises(padlc.SaveError):
+            padlc.save(transform(lambda x: handle.read()) >> bad, artifact, force_overwrite=True)
+    finally:
+        handle.close()
+    assert (artifact / "pipeline.py").read_text() == before
+    assert [p.name for p in artifact.parent.iterdir()] == ["model.padl"]  # no temp dir left
+
+
+def test_writer_discards_the_temp_dir_without_commit(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), ArtifactWriter(tmp_path / "x") as writer:
+        (writer.root / "a.txt").write_text("a")
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_commit_hashes_nested_files(tmp_path: Path) -> None:
+    with ArtifactWriter(tmp_path / "x") as writer:
+        (writer.root / "data").mkdir()
+        (writer.root / "data" / "v.json").write_text("[1]")
+        path = writer.commit(MANIFEST)
+    files = json.loads((path / "manifest.json").read_text())["files"]
+    assert [f["path"] for f in files] == ["data/v.json"]
+
+
+def test_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "model.padl"
+    target.write_text("not a directory")
+    with pytest.raises(FileExistsError, match="is a file"):
+        padlc.save(_pipeline(), target, force_overwrite=True)
+    with pytest.raises(ArtifactError, match="is a file"):
+        padlc.load(target)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores directory permissions")
+def test_no_permission_to_write_is_a_clear_error(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match="no permission to write"):
+            padlc.save(_pipeline(), locked / "model")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_truncated_weights_are_refused_naming_the_file(artifact: Path) -> None:
+    weights = artifact / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    with pytest.raises(ArtifactError, match="weights.safetensors") as info:
+        padlc.load(artifact)
+    assert info.value.file == "weights.safetensors"
+
+
+def test_edited_module_is_refused_before_it_runs(artifact: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    module = artifact / "pipeline.py"
+    module.write_text(module.read_text().replace("\n\n", f"\nopen({str(marker)!r}, 'w')\n", 1))
+    with pytest.raises(ArtifactError, match="pipeline.py"):
+        padlc.load(artifact)
+    assert not marker.exists()
+
+
+def test_deleted_data_file_is_refused(tmp_path: Path) -> None:
+    table = padlc.value(list(range(5)))
+
+    @transform
+    def look(i):
+        return table[i]
+
+    path = padlc.save(look, tmp_path / "data")
+    data_files = list((path / "data").iterdir())
+    assert data_files
+    data_files[0].unlink()
+    with pytest.raises(ArtifactError, match="missing"):
+        padlc.load(path)
+
+
+def test_manifest_that_is_not_json_is_refused(artifact: Path) -> None:
+    (artifact / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        padlc.load(artifact)
+
+
+def test_unknown_format_version_is_refused(artifact: Path) -> None:
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="format version 99"):
+        padlc.load(artifact)
+
+
+def test_unlisted_module_is_refused(artifact: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.padl"
+    shutil.copytree(artifact, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["module"] = "other.py"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    (copy / "other.py").write_text("raise SystemExit('must not run')\n")
+    with pytest.raises(ArtifactError, match="not listed"):
+        padlc.load(copy)
+
+
+def test_pd_save_is_padlc_save(tmp_path: Path) -> None:
+    path = _pipeline().pd_save(str(tmp_path / "m"))
+    assert Path(path).name == "m.padl" and padlc.load(path) is not None

@@ -1,0 +1,166 @@
+"""What capture makes of objects: the generated source, plain code, and errors for what it cannot save."""
+
+from __future__ import annotations
+
+import runpy
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import padlc
+from padlc import SaveError, batch, same, transform, unbatch
+from padlc.capture import capture_pipeline, capture_plain
+from padlc.capture.source import function_snippet, global_names
+
+OPEN_FILE = open(__file__)  # noqa: SIM115 - the object under test
+LOCK = threading.Lock()
+GENERATOR = (i for i in range(3))
+SCALE = 3
+
+
+def _generated(p: padlc.Transform, root: Path) -> str:
+    return capture_pipeline(p, root).source
+
+
+def test_lambdas_on_one_line_are_told_apart() -> None:
+    first, second = (lambda x: x + 1), (lambda y: y * 2)  # noqa: E731
+    assert function_snippet(first).source == "lambda x: x + 1"
+    assert function_snippet(second).source == "lambda y: y * 2"
+    same_args = [lambda x: x - 1, lambda x: x - 2]  # noqa: E731
+    assert [function_snippet(f).source for f in same_args] == ["lambda x: x - 1", "lambda x: x - 2"]
+
+
+def test_global_names_leave_out_locals_and_arguments() -> None:
+    code = "def f(x, y=DEFAULT):\n    z = helper(x)\n    return [z + w for w in ITEMS]\n"
+    assert global_names(code) == ["DEFAULT", "ITEMS", "helper"]
+
+
+@pytest.mark.parametrize(
+    ("obj", "words"),
+    [(OPEN_FILE, "open file"), (GENERATOR, "generator"), (LOCK, "lock")],
+)
+def test_uncapturable_values_raise_save_error_naming_object_and_transform(tmp_path: Path, obj, words) -> None:
+    fn = eval("lambda x: (OBJ, x)[1]", {"OBJ": obj})  # noqa: S307 - source unavailable on purpose
+    with pytest.raises(SaveError, match="not available"):
+        _generated(transform(fn), tmp_path)
+
+    def uses(x):
+        return x if USED is None else x
+
+    globals()["USED"] = obj
+    with pytest.raises(SaveError) as info:
+        _generated(transform(uses), tmp_path)
+    message = str(info.value)
+    assert type(obj).__name__ in message or words in message
+    assert "uses" in message and "test_capture.py" in message
+    assert "value(" in message or "inside" in message
+
+
+def test_socket_is_refused(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        globals()["USED"] = sock
+
+        def uses(x):
+            return USED and x
+
+        with pytest.raises(SaveError, match="socket"):
+            _generated(transform(uses), tmp_path)
+
+
+def test_instance_without_known_arguments_is_refused(tmp_path: Path) -> None:
+    class Opaque:
+        def __call__(self, x):
+            return x
+
+    with pytest.raises(SaveError, match="transform\\(Opaque\\)"):
+        _generated(transform(Opaque()), tmp_path)
+
+
+def test_wrapped_torch_instance_is_rebuilt_and_verified(tmp_path: Path) -> None:
+    layer = transform(torch.nn.Linear(3, 2, bias=False))
+    source = _generated(layer, tmp_path)
+    assert "Linear(in_features=3, out_features=2, bias=False)" in source
+
+    class Custom(torch.nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.lin = torch.nn.Linear(n, n)
+
+        def forward(self, x):
+            return self.lin(x)
+
+    with pytest.raises(SaveError, match="not stored as an attribute"):
+        _generated(transform(Custom(2)), tmp_path / "c")
+
+
+def test_values_are_saved_as_they_are_now(tmp_path: Path) -> None:
+    items = [1]
+
+    def show(x):
+        return items + [x]
+
+    items.append(2)
+    source = _generated(transform(show), tmp_path)
+    assert "show = _make_show([1, 2])" in source  # a closure cell, by its current value
+
+
+def test_value_forces_a_data_file_and_arrays_are_npy(tmp_path: Path) -> None:
+    small = padlc.value({"a": 1})
+    array = np.arange(3)
+
+    def use(x):
+        return small[x] + array[0]
+
+    source = _generated(transform(use), tmp_path)
+    assert "value(load_json(__file__, 'data/small.json'))" in source
+    assert (tmp_path / "data" / "array.npy").is_file()
+    with pytest.raises(TypeError, match="value\\(\\) saves"):
+        padlc.value(object())
+
+
+def test_param_is_overridable_and_unknown_names_are_listed(tmp_path: Path) -> None:
+    limit = padlc.param("limit", 3)
+
+    def clip(x):
+        return min(x, limit)
+
+    path = padlc.save(transform(clip), tmp_path / "p")
+    assert padlc.load(path)(10) == 3
+    assert padlc.load(path, limit=5)(10) == 5
+    with pytest.raises(ValueError, match="limit"):
+        padlc.load(path, limt=5)
+
+
+def test_plain_capture_has_no_padlc_and_loads_weights(tmp_path: Path) -> None:
+    @transform
+    def prepare(x):
+        return torch.tensor(x, dtype=torch.float32) * SCALE
+
+    layer = transform(torch.nn.Linear)(2, 2)
+    p = prepare >> batch >> layer >> unbatch >> same.sum()
+    captured = capture_plain([prepare, layer, batch], tmp_path, "stages")
+    assert "import padlc" not in captured.source and "from padlc" not in captured.source
+    assert "@transform" not in captured.source
+    assert set(captured.names) == {id(prepare), id(layer)}
+    (tmp_path / "stages.py").write_text(captured.source)
+    namespace = runpy.run_path(str(tmp_path / "stages.py"))
+    plain_layer = eval(captured.names[id(layer)], namespace)  # noqa: S307
+    plain_prepare = eval(captured.names[id(prepare)], namespace)  # noqa: S307
+    assert not isinstance(plain_layer, padlc.Transform)
+    with torch.no_grad():
+        assert torch.allclose(plain_layer(plain_prepare([1.0, 2.0])).sum(), p.infer_apply([1.0, 2.0]))
+
+
+def test_generated_module_keeps_the_pipeline_expression(tmp_path: Path) -> None:
+    @transform
+    def inc(x):
+        return x + 1
+
+    source = _generated((inc >> inc) + (inc - "again") / inc, tmp_path)
+    assert source.rstrip().splitlines()[-1].startswith("_pd_main = ")
+    namespace = runpy.run_path(str(tmp_path / "pipeline.py"))
+    assert repr(namespace["_pd_main"]) == repr((inc >> inc) + (inc - "again") / inc)
