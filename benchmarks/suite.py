@@ -84,6 +84,12 @@ def parse(argv: Sequence[str] | None) -> Options:
         "--aoti", action="store_true", help="also build AOTInductor (compiles for about a minute)"
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads in the main process (default: torch's own choice)",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=3, help="rounds; each figure is the best round"
     )
     parser.add_argument(
@@ -115,6 +121,8 @@ def parse(argv: Sequence[str] | None) -> Options:
             f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(built.BACKENDS)}"
         )
     device = torch.device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device here")
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
