@@ -16,7 +16,6 @@ from padlc import SaveError, batch, same, transform, unbatch
 from padlc.capture import capture_pipeline, capture_plain
 from padlc.capture.source import function_snippet, global_names
 
-OPEN_FILE = open(__file__)  # noqa: SIM115 - the object under test
 LOCK = threading.Lock()
 GENERATOR = (i for i in range(3))
 SCALE = 3
@@ -41,9 +40,17 @@ def test_global_names_leave_out_locals_and_arguments() -> None:
 
 @pytest.mark.parametrize(
     ("obj", "words"),
-    [(OPEN_FILE, "open file"), (GENERATOR, "generator"), (LOCK, "lock")],
+    [("file", "open file"), (GENERATOR, "generator"), (LOCK, "lock")],
 )
 def test_uncapturable_values_raise_save_error_naming_object_and_transform(tmp_path: Path, obj, words) -> None:
+    if obj == "file":
+        with open(__file__) as handle:
+            _check_uncapturable(tmp_path, handle, words)
+    else:
+        _check_uncapturable(tmp_path, obj, words)
+
+
+def _check_uncapturable(tmp_path: Path, obj, words) -> None:
     fn = eval("lambda x: (OBJ, x)[1]", {"OBJ": obj})  # noqa: S307 - source unavailable on purpose
     with pytest.raises(SaveError, match="not available"):
         _generated(transform(fn), tmp_path)
