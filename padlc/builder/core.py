@@ -126,6 +126,19 @@ def _example_outputs(pipeline: Transform, inputs: list[Any]) -> list[Any]:
     return outputs
 
 
+def _batched_outputs(pipeline: Transform, inputs: list[Any], expected: list[Any]) -> list[Any]:
+    """The reference for the artifact's eval_apply: the eager eval_apply, per item.
+
+    Mode switches are resolved for infer mode in the artifact, so with switches the reference
+    stays the infer_apply outputs.
+    """
+    from padlc.language.modes import IfInMode
+
+    if any(isinstance(t, IfInMode) for t in pipeline.pd_iter_transforms()):
+        return expected
+    return list(pipeline.eval_apply(inputs, batch_size=len(inputs), flatten=True))
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -211,7 +224,11 @@ def _eager_forward_writer(plan: _Plan, pipeline: Transform) -> Callable[[Path], 
 def _example_batch(root: Path, inputs: list[Any]) -> Any:
     """Collate the generated preprocess's outputs for the examples (as the runtime will)."""
     package = ArtifactPackage(root)
-    preprocess = package.function(STAGE_MODULE, "preprocess")
+    writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in the artifact
+    try:
+        preprocess = package.function(STAGE_MODULE, "preprocess")
+    finally:
+        sys.dont_write_bytecode = writes
     items = []
     for index, item in enumerate(inputs):
         try:
@@ -322,6 +339,7 @@ def _build(
             "specialised). Pass two or more raw items, e.g. inputs=[item1, item2]."
         )
     expected = _example_outputs(pipeline, inputs)
+    expected_batched = _batched_outputs(pipeline, inputs, expected)
     stages = pipeline._pd_stages()
     label = repr(stages.forward)
     attempts: list[tuple[str, str]] = []
@@ -339,7 +357,7 @@ def _build(
             (root / GRAPH_FILE).write_text(
                 "# " + "\n# ".join(_header(pipeline, "the forward stage as a torch.fx graph (for reading)"))
                 + "\n# Inputs: the collated batch, flattened; outputs: a flat tuple of tensors.\n"
-                + lowered.code.strip("\n") + "\n",
+                + "\n".join(line.rstrip() for line in lowered.code.strip("\n").splitlines()) + "\n",
                 encoding="utf-8",
             )
         base: dict[str, Any] = {
@@ -394,7 +412,7 @@ def _build(
             forward_section = _forward_section(plan, lowered, (entry,), graph_source, device, max_batch)
             _write_manifest(root, {**base, "forward": forward_section})
             say(f"verifying the {name} artifact in a fresh process ...")
-            check = verify_artifact(root, name, inputs, expected, tolerance)
+            check = verify_artifact(root, name, inputs, expected, expected_batched, tolerance)
             if check.ok:
                 chosen = BackendEntry(**{**_fields(entry), "max_abs_error": check.max_abs_error})
                 attempts.append((name, f"verified (max abs error {check.max_abs_error:.3g}, lowered in {seconds:.1f} s)"))
@@ -416,6 +434,8 @@ def _build(
         (root / "requirements.txt").write_text(_requirements(requirements), encoding="utf-8")
         forward_section = _forward_section(plan, lowered, (chosen,), graph_source, device, max_batch)
         (root / MANIFEST_FILE).unlink(missing_ok=True)
+        for cache in list(root.rglob("__pycache__")):
+            shutil.rmtree(cache, ignore_errors=True)
         writer.commit(
             {
                 **base,
@@ -507,4 +527,3 @@ def _requirements(pins: dict[str, str]) -> str:
     return "# What the artifact's code imports (padl_runtime ships with padlc).\n" + "\n".join(lines) + "\n"
 
 
-_ = sys  # sys is used by callers patching the interpreter in tests

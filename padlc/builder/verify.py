@@ -129,14 +129,21 @@ def compare(got: Any, want: Any, tolerance: float, where: str = "output") -> tup
 
 
 def verify_artifact(
-    root: Path, backend: str, inputs: list[Any], expected: list[Any], tolerance: float, timeout: float = 600
+    root: Path,
+    backend: str,
+    inputs: list[Any],
+    expected: list[Any],
+    expected_batched: list[Any],
+    tolerance: float,
+    timeout: float = 600,
+
 ) -> Verification:
     """Load ``root`` with ``backend`` in a fresh process and compare its outputs with ``expected``."""
     with tempfile.TemporaryDirectory(prefix="padlc-verify-") as scratch:
         data_file, out_file = Path(scratch, "inputs.pkl"), Path(scratch, "outputs.pkl")
         with open(data_file, "wb") as handle:
             pickle.dump(inputs, handle)
-        command = [sys.executable, "-I", "-c", _CHILD, json.dumps(sys.path), str(root), backend, str(data_file), str(out_file)]
+        command = [sys.executable, "-I", "-B", "-c", _CHILD, json.dumps(sys.path), str(root), backend, str(data_file), str(out_file)]
         try:
             process = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
@@ -153,9 +160,9 @@ def verify_artifact(
         return Verification(False, 0.0, f"loading or running it failed: {last[-1]}\n{result['error']}")
     if result.get("padlc_imported"):
         return Verification(False, 0.0, "the artifact imported padlc at run time")
-    want = [canonical(e) for e in expected]
     worst = 0.0
-    for mode in ("infer", "eval"):
+    for mode, reference in (("infer", expected), ("eval", expected_batched)):
+        want = [canonical(e) for e in reference]
         error, problem = compare(result[mode], want, tolerance, f"{mode}_apply outputs")
         worst = max(worst, error)
         if problem is not None:

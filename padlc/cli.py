@@ -1,0 +1,198 @@
+"""The ``padlc`` command line: argument parsing and printing only (the work is in the library).
+
+    padlc build MODULE:ATTR -o model.padl --inputs MODULE:ATTR [--backend ...] [--device ...]
+    padlc inspect model.padl
+
+Subcommands live in :data:`COMMANDS` (name -> :class:`Command`); adding one is adding an entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["COMMANDS", "Command", "main", "resolve"]
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def resolve(reference: str) -> Any:
+    """``MODULE:ATTR`` -> the object; MODULE is a dotted module or a path to a ``.py`` file."""
+    module_name, sep, attr = reference.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise SystemExit(f"padlc: expected MODULE:ATTR (e.g. mypackage.models:pipeline), got {reference!r}")
+    if module_name.endswith(".py") or os.sep in module_name:
+        path = Path(module_name).resolve()
+        if not path.is_file():
+            raise SystemExit(f"padlc: no file {path}")
+        name = path.stem
+        module = sys.modules.get(name)
+        if module is None or getattr(module, "__file__", None) != str(path):
+            sys.path.insert(0, str(path.parent))
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+    else:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        module = importlib.import_module(module_name)
+    value: Any = module
+    for part in attr.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise SystemExit(f"padlc: {module_name} has no attribute {attr!r}") from None
+    return value
+
+
+# -- build ----------------------------------------------------------------------------------------
+def _configure_build(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pipeline", help="the pipeline, as MODULE:ATTR (MODULE dotted or a .py path)")
+    parser.add_argument("-o", "--output", required=True, help="the artifact directory to write (model.padl)")
+    parser.add_argument("--inputs", required=True, help="MODULE:ATTR of a list of raw example inputs (at least 2)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "eager", "export", "aoti", "torchscript", "onnx"],
+        help="how to compile the forward stage (default: auto = export, else torchscript, else eager)",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--max-batch", type=int, default=None, help="largest batch the forward accepts")
+    parser.add_argument("--force", action="store_true", help="replace an existing artifact")
+    parser.add_argument(
+        "--no-move-to-forward",
+        dest="move_to_forward",
+        action="store_false",
+        help="keep trailing per-item tensor steps in the preprocess (no stage-boundary optimisation)",
+    )
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from padlc import PadlcError
+    from padlc.builder import build
+
+    pipeline = resolve(args.pipeline)
+    inputs = resolve(args.inputs)
+    try:
+        result = build(
+            pipeline,
+            args.output,
+            inputs=inputs,
+            backend=args.backend,
+            device=args.device,
+            max_batch=args.max_batch,
+            force=args.force,
+            move_to_forward=args.move_to_forward,
+            module=args.pipeline,
+            log=lambda message: print(f"padlc: {message}", file=sys.stderr),
+        )
+    except PadlcError as exc:
+        print(f"padlc build failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(result.report())
+    return 0
+
+
+# -- inspect --------------------------------------------------------------------------------------
+def _configure_inspect(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("artifact", help="a .padl directory")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def inspect_text(path: str | Path) -> str:
+    """What ``padlc inspect`` prints: read from manifest.json only, no artifact code is run."""
+    from padl_runtime.manifest import read_manifest
+
+    root = Path(path)
+    m = read_manifest(root)
+    lines = [
+        f"{root}  ({m.kind}, format {m.format_version}, padlc {m.padlc_version}, torch {m.torch_version})",
+        f"pipeline: {m.pipeline}",
+    ]
+    if m.module:
+        lines.append(f"from: {m.module}")
+    lines += [
+        "stages:",
+        f"  preprocess:  {m.stages.preprocess}",
+        f"  forward:     {m.stages.forward}",
+        f"  postprocess: {m.stages.postprocess}",
+    ]
+    f = m.forward
+    if f is not None:
+        lines.append(f"forward (device {f.device}" + (f", max batch {f.max_batch}" if f.max_batch else "") + "):")
+        for b in f.backends:
+            error = "" if b.max_abs_error is None else f", max abs error {b.max_abs_error:.3g} (tolerance {b.tolerance:g})"
+            arch = f", arch {b.arch}" if b.arch else ""
+            lines.append(f"  backend {b.name}: {', '.join(b.files)}{arch}{error}, lowered in {b.build_seconds:.1f} s")
+            if b.note:
+                lines.append(f"    note: {b.note}")
+        for kind, signature in (("inputs", f.inputs), ("outputs", f.outputs)):
+            text = ", ".join(f"{s['name']}: {s['dtype']}[{', '.join(map(str, s['shape']))}]" for s in signature)
+            lines.append(f"  {kind}: {text or '-'}")
+        moved = ", ".join(f.moved_to_forward) or "none"
+        lines.append(f"  moved to forward (stage-boundary optimisation): {moved}")
+        lines.append(f"generated code: {f.stage_module} (preprocess, postprocess)" + (f"; {f.graph_source} (forward graph)" if f.graph_source else ""))
+    if m.cpp is not None:
+        if m.cpp.run_available:
+            lines.append(f"C++: forward ({m.cpp.forward_file}) and run() ({m.cpp.pipeline_file})")
+        elif m.cpp.forward_file:
+            lines.append(f"C++: forward ({m.cpp.forward_file}); run() not available: {m.cpp.reason}")
+        else:
+            lines.append(f"C++: not available: {m.cpp.reason}")
+    build = m.extra.get("build", {})
+    for name, outcome in build.get("attempts", []):
+        lines.append(f"build attempt {name}: {outcome}")
+    requirements = root / "requirements.txt"
+    if requirements.is_file():
+        pins = [line for line in requirements.read_text().splitlines() if line and not line.startswith("#")]
+        lines.append(f"requirements: {', '.join(pins)}")
+    lines.append(f"files ({_size(sum(e.size for e in m.files))} in all):")
+    lines += [f"  {e.path:<44} {_size(e.size):>10}" for e in m.files]
+    return "\n".join(lines)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from padl_runtime.errors import ArtifactError
+
+    try:
+        print(inspect_text(args.artifact))
+    except ArtifactError as exc:
+        print(f"padlc inspect: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "build": Command("compile a pipeline into a verified .padl artifact", _configure_build, _run_build),
+    "inspect": Command("describe a .padl artifact without running its code", _configure_inspect, _run_inspect),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="padlc", description="padlc: build and inspect PyTorch pipelines.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, command in COMMANDS.items():
+        command.configure(sub.add_parser(name, help=command.help, description=command.help))
+    args = parser.parse_args(argv)
+    return COMMANDS[args.command].run(args)
