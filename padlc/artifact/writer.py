@@ -44,7 +44,7 @@ class ArtifactWriter:
         self.path = artifact_path(path).absolute()
         self.force_overwrite = force_overwrite
         self._committed = False
-        if self.path.is_file() or self.path.is_symlink() and not self.path.is_dir():
+        if self.path.is_file() or (self.path.is_symlink() and not self.path.is_dir()):
             raise FileExistsError(
                 f"Cannot save to {self.path}: it is a file. A .padl artifact is a directory; "
                 "choose another path or remove the file."

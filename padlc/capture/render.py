@@ -53,7 +53,7 @@ def _describe(t: Transform) -> str:
     where = f" (created at {location[0]}:{location[1]})" if location else ""
     try:
         text = t._pd_short_repr()
-    except Exception:  # noqa: BLE001 - only for the message
+    except Exception:
         text = type(t).__name__
     return f"`{text}`{where}"
 
@@ -288,9 +288,7 @@ class Renderer:
                 continue
             if name in scope:
                 obj = scope[name]
-            elif name in vars(builtins):
-                continue
-            elif name in optional:
+            elif name in vars(builtins) or name in optional:
                 continue
             else:
                 raise self.error(
@@ -310,8 +308,8 @@ class Renderer:
         for decorator in getattr(node, "decorator_list", []):
             target: Any = None
             try:
-                target = eval(compile(ast.Expression(decorator), "<decorator>", "eval"), dict(scope))  # noqa: S307 - a name or attribute of the user's own module
-            except Exception:  # noqa: BLE001 - not a plain name: keep it
+                target = eval(compile(ast.Expression(decorator), "<decorator>", "eval"), dict(scope))
+            except Exception:
                 target = None
             if target is transform:
                 found.append(decorator)
@@ -536,7 +534,7 @@ class Renderer:
             text = repr(obj)
             if _count(obj) <= SMALL_ELEMENTS and len(text) <= SMALL_REPR:
                 return text
-            if _exact_json(obj) or isinstance(obj, dict) and self._pairs_json(obj):
+            if _exact_json(obj) or (isinstance(obj, dict) and self._pairs_json(obj)):
                 return self._data_file(obj, hint, forced=False)
             return text
         kind = type(obj)
@@ -682,7 +680,7 @@ class Renderer:
         if not problem:
             try:
                 rebuilt = cls(**kwargs)
-            except Exception as exc:  # noqa: BLE001 - any failure means: cannot rebuild
+            except Exception as exc:
                 problem = f"rebuilding it from its attributes failed ({type(exc).__name__}: {exc})"
             else:
                 if repr(rebuilt) != repr(module):

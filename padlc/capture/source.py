@@ -14,6 +14,7 @@ import symtable
 import textwrap
 import types
 from dataclasses import dataclass
+
 from padlc.errors import SaveError
 
 __all__ = ["Snippet", "class_snippet", "function_snippet", "global_names", "replace_segments"]
