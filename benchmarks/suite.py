@@ -280,6 +280,8 @@ def environment(argv: Sequence[str] | None, options: Options) -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        # Other work on the machine disturbs every figure; the load says how much there was.
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "device": str(options.device),
         "device_name": torch.cuda.get_device_name(options.device)
         if options.device.type == "cuda"
@@ -324,6 +326,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         for name in options.workloads:
             results["workloads"][name] = run_workload(WORKLOADS[name], options)
+    if hasattr(os, "getloadavg"):
+        results["environment"]["load_average_at_end"] = list(os.getloadavg())
+        print(
+            f"\nload average at start {env['load_average_at_start']}, at end {env['load_average_at_end']}"
+        )
     results["targets"] = report.targets(results)
     if results["targets"]:
         print("\n" + report.targets_table(results["targets"]))
