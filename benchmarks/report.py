@@ -101,3 +101,65 @@ def targets_table(found: list[dict[str, Any]]) -> str:
         for t in found
     ]
     return table(["CPU target (issue 5)", "measured", "target", ""], rows)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The tables of a results JSON as Markdown (for docs/performance.md):
+    ``python -m benchmarks.report benchmarks/results/<file>.json``."""
+    out: list[str] = []
+    for name, workload in results["workloads"].items():
+        out.append(
+            f"#### {name}: {workload['description']} ({workload['items']:,} items, batch {workload['batch_size']})\n"
+        )
+        runs = workload["runs"]
+        header = (
+            "| | "
+            + " | ".join(f"workers {r['workers']}: items/s | vs hand | vs limit" for r in runs)
+            + " |"
+        )
+        out += [header, "|---" * (1 + 3 * len(runs)) + "|"]
+        names = list(runs[0]["throughput"])
+        names.insert(3, "limit (slowest stage alone)")
+        for row in names:
+            cells = []
+            for r in runs:
+                if row.startswith("limit"):
+                    cells += [f"{r['limit_items_per_s']:,.0f}", "", ""]
+                    continue
+                entry = r["throughput"][row]
+                cells += [
+                    f"{entry['items_per_s']:,.0f}",
+                    _ratio(entry.get("vs_hand")),
+                    _ratio(entry.get("vs_limit")),
+                ]
+            out.append(f"| {row} | " + " | ".join(cells) + " |")
+        out += [
+            "",
+            "| infer_apply (one item) | p50 µs | p99 µs | p50 vs hand |",
+            "|---|---|---|---|",
+        ]
+        for row, entry in workload["latency"].items():
+            out.append(
+                f"| {row} | {entry['p50_us']:,.0f} | {entry['p99_us']:,.0f} | {_ratio(entry['p50_vs_hand'])} |"
+            )
+        if workload["skipped_backends"]:
+            out.append("")
+            out += [
+                f"- skipped `{b}`: {reason}" for b, reason in workload["skipped_backends"].items()
+            ]
+        out.append("")
+    if results.get("targets"):
+        out += ["| CPU target (issue 5) | measured | target | |", "|---|---|---|---|"]
+        out += [
+            f"| {t['what']} | {t['value']:.2f}× | {t['target']} | {'met' if t['met'] else '**missed**'} |"
+            for t in results["targets"]
+        ]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    with open(sys.argv[1]) as file:
+        print(markdown(json.load(file)))
