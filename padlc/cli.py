@@ -183,7 +183,22 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    from padlc.demo import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from padlc.demo import main as demo_main
+
+    return demo_main(args)
+
+
 COMMANDS: dict[str, Command] = {
+    "demo": Command(
+        "train, save, build, load and benchmark the built-in digits example", _configure_demo, _run_demo
+    ),
     "build": Command("compile a pipeline into a verified .padl artifact", _configure_build, _run_build),
     "inspect": Command("describe a .padl artifact without running its code", _configure_inspect, _run_inspect),
 }

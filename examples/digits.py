@@ -1,0 +1,1 @@
+../padlc/demo/digits.py
