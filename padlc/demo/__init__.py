@@ -126,8 +126,8 @@ def run(
     import numpy as np
     import torch
 
-    import padlc
     import padl_runtime
+    import padlc
     from padlc.cli import inspect_text
 
     started = time.perf_counter()

@@ -79,7 +79,7 @@ def train(pairs, epochs=8, batch_size=64, lr=3e-3, progress=False, seed=0):
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(train_loss.pd_parameters(), lr=lr)
     mean = float("nan")
-    for epoch in range(epochs):
+    for _ in range(epochs):
         total, count = 0.0, 0
         for loss in train_loss.train_apply(
             pairs, batch_size=batch_size, shuffle=True, progress=progress
