@@ -98,9 +98,9 @@ def main(out_dir):
         classify,
         Path(out_dir) / "sentiment-built.padl",
         inputs=[text for text, _ in test[:8]],
-        force_overwrite=True,
+        force=True,
     )
-    print(f"built to {built}")
+    print(built.report())
     return accuracy
 
 
