@@ -13,6 +13,7 @@ True
 """
 
 from padlc.artifact import load, save
+from padlc.builder import BuildResult, build
 from padlc.capture.markers import param, value
 from padlc.errors import (
     ArtifactError,
@@ -38,6 +39,7 @@ __all__ = [
     "ArtifactError",
     "Batchify",
     "BuildError",
+    "BuildResult",
     "Compose",
     "Identity",
     "IfEval",
@@ -58,6 +60,7 @@ __all__ = [
     "Unbatchify",
     "__version__",
     "batch",
+    "build",
     "group",
     "identity",
     "load",
