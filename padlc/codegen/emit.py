@@ -298,7 +298,9 @@ def emit_module(
     functions: list[FunctionView] = []
     for stage in stages:
         if stage.node is None:
-            functions.append(FunctionView(name=stage.name, params="", body=(), doc=stage.doc))
+            functions.append(
+                FunctionView(name=stage.name, params="", body=(), doc=f"the pipeline has no {stage.name} stage")
+            )
         else:
             functions.append(emitter.function(stage.name, stage.node, stage.doc))
     imports = sorted(emitter.imports)
