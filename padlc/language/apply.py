@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from padl_runtime.collate import move_to_device, remove_batch_axis
 
+from padl_runtime.collate import move_to_device, remove_batch_axis
 from padlc.language import context as _context
 from padlc.language.base import Transform
 from padlc.language.context import ApplyContext, InContext, Mode

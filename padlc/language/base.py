@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from padlc.language.combinators import Compose, Map, Parallel, Rollout
     from padlc.language.stages import Stages
 
-__all__ = ["Transform", "as_transform", "creation_site"]
+__all__ = ["CallableTransform", "Transform", "as_transform", "creation_site"]
 
 
 def creation_site(depth: int) -> tuple[str, int, dict[str, Any] | None]:
@@ -301,6 +301,18 @@ class Transform:
         from padlc.language.printing import render_html
 
         return render_html(self)
+
+
+class CallableTransform(Transform):
+    """A transform called through ``_pd_call`` (composites, markers, mode switches).
+
+    Not on :class:`Transform` itself: a wrapped user class keeps its own ``__call__``, and the
+    transform mixin comes first in its MRO.
+    """
+
+    def __call__(self, *args: Any) -> Any:
+        self._pd_check_callable_directly()
+        return self._pd_call(args[0] if len(args) == 1 else args)
 
 
 def callable_name(fn: Callable[..., Any]) -> str | None:

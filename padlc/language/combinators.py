@@ -7,7 +7,7 @@ from collections import namedtuple
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from padlc.language.base import Transform
+from padlc.language.base import CallableTransform, Transform
 
 __all__ = ["Compose", "Map", "Parallel", "Pipeline", "Rollout", "group"]
 
@@ -21,7 +21,7 @@ def _mark(exc: BaseException, child: Transform) -> None:
             exc._padlc_transform = child  # type: ignore[attr-defined]
 
 
-class Pipeline(Transform):
+class Pipeline(CallableTransform):
     """A composite of several transforms. Flattened with others of its kind unless grouped or named."""
 
     operator: ClassVar[str] = ""
@@ -80,10 +80,6 @@ class Pipeline(Transform):
             )
             raise ValueError(f"No transform named {key!r} in `{self!r}`. Names present: {names}.")
         raise TypeError(f"Pipeline indices must be int, slice or str, not {type(key).__name__}.")
-
-    def __call__(self, *args: Any) -> Any:
-        self._pd_check_callable_directly()
-        return self._pd_call(args[0] if len(args) == 1 else args)
 
     # -- output names --------------------------------------------------------------------------
     def _pd_output_type(self) -> Any:
@@ -189,7 +185,7 @@ class Parallel(Pipeline):
         return self._pd_output_type()(*out)
 
 
-class Map(Transform):
+class Map(CallableTransform):
     """``~t``: ``t`` applied to each element of a sequence; a tuple out."""
 
     precedence = 4
@@ -210,10 +206,6 @@ class Map(Transform):
         except Exception as exc:
             _mark(exc, child)
             raise
-
-    def __call__(self, *args: Any) -> Any:
-        self._pd_check_callable_directly()
-        return self._pd_call(args[0] if len(args) == 1 else args)
 
     def _pd_short_repr(self) -> str:
         if self._pd_name is not None:

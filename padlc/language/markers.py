@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from padl_runtime.collate import add_batch_axis, move_to_device, remove_batch_axis
-
 from padlc.errors import ModeError
 from padlc.language import context as _context
-from padlc.language.base import Transform
+from padlc.language.base import CallableTransform, Transform
 
 __all__ = ["Batchify", "Identity", "Unbatchify", "batch", "identity", "unbatch"]
 
@@ -26,15 +25,11 @@ class Identity(Transform):
         return self._pd_name or "identity"
 
 
-class _Marker(Transform):
+class _Marker(CallableTransform):
     word = ""
 
     def _pd_needs_mode(self) -> bool:
         return True
-
-    def __call__(self, *args: Any) -> Any:
-        self._pd_check_callable_directly()
-        return self._pd_call(args[0] if len(args) == 1 else args)
 
     def _pd_context(self) -> _context.ApplyContext:
         context = _context.current()

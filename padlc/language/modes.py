@@ -6,14 +6,14 @@ from typing import Any
 
 from padlc.errors import ModeError
 from padlc.language import context as _context
-from padlc.language.base import Transform, as_transform
+from padlc.language.base import CallableTransform, Transform, as_transform
 from padlc.language.context import MODES, Mode
 from padlc.language.markers import identity
 
 __all__ = ["IfEval", "IfInMode", "IfInfer", "IfTrain", "Try"]
 
 
-class IfInMode(Transform):
+class IfInMode(CallableTransform):
     """``if_`` when applied in ``target_mode``, else ``else_``.
 
     >>> from padlc import IfTrain, transform
@@ -41,10 +41,6 @@ class IfInMode(Transform):
                 "`.train_apply`."
             )
         return (self.if_ if mode == self.target_mode else self.else_)._pd_call(value)
-
-    def __call__(self, *args: Any) -> Any:
-        self._pd_check_callable_directly()
-        return self._pd_call(args[0] if len(args) == 1 else args)
 
     def _pd_replace(self, if_: Transform, else_: Transform) -> IfInMode:
         return IfInMode(if_, self.target_mode, else_)
@@ -74,7 +70,7 @@ def IfInfer(if_: Any, else_: Any = identity) -> IfInMode:
     return IfInMode(if_, "infer", else_)
 
 
-class Try(Transform):
+class Try(CallableTransform):
     """``try: transform except exceptions: catch_transform else: else_transform finally: finally_transform``.
 
     The output is ``catch_transform(x)`` when ``transform(x)`` raises one of ``exceptions``, else
@@ -114,10 +110,6 @@ class Try(Transform):
             output = self.else_transform._pd_call(output)
         self.finally_transform._pd_call(output)
         return output
-
-    def __call__(self, *args: Any) -> Any:
-        self._pd_check_callable_directly()
-        return self._pd_call(args[0] if len(args) == 1 else args)
 
     def _pd_short_repr(self) -> str:
         if self._pd_name is not None:
