@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from padl_runtime.errors import ArtifactError
 from padl_runtime.manifest import StageLayout, read_manifest, verify_files
 from padl_runtime.values import load_weights
-
 from padlc.artifact.writer import ArtifactWriter, artifact_path
 from padlc.capture import (
     MODULE_FILE,
@@ -84,7 +84,9 @@ def save(pipeline: Transform, path: str | os.PathLike[str], force_overwrite: boo
                 "stages": stage_layout(pipeline),
                 "python_version": platform.python_version(),
                 "torch_version": torch.__version__,
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                    timespec="seconds"
+                ),
             }
         )
 
@@ -137,7 +139,9 @@ def _execute(root: Path, relative: str, params: dict[str, Any]) -> types.ModuleT
     if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
         raise ArtifactError(f"Cannot load {file} as a module.", path=str(root), file=relative)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # classes defined in the module (dataclasses, pickling by workers) look it up
+    sys.modules[name] = (
+        module  # classes defined in the module (dataclasses, pickling by workers) look it up
+    )
     with loading_params(params) as scope:
         try:
             spec.loader.exec_module(module)

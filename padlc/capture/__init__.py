@@ -9,6 +9,7 @@ module. Objects are found by identity and captured with their current values, at
 from __future__ import annotations
 
 import builtins
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 import torch
 
+from padl_runtime.values import TIES_KEY
 from padlc.capture import installed
 from padlc.capture.markers import loading_params, param, value
 from padlc.capture.render import ATOM, SHIFT, Renderer
@@ -109,7 +111,10 @@ def _assemble(header: str, renderer: Renderer, tail: list[str]) -> str:
         text += "\n" + "\n".join(imports) + "\n"
     previous_block = True
     for definition in [*renderer.definitions, "\n".join(tail)]:
-        block = definition.lstrip().startswith(("def ", "class ", "@", "async def ")) or "\n" in definition.strip()
+        block = (
+            definition.lstrip().startswith(("def ", "class ", "@", "async def "))
+            or "\n" in definition.strip()
+        )
         separator = "\n\n" if block or previous_block else ""
         text += separator + definition.rstrip() + "\n"
         previous_block = block
@@ -131,6 +136,15 @@ def _save_weights(layers: Sequence[torch.nn.Module], path: Path) -> bool:
 
     tensors: dict[str, torch.Tensor] = {}
     storages: set[int] = set()
+    first: dict[int, str] = {}
+    ties: dict[str, str] = {}  # weight key -> the key of the same nn.Parameter seen first
+    for i, layer in enumerate(layers):
+        for name, parameter in layer.named_parameters(remove_duplicate=False):
+            key = f"{i}.{name}"
+            if id(parameter) in first:
+                ties[key] = first[id(parameter)]
+            else:
+                first[id(parameter)] = key
     for i, layer in enumerate(layers):
         for key, tensor in layer.state_dict().items():
             tensor = tensor.detach().cpu()
@@ -142,7 +156,10 @@ def _save_weights(layers: Sequence[torch.nn.Module], path: Path) -> bool:
             tensors[f"{i}.{key}"] = tensor
     if not tensors:
         return False
-    save_file(tensors, str(path), metadata={"format": "pt"})
+    metadata = {"format": "pt"}
+    if ties:
+        metadata[TIES_KEY] = json.dumps(ties, sort_keys=True)
+    save_file(tensors, str(path), metadata=metadata)
     return True
 
 
@@ -153,10 +170,11 @@ def capture_pipeline(pipeline: Transform, root: Path) -> CapturedCode:
     transforms = list(pipeline.pd_iter_transforms())
     renderer = Renderer(root, plain=False, data_dir="data", scopes=_scopes(transforms))
     renderer.varnames.pop(id(pipeline), None)
+    renderer.transforms = transforms
     singletons = (Identity, Batchify, Unbatchify)
-    renderer.hoist = {
-        key for key, n in _occurrences(pipeline).items() if n > 1
-    } - {id(t) for t in transforms if isinstance(t, singletons)}
+    renderer.hoist = {key for key, n in _occurrences(pipeline).items() if n > 1} - {
+        id(t) for t in transforms if isinstance(t, singletons)
+    }
     main = _main_expression(renderer, pipeline)
     layers = list(pipeline.pd_layers)
     extras = [layer for layer in renderer.layers if all(layer is not x for x in layers)]
@@ -191,7 +209,11 @@ def capture_pipeline(pipeline: Transform, root: Path) -> CapturedCode:
 
 
 def _main_expression(renderer: Renderer, pipeline: Transform) -> str:
-    if isinstance(pipeline, Compose) and "_pd_name" not in pipeline.__dict__ and not pipeline._pd_grouped:
+    if (
+        isinstance(pipeline, Compose)
+        and "_pd_name" not in pipeline.__dict__
+        and not pipeline._pd_grouped
+    ):
         steps = [renderer.transform_operand(c, SHIFT)[0] for c in pipeline._pd_transforms]
         one_line = "_pd_main = " + " >> ".join(steps)
         if len(one_line) <= LINE_WIDTH and "\n" not in one_line:
@@ -244,7 +266,9 @@ def capture_plain(leaves: Sequence[Transform], root: Path, module_name: str) -> 
     if layers:
         unnamed = [layer for layer in layers if id(layer) not in renderer.name_of]
         if unnamed:
-            raise SaveError(f"Cannot save the layer {type(unnamed[0]).__name__}: bind it to a variable.")
+            raise SaveError(
+                f"Cannot save the layer {type(unnamed[0]).__name__}: bind it to a variable."
+            )
         (root / data_dir).mkdir(parents=True, exist_ok=True)
         if _save_weights(layers, root / data_dir / WEIGHTS_FILE):
             renderer.import_modules.add("safetensors")

@@ -26,7 +26,9 @@ class _Param:
     _pd_param: str
 
 
-_MARKED: dict[tuple[type, type], type] = {}  # (mixin, base type) -> marked subclass; fixed set of types
+_MARKED: dict[
+    tuple[type, type], type
+] = {}  # (mixin, base type) -> marked subclass; fixed set of types
 
 _VALUE_TYPES = (dict, list, tuple, str)
 _PARAM_TYPES = (int, float, str, bytes, dict, list, tuple)
@@ -100,7 +102,9 @@ def param(name: str, default: Any) -> Any:
     mark: use an int or a str).
     """
     if not name.isidentifier():
-        raise ValueError(f"param names must be identifiers (they are keyword arguments of load); got {name!r}.")
+        raise ValueError(
+            f"param names must be identifiers (they are keyword arguments of load); got {name!r}."
+        )
     scope = _SCOPE.get()
     current = default
     if scope is not None:

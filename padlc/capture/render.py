@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from padlc.capture import installed, markers, source
+from padlc.capture import installed, markers, source, state
 from padlc.errors import SaveError
 from padlc.language.atomic import ClassTransform, FunctionTransform, ModuleProxy, _user_class
 from padlc.language.base import Transform
@@ -44,7 +44,10 @@ _OPERATORS = {Compose: (">>", SHIFT), Rollout: ("+", ADD), Parallel: ("/", DIV)}
 _MODE_SWITCH = {"train": "IfTrain", "eval": "IfEval", "infer": "IfInfer"}
 _UNCAPTURABLE_HINTS = (
     (io.IOBase, "an open file: open it inside the transform, or load its content into a value"),
-    (types.GeneratorType, "a generator: make the data a list, or create the generator inside the function"),
+    (
+        types.GeneratorType,
+        "a generator: make the data a list, or create the generator inside the function",
+    ),
 )
 
 
@@ -125,6 +128,7 @@ class Renderer:
         self.where: list[str] = []
         self.binding: set[int] = set()
         self.varnames: dict[int, str] = {}
+        self.transforms: list[Transform] = []  # the pipeline's transforms (for `t - 'name'`)
         for scope in scopes:
             for key, value in list(scope.items()):
                 if (
@@ -172,7 +176,9 @@ class Renderer:
         if not parent:
             self.imports.add(f"import {name}" + (f" as {alias}" if alias != name else ""))
         else:
-            self.imports.add(f"from {parent} import {last}" + (f" as {alias}" if alias != last else ""))
+            self.imports.add(
+                f"from {parent} import {last}" + (f" as {alias}" if alias != last else "")
+            )
         self.import_modules.add(name)
         return alias
 
@@ -214,7 +220,9 @@ class Renderer:
         if "." in qualname:
             return f"{self.import_module(importlib.import_module(module))}.{qualname}"
         name = self.claim(preferred or qualname, obj)
-        self.imports.add(f"from {module} import {qualname}" + (f" as {name}" if name != qualname else ""))
+        self.imports.add(
+            f"from {module} import {qualname}" + (f" as {name}" if name != qualname else "")
+        )
         self.import_modules.add(module)
         return name
 
@@ -245,13 +253,22 @@ class Renderer:
         scalar = type(obj) in (int, float, complex, str, bytes, bool, type(None))
         if not scalar and id(obj) in self.name_of:
             return self.name_of[id(obj)]
-        if scalar and name in self.names and type(self.names[name]) is type(obj) and self.names[name] == obj:
+        if (
+            scalar
+            and name in self.names
+            and type(self.names[name]) is type(obj)
+            and self.names[name] == obj
+        ):
             return name
         if isinstance(obj, types.ModuleType):
             return self.import_module(obj, name)
         if isinstance(obj, Transform):
             return self.transform_name(obj, name)
-        if callable(obj) and not isinstance(obj, torch.nn.Module) and not isinstance(obj, ModuleProxy):
+        if (
+            callable(obj)
+            and not isinstance(obj, torch.nn.Module)
+            and not isinstance(obj, ModuleProxy)
+        ):
             if self.is_user_code(obj):
                 return self.user_callable(obj, name)
             expr = self.import_object(obj, name)
@@ -276,8 +293,13 @@ class Renderer:
         return False
 
     def resolve_names(
-        self, text: str, names: list[str], scope: dict[str, Any], closure: dict[str, Any],
-        skip: set[str], what: str,
+        self,
+        text: str,
+        names: list[str],
+        scope: dict[str, Any],
+        closure: dict[str, Any],
+        skip: set[str],
+        what: str,
     ) -> str:
         """Bind every global name ``text`` reads and rename where the generated module had to
         choose another name."""
@@ -308,7 +330,9 @@ class Renderer:
         for decorator in getattr(node, "decorator_list", []):
             target: Any = None
             try:
-                target = eval(compile(ast.Expression(decorator), "<decorator>", "eval"), dict(scope))
+                target = eval(
+                    compile(ast.Expression(decorator), "<decorator>", "eval"), dict(scope)
+                )
             except Exception:
                 target = None
             if target is transform:
@@ -386,7 +410,9 @@ class Renderer:
         positional = args.posonlyargs + args.args
         values = fn.__defaults__ or ()
         pairs: list[tuple[ast.expr, str, Any]] = []
-        for arg, default_node, default in zip(positional[len(positional) - len(values) :], args.defaults, values):
+        for arg, default_node, default in zip(
+            positional[len(positional) - len(values) :], args.defaults, values
+        ):
             pairs.append((default_node, arg.arg, default))
         kw = fn.__kwdefaults__ or {}
         for arg, default_node in zip(args.kwonlyargs, args.kw_defaults):
@@ -395,7 +421,11 @@ class Renderer:
         edits: list[tuple[ast.AST, str]] = []
         rendered: dict[str, str] = {}
         for i, (default_node, arg_name, default) in enumerate(pairs):
-            if isinstance(default_node, ast.Constant) and type(default_node.value) is type(default) and default_node.value == default:
+            if (
+                isinstance(default_node, ast.Constant)
+                and type(default_node.value) is type(default)
+                and default_node.value == default
+            ):
                 continue
             if (
                 isinstance(default_node, ast.Name)
@@ -409,7 +439,14 @@ class Renderer:
             edits.append((default_node, placeholder))
         return source.replace_segments(text, edits), rendered
 
-    def _factory(self, fn: types.FunctionType, text: str, closure: dict[str, Any], is_lambda: bool, hint: str | None) -> str:
+    def _factory(
+        self,
+        fn: types.FunctionType,
+        text: str,
+        closure: dict[str, Any],
+        is_lambda: bool,
+        hint: str | None,
+    ) -> str:
         params = list(closure)
         key = text + "|" + ",".join(params)
         factory = self.factories.get(key)
@@ -439,7 +476,10 @@ class Renderer:
         if transform_decorators and not self.plain:
             del self.name_of[id(cls)]
             wrapped_class = scope.get(cls.__name__)
-            if isinstance(wrapped_class, type) and wrapped_class.__dict__.get("_pd_user_class") is cls:
+            if (
+                isinstance(wrapped_class, type)
+                and wrapped_class.__dict__.get("_pd_user_class") is cls
+            ):
                 self.name_of[id(wrapped_class)] = name
                 self.keep.append(wrapped_class)
         self.where.append(what)
@@ -476,7 +516,11 @@ class Renderer:
         if obj is None or kind in (bool, int, str, bytes, complex):
             return repr(obj)
         if kind is float:
-            return repr(obj) if obj == obj and obj not in (float("inf"), float("-inf")) else f"float({str(obj)!r})"
+            return (
+                repr(obj)
+                if obj == obj and obj not in (float("inf"), float("-inf"))
+                else f"float({str(obj)!r})"
+            )
         if id(obj) in self.name_of:
             return self.name_of[id(obj)]
         varname = self.varnames.get(id(obj))
@@ -497,7 +541,11 @@ class Renderer:
         if isinstance(obj, torch.nn.Module):
             return self.layer(obj, hint)
         if isinstance(obj, torch.dtype | torch.device):
-            return f"{self.import_module(torch)}.{repr(obj).removeprefix('torch.')}" if isinstance(obj, torch.dtype) else f"{self.import_module(torch)}.device({str(obj)!r})"
+            return (
+                f"{self.import_module(torch)}.{repr(obj).removeprefix('torch.')}"
+                if isinstance(obj, torch.dtype)
+                else f"{self.import_module(torch)}.device({str(obj)!r})"
+            )
         if kind.__module__ == "numpy":
             return self._numpy(obj, hint)
         if isinstance(obj, enum.Enum):
@@ -506,9 +554,16 @@ class Renderer:
             args = [self.value(obj.func)] + [self.value(a) for a in obj.args]
             args += [f"{k}={self.value(v, k)}" for k, v in obj.keywords.items()]
             return f"{self.import_module(functools)}.partial({', '.join(args)})"
-        if isinstance(obj, types.MethodType) and not isinstance(obj.__self__, type | types.ModuleType):
+        if isinstance(obj, types.MethodType) and not isinstance(
+            obj.__self__, type | types.ModuleType
+        ):
             return f"{self.value(obj.__self__)}.{obj.__func__.__name__}"
-        if isinstance(obj, type | types.FunctionType | types.BuiltinFunctionType | types.MethodType) or kind.__name__ == "ufunc":
+        if (
+            isinstance(
+                obj, type | types.FunctionType | types.BuiltinFunctionType | types.MethodType
+            )
+            or kind.__name__ == "ufunc"
+        ):
             if self.is_user_code(obj):
                 return self.user_callable(obj, hint)
             expr = self.import_object(obj)
@@ -539,7 +594,9 @@ class Renderer:
             return text
         kind = type(obj)
         if kind is dict:
-            items = ", ".join(f"{self.value(k, hint)}: {self.value(v, hint)}" for k, v in obj.items())
+            items = ", ".join(
+                f"{self.value(k, hint)}: {self.value(v, hint)}" for k, v in obj.items()
+            )
             return "{" + items + "}"
         parts = [self.value(v, hint) for v in obj]
         if kind is list:
@@ -551,7 +608,9 @@ class Renderer:
 
     def _pairs_json(self, obj: dict[Any, Any]) -> bool:
         pairs = [[k, v] for k, v in obj.items()]
-        return all(type(k) in (int, float, str, bool) or k is None for k in obj) and _exact_json(pairs)
+        return all(type(k) in (int, float, str, bool) or k is None for k in obj) and _exact_json(
+            pairs
+        )
 
     def _data_path(self, hint: str, suffix: str) -> str:
         base = _identifier(hint)
@@ -575,11 +634,15 @@ class Renderer:
         elif isinstance(obj, dict) and self._pairs_json(obj):
             relative = self._data_path(hint, ".json")
             pairs = [[k, v] for k, v in obj.items()]
-            (self.root / relative).write_text(json.dumps(pairs, ensure_ascii=False), encoding="utf-8")
+            (self.root / relative).write_text(
+                json.dumps(pairs, ensure_ascii=False), encoding="utf-8"
+            )
             expr = f"{self.runtime('load_json_pairs')}(__file__, {relative!r})"
         elif isinstance(obj, tuple) and _exact_json(list(obj)):
             relative = self._data_path(hint, ".json")
-            (self.root / relative).write_text(json.dumps(list(obj), ensure_ascii=False), encoding="utf-8")
+            (self.root / relative).write_text(
+                json.dumps(list(obj), ensure_ascii=False), encoding="utf-8"
+            )
             expr = f"tuple({self.runtime('load_json')}(__file__, {relative!r}))"
         else:
             raise self.error(
@@ -645,7 +708,12 @@ class Renderer:
         if id(module) in self.name_of:
             return self.name_of[id(module)]
         expr = self.rebuild_module(module, type(module))
-        name = self.claim(self.varnames.get(id(module), hint if hint != "value" else type(module).__name__.lower()), module)
+        name = self.claim(
+            self.varnames.get(
+                id(module), hint if hint != "value" else type(module).__name__.lower()
+            ),
+            module,
+        )
         self.define(f"{name} = {expr}")
         self.register_layer(module)
         return name
@@ -659,7 +727,9 @@ class Renderer:
         if isinstance(module, torch.nn.Sequential | torch.nn.ModuleList) and type(module) is cls:
             children = [self.rebuild_module(c, _user_class(type(c))) for c in module.children()]
             inner = ", ".join(children)
-            return f"{cls_expr}({inner})" if cls is torch.nn.Sequential else f"{cls_expr}([{inner}])"
+            return (
+                f"{cls_expr}({inner})" if cls is torch.nn.Sequential else f"{cls_expr}([{inner}])"
+            )
         kwargs: dict[str, Any] = {}
         problem = ""
         try:
@@ -671,7 +741,9 @@ class Renderer:
                 continue
             if p.name in vars(module) or hasattr(module, p.name):
                 current = getattr(module, p.name)
-                if isinstance(p.default, bool) and (current is None or isinstance(current, torch.Tensor)):
+                if isinstance(p.default, bool) and (
+                    current is None or isinstance(current, torch.Tensor)
+                ):
                     current = current is not None  # `bias=True` is stored as the bias tensor
                 kwargs[p.name] = current
             elif p.default is p.empty:
@@ -686,7 +758,9 @@ class Renderer:
                 if repr(rebuilt) != repr(module):
                     problem = f"rebuilt from its attributes it prints as {rebuilt!r}"
                 elif _shapes(rebuilt) != _shapes(module):
-                    problem = "rebuilt from its attributes its weights have other names, shapes or dtypes"
+                    problem = (
+                        "rebuilt from its attributes its weights have other names, shapes or dtypes"
+                    )
         if problem:
             name = cls.__name__
             raise self.error(
@@ -732,13 +806,17 @@ class Renderer:
         return text, precedence
 
     def transform_expr(self, t: Transform) -> tuple[str, int]:
+        name = t.__dict__.get("_pd_name")
+        origin = self._renamed_from(t) if name is not None else None
+        if origin is not None:  # `layer - 'name'`: a copy that shares the layer's state
+            text = self.transform_operand(origin, ATOM)[0]
+            return (text, ATOM) if self.plain else (f"{text} - {name!r}", ADD)
         self.where.append(_describe(t))
         try:
             text, precedence = self._transform_expr(t)
         finally:
             self.where.pop()
-        name = t.__dict__.get("_pd_name")
-        if name is not None and not isinstance(t, Pipeline | Map):
+        if name is not None and not isinstance(t, Pipeline | Map) and not self.plain:
             if precedence <= ADD:
                 text = f"({text})"
             return f"{text} - {name!r}", ADD
@@ -779,13 +857,32 @@ class Renderer:
         if isinstance(t, Try):
             parts = [self.transform_ref(t.transform), self.transform_ref(t.catch_transform)]
             parts.append(self.value(t.exceptions))
-            parts += [f"else_transform={self.transform_ref(t.else_transform)}", f"finally_transform={self.transform_ref(t.finally_transform)}"]
+            parts += [
+                f"else_transform={self.transform_ref(t.else_transform)}",
+                f"finally_transform={self.transform_ref(t.finally_transform)}",
+            ]
             return f"{self.padlc_name('Try')}({', '.join(parts)})", ATOM
         if isinstance(t, FunctionTransform):
             return self._function_transform(t), ATOM
         if isinstance(t, ClassTransform):
             return self._instance(t), ATOM
         raise self.error(f"padlc does not know how to save a {type(t).__name__}.")
+
+    def _renamed_from(self, t: Transform) -> Transform | None:
+        """The transform ``t`` was copied from by ``t - 'name'`` when it is bound to a variable or
+        part of the pipeline: a class instance whose state is the very same objects (for a layer:
+        the same parameters), so the saved code makes the copy the same way and shares them."""
+        if not isinstance(t, ClassTransform):
+            return None
+        own = _copied_state(t)
+        candidates = [*self.transforms, *(v for scope in self.scopes for v in scope.values())]
+        for candidate in candidates:
+            if candidate is t or type(candidate) is not type(t):
+                continue
+            theirs = _copied_state(candidate)
+            if own.keys() == theirs.keys() and all(own[k] is theirs[k] for k in own):
+                return candidate  # type: ignore[no-any-return]
+        return None
 
     def _same(self, t: Same) -> str:
         text = self.padlc_name("same")
@@ -794,7 +891,10 @@ class Renderer:
                 text += f".{operation[1]}"
             elif operation[0] == "item":
                 key = operation[1]
-                simple = all(isinstance(k, int | slice | type(Ellipsis) | type(None)) or _literal(k) for k in (key if isinstance(key, tuple) else (key,)))
+                simple = all(
+                    isinstance(k, int | slice | type(Ellipsis) | type(None)) or _literal(k)
+                    for k in (key if isinstance(key, tuple) else (key,))
+                )
                 text += f"[{_format_key(key) if simple else self.value(key)}]"
             else:
                 parts = [self.value(a) for a in operation[1]]
@@ -818,7 +918,9 @@ class Renderer:
                 and node.decorator_list[0].lineno <= location[1] <= node.lineno
                 and scope.get(node.name) is t
             ):
-                text = textwrap.dedent("".join(lines[node.decorator_list[0].lineno - 1 : node.end_lineno]))
+                text = textwrap.dedent(
+                    "".join(lines[node.decorator_list[0].lineno - 1 : node.end_lineno])
+                )
                 snippet = source.Snippet(text, ast.parse(text).body[0], location[0], location[1])
                 drop = self._decorators(snippet.node, scope)
                 if self.plain:
@@ -863,14 +965,90 @@ class Renderer:
                 f"{user.__name__} `pre_save(self, path, i)` / `post_load(self, path, i)` methods."
             )
         if init is None:
-            raise self.error(f"Cannot save {_describe(t)}: its constructor arguments were not recorded.")
+            raise self.error(
+                f"Cannot save {_describe(t)}: its constructor arguments were not recorded."
+            )
         cls_expr = self._class_expr(wrapped_class, user)
         args, kwargs = init
         parts = [self.value(a, _hint_arg(user, i)) for i, a in enumerate(args)]
         parts += [f"{k}={self.value(v, k)}" for k, v in kwargs.items()]
         if isinstance(t, torch.nn.Module):
             self.register_layer(t)
-        return f"{cls_expr}({', '.join(parts)})"
+        constructed = f"{cls_expr}({', '.join(parts)})"
+        return self._restore_state(t, user, constructed)
+
+    def _restore_state(self, t: ClassTransform, user: type, constructed: str) -> str:
+        """``constructed`` when it rebuilds ``t`` as it is now; else a name bound to it followed by
+        ``name.attr = value`` for each attribute set after construction (or a SaveError)."""
+        args, kwargs = t.__dict__["_pd_init"]
+        if self.is_user_code(user) or installed.import_path(user) is not None:
+            check = state.changed_state(t, lambda: type(t)(*args, **kwargs))
+        else:  # not the class the saved code rebuilds: every attribute counts as set later
+            check = state.StateCheck(
+                tuple(state.Changed(k, v) for k, v in vars(t).items() if not k.startswith("_pd_"))
+            )
+        if check.problem:
+            raise self._state_error(t, user, check.problem)
+        hooked = callable(getattr(t, "pre_save", None)) or callable(getattr(t, "post_load", None))
+        assignments: list[tuple[str, str]] = []
+        for change in check.changed:
+            if change.value is t:
+                continue
+            if change.missing:
+                if hooked:
+                    continue
+                raise self._state_error(
+                    t,
+                    user,
+                    f"its attribute {change.path!r} was deleted after construction",
+                    change.path,
+                )
+            hint = f"{self.varnames.get(id(t)) or _hint(t)}_{change.path.replace('.', '_')}"
+            try:
+                rendered = self.value(change.value, hint)
+            except SaveError as exc:
+                if hooked:
+                    continue  # its pre_save/post_load hooks carry the state
+                raise self._state_error(
+                    t,
+                    user,
+                    f"its attribute {change.path!r} was changed after construction to "
+                    f"{_short(change.value)} (a {type(change.value).__name__}), which padlc cannot "
+                    "save by value",
+                    change.path,
+                ) from exc
+            assignments.append((change.path, rendered))
+        if not assignments:
+            return constructed
+        if t.__dict__.get("_pd_name") is None:
+            name = self.claim(self.varnames.get(id(t)) or _hint(t), t)
+        else:  # `- 'name'` is applied to the bound object by transform_expr
+            anchor = object()
+            name = self.claim(f"{self.varnames.get(id(t)) or _hint(t)}_base", anchor)
+        lines = [f"{name} = {constructed}"]
+        lines += [f"{name}.{path} = {rendered}" for path, rendered in assignments]
+        self.define("\n".join(lines))
+        return name
+
+    def _state_error(
+        self, t: ClassTransform, user: type, problem: str, attribute: str = ""
+    ) -> SaveError:
+        cls = user.__name__
+        message = (
+            f"Cannot save {_describe(t)}: {problem}. The saved code rebuilds it as "
+            f"`{cls}(...)` from its constructor arguments, so this state would be lost. Set it "
+            f"in `{cls}.__init__` (for a class you do not own, in the `__init__` of a transform "
+            f"subclass), pass it as a constructor argument, or give {cls} "
+            "`pre_save(self, path, i)` / `post_load(self, path, i)` methods that save and restore "
+            "it."
+        )
+        if attribute and "." not in attribute:
+            message += (
+                f" For example:\n\n    @transform\n    class {cls}:\n"
+                f"        def __init__(self, ..., {attribute}):\n"
+                f"            self.{attribute} = {attribute}"
+            )
+        return SaveError(message)
 
     def _class_expr(self, wrapped_class: type, user: type) -> str:
         if self.plain:
@@ -885,7 +1063,10 @@ class Renderer:
         varname = self.varnames.get(id(wrapped_class))
         for scope in self.scopes:  # `nn = transform(torch.nn)` ... `nn.Linear(3, 4)`
             for key, value in scope.items():
-                if isinstance(value, ModuleProxy) and getattr(value._pd_module, user.__name__, None) is user:
+                if (
+                    isinstance(value, ModuleProxy)
+                    and getattr(value._pd_module, user.__name__, None) is user
+                ):
                     return f"{self._module_proxy(value, key)}.{user.__name__}"
         inner = self.value(user)
         if varname is not None:
@@ -901,6 +1082,16 @@ def _hint(t: Transform) -> str:
     if isinstance(t, ClassTransform):
         return _user_class(type(t)).__name__.lower()
     return type(t).__name__.lower()
+
+
+def _copied_state(t: Transform) -> dict[str, Any]:
+    skip = ("_pd_name", "_pd_stages_cache", "_pd_layers_cache")
+    return {k: v for k, v in vars(t).items() if k not in skip}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _hint_arg(cls: type, index: int) -> str:

@@ -56,7 +56,9 @@ def _parse_snippet(source: str, filename: str, line: int, what: str) -> Snippet:
     try:
         module = ast.parse(source)
     except SyntaxError as exc:
-        raise SaveError(f"Could not parse the source of {what} ({filename}:{line}): {exc}.") from exc
+        raise SaveError(
+            f"Could not parse the source of {what} ({filename}:{line}): {exc}."
+        ) from exc
     return Snippet(source, module.body[0], filename, line)
 
 
@@ -72,7 +74,10 @@ def function_snippet(fn: types.FunctionType) -> Snippet:
         return _lambda_snippet(code, lines, tree, what)
     if tree is not None:
         for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == code.co_name:
+            if (
+                isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                and node.name == code.co_name
+            ):
                 start = min([d.lineno for d in node.decorator_list] + [node.lineno])
                 if start == first or node.lineno == first:
                     text = _segment(lines, start, node.end_lineno or node.lineno)
@@ -119,7 +124,11 @@ def _lambda_snippet(
             chosen = min(fitting, key=_span)
     if chosen is None:
         names = list(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
-        same_args = [c for c in candidates if [a.arg for a in c.args.posonlyargs + c.args.args + c.args.kwonlyargs] == names]
+        same_args = [
+            c
+            for c in candidates
+            if [a.arg for a in c.args.posonlyargs + c.args.args + c.args.kwonlyargs] == names
+        ]
         if len(same_args) == 1 or (same_args and len({ast.dump(c) for c in same_args}) == 1):
             chosen = same_args[0]
     if chosen is None:
@@ -152,7 +161,9 @@ def _parse_expression(text: str, filename: str, line: int, what: str) -> Snippet
     try:
         expr = ast.parse(text, mode="eval").body
     except SyntaxError as exc:
-        raise SaveError(f"Could not parse the source of {what} ({filename}:{line}): {exc}.") from exc
+        raise SaveError(
+            f"Could not parse the source of {what} ({filename}:{line}): {exc}."
+        ) from exc
     return Snippet(text, expr, filename, line)
 
 
@@ -264,7 +275,10 @@ def rename(snippet_source: str, mapping: dict[str, str]) -> str:
     ]
     text = replace_segments(snippet_source, edits)
     top = tree.body[0] if tree.body else None
-    if isinstance(top, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and top.name in mapping:
+    if (
+        isinstance(top, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and top.name in mapping
+    ):
         import re
 
         keyword = "class" if isinstance(top, ast.ClassDef) else "def"

@@ -22,10 +22,21 @@ import torch
 
 from padl_runtime.errors import ArtifactError
 
-__all__ = ["load_json", "load_json_pairs", "load_npy", "load_tensor", "load_weights", "resolve"]
+__all__ = [
+    "load_json",
+    "load_json_pairs",
+    "load_npy",
+    "load_tensor",
+    "load_weights",
+    "resolve",
+    "tie_parameters",
+]
 
 #: The key of the single tensor in a value's safetensors file.
 TENSOR_KEY = "value"
+#: Metadata key of ``weights.safetensors``: JSON ``{weight key: key of the same parameter}`` for
+#: parameters shared between layers or tied inside one (restored before the weights are loaded).
+TIES_KEY = "padl_ties"
 
 
 def resolve(module_file: str | os.PathLike[str], relative: str) -> Path:
@@ -80,10 +91,11 @@ def load_weights(
 ) -> None:
     """Load ``weights.safetensors`` (keys ``"<layer index>.<state_dict key>"``) into ``layers``.
 
-    Parameters stay the layers' own ``nn.Parameter`` objects (so tied weights stay tied); a stored
-    tensor with another dtype than the rebuilt layer's converts that parameter first.
+    Parameters stay the layers' own ``nn.Parameter`` objects (so tied weights stay tied); those
+    the file records as shared (``TIES_KEY`` metadata) are tied again first. A stored tensor with
+    another dtype than the rebuilt layer's converts that parameter first.
     """
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     path = resolve(module_file, relative)
@@ -91,13 +103,47 @@ def load_weights(
         raise _missing(path)
     try:
         tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        ties = json.loads(metadata.get(TIES_KEY, "{}"))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(
             f"Cannot read the weights in {path}: {exc}. The file is damaged; re-save the pipeline.",
             path=str(path.parent),
             file=path.name,
         ) from exc
+    tie_parameters(ties, layers, where=str(path))
     load_state_dicts(tensors, layers, where=str(path))
+
+
+def _split(key: str, layers: Sequence[torch.nn.Module], where: str) -> tuple[torch.nn.Module, str]:
+    index, _, name = key.partition(".")
+    if not index.isdigit() or int(index) >= len(layers):
+        raise ArtifactError(
+            f"{where}: weight {key!r} belongs to layer {index}, but the pipeline has "
+            f"{len(layers)} layers. The weights do not match the code; re-save the pipeline.",
+            file=os.path.basename(where),
+        )
+    return layers[int(index)], name
+
+
+def tie_parameters(ties: dict[str, str], layers: Sequence[torch.nn.Module], *, where: str) -> None:
+    """Make each weight ``key`` of ``ties`` the same ``nn.Parameter`` as the weight it maps to
+    (keys ``"<layer index>.<parameter name>"``)."""
+    for key, source in ties.items():
+        owner, name = _split(key, layers, where)
+        source_layer, source_name = _split(source, layers, where)
+        try:
+            parameter = source_layer.get_parameter(source_name)
+            module_path, _, attribute = name.rpartition(".")
+            module = owner.get_submodule(module_path) if module_path else owner
+        except AttributeError as exc:
+            raise ArtifactError(
+                f"{where}: the tied weights {key!r} and {source!r} are not parameters of the "
+                f"rebuilt layers ({exc}). The weights do not match the code; re-save the pipeline.",
+                file=os.path.basename(where),
+            ) from exc
+        setattr(module, attribute, parameter)
 
 
 def load_state_dicts(
@@ -106,13 +152,8 @@ def load_state_dicts(
     """Split ``{"<i>.<key>": tensor}`` by layer index and load each part into ``layers[i]``."""
     by_layer: list[dict[str, torch.Tensor]] = [{} for _ in layers]
     for key, tensor in tensors.items():
+        _split(key, layers, where)
         index, _, name = key.partition(".")
-        if not index.isdigit() or int(index) >= len(layers):
-            raise ArtifactError(
-                f"{where}: weight {key!r} belongs to layer {index}, but the pipeline has "
-                f"{len(layers)} layers. The weights do not match the code; re-save the pipeline.",
-                file=os.path.basename(where),
-            )
         by_layer[int(index)][name] = tensor
     for i, (layer, state) in enumerate(zip(layers, by_layer)):
         own = layer.state_dict(keep_vars=True)

@@ -16,7 +16,7 @@ from typing import Any
 PYTHON = sys.executable
 
 # Appended to the user's script: saves every CASES entry and records the outputs.
-SAVE_HARNESS = '''
+SAVE_HARNESS = """
 
 def _pd_apply(pipe, x):
     return pipe.infer_apply(x) if pipe._pd_needs_mode() else pipe(x)
@@ -30,9 +30,9 @@ if __name__ == "__main__":
         _expected[_name] = {"inputs": _inputs, "outputs": [repr(_pd_apply(_pipe, x)) for x in _inputs]}
     with open(_os.path.join(_out, "expected.json"), "w") as _f:
         _json.dump(_expected, _f)
-'''
+"""
 
-LOAD_SCRIPT = '''
+LOAD_SCRIPT = """
 import json, os, sys
 import torch
 
@@ -51,13 +51,21 @@ for name, case in expected.items():
     apply = (lambda x: pipe.infer_apply(x)) if pipe._pd_needs_mode() else pipe
     got[name] = [repr(apply(x)) for x in case["inputs"]]
 print("RESULT" + json.dumps(got))
-'''
+"""
 
 
-def run_python(args: list[str], cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None) -> str:
+def run_python(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
+) -> str:
     full_env = {**os.environ, **(env or {})}
     result = subprocess.run(
-        [PYTHON, *args], cwd=cwd, env=full_env, input=stdin, capture_output=True, text=True, timeout=300
+        [PYTHON, *args],
+        cwd=cwd,
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if result.returncode != 0:
         raise AssertionError(f"python {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -78,7 +86,9 @@ def save_in_subprocess(tmp_path: Path, script: str, modules: dict[str, str] | No
     return out
 
 
-def load_in_subprocess(tmp_path: Path, out: Path, params: dict[str, Any] | None = None) -> dict[str, list[str]]:
+def load_in_subprocess(
+    tmp_path: Path, out: Path, params: dict[str, Any] | None = None
+) -> dict[str, list[str]]:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(exist_ok=True)
     env = {"PADLC_TEST_OUT": str(out), "PADLC_TEST_PARAMS": json.dumps(params or {})}
@@ -90,3 +100,30 @@ def load_in_subprocess(tmp_path: Path, out: Path, params: dict[str, Any] | None 
 def expected_outputs(out: Path) -> dict[str, list[str]]:
     data = json.loads((out / "expected.json").read_text())
     return {name: case["outputs"] for name, case in data.items()}
+
+
+# Appended to a script that defines REFUSED = {name: pipeline}: prints the SaveError of each save.
+REFUSE_HARNESS = """
+
+if __name__ == "__main__":
+    import json as _json, os as _os, padlc as _padlc
+    _out = _os.environ["PADLC_TEST_OUT"]
+    _errors = {}
+    for _name, _pipe in REFUSED.items():
+        try:
+            _padlc.save(_pipe, _os.path.join(_out, _name))
+        except _padlc.SaveError as _e:
+            _errors[_name] = str(_e)
+    print("ERRORS" + _json.dumps(_errors))
+"""
+
+
+def save_errors_in_subprocess(tmp_path: Path, script: str) -> dict[str, str]:
+    """Run a script defining ``REFUSED`` and return the SaveError message of each entry (entries
+    that saved are missing)."""
+    src = tmp_path / "refused"
+    src.mkdir()
+    (src / "user.py").write_text(textwrap.dedent(script) + REFUSE_HARNESS)
+    stdout = run_python(["user.py"], cwd=src, env={"PADLC_TEST_OUT": str(src)})
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("ERRORS"))
+    return json.loads(line[len("ERRORS") :])  # type: ignore[no-any-return]

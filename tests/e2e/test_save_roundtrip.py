@@ -19,6 +19,7 @@ from tests.e2e.roundtrip_harness import (
     expected_outputs,
     load_in_subprocess,
     run_python,
+    save_errors_in_subprocess,
     save_in_subprocess,
 )
 
@@ -343,8 +344,8 @@ def test_case9_jupyter_notebook_cells(tmp_path: Path) -> None:
     client = nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     code = (
         "import nbformat, nbclient, sys\n"
-        f"nb = nbformat.reads(sys.stdin.read(), as_version=4)\n"
-        f"nbclient.NotebookClient(nb, timeout=120, kernel_name='python3').execute()\n"
+        "nb = nbformat.reads(sys.stdin.read(), as_version=4)\n"
+        "nbclient.NotebookClient(nb, timeout=120, kernel_name='python3').execute()\n"
         "print(nb.cells[-1].outputs[0]['text'])"
     )
     del client
@@ -399,3 +400,150 @@ def test_committed_v1_fixture_artifact_still_loads(tmp_path: Path) -> None:
     expected = json.loads((FIXTURE.parent / "v1_example.expected.json").read_text())
     assert output == expected
     assert sys.executable
+
+
+STATE_AND_SHARING = '''
+import random
+
+import torch
+from padlc import batch, same, transform, unbatch
+
+torch.manual_seed(0)
+
+@transform
+class Lookup:
+    def __init__(self, labels):
+        self.labels = list(labels)
+        self.table = {}
+    def __call__(self, i):
+        return self.table.get(i, self.labels[i])
+
+lookup = Lookup(["a", "b", "c"])
+lookup.labels = ["x", "y", "z"]  # set after construction
+lookup.table[2] = "two"          # filled after construction on an attribute made in __init__
+
+@transform
+class Counter:
+    def __init__(self):
+        self.calls = 0
+    def __call__(self, x):
+        self.calls += 1
+        return [x, self.calls]
+
+counter = Counter()
+for i in range(3):
+    counter(i)
+
+@transform
+def to_tensor(x):
+    return torch.tensor(x, dtype=torch.float32)
+
+# 2. weights tied after construction
+first = transform(torch.nn.Linear)(2, 2)
+second = transform(torch.nn.Linear)(2, 2)
+second.weight = first.weight
+
+@transform
+class Twin(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = torch.nn.Linear(2, 2, bias=False)
+        self.dec = torch.nn.Linear(2, 2, bias=False)
+    def forward(self, x):
+        return self.dec(self.enc(x))
+
+twin = Twin()
+twin.dec.weight = twin.enc.weight
+
+# 3. a renamed copy of a layer bound to a variable shares its parameters
+shared = transform(torch.nn.Linear)(2, 2)
+
+def check_tied(p):
+    layers = p.pd_layers
+    return [layers[0].weight is layers[1].weight, twin_of(p).dec.weight is twin_of(p).enc.weight]
+
+def twin_of(p):
+    return next(t for t in p.pd_iter_transforms() if type(t).__name__ == "Twin")
+
+tied = to_tensor >> batch >> first >> second >> twin >> unbatch >> same.tolist()
+renamed = to_tensor >> batch >> shared >> (shared - "again") >> unbatch >> same.tolist()
+
+CASES = {
+    "lookup": (lookup, [0, 2]),
+    "counter": (counter, [10]),
+    "tied": (tied, [[1.0, 2.0]]),
+    "renamed": (renamed, [[1.0, 2.0]]),
+}
+'''
+
+SHARING_CHECK = '''
+import sys, torch, padlc
+out = sys.argv[1]
+tied = padlc.load(out + "/tied.padl")
+first, second, twin = tied.pd_layers
+renamed = padlc.load(out + "/renamed.padl")
+layer, again = renamed.pd_layers
+with torch.no_grad():
+    first.weight.add_(1.0)
+    layer.weight.add_(1.0)
+print(second.weight is first.weight, twin.dec.weight is twin.enc.weight,
+      again.weight is layer.weight, again.pd_name)
+'''
+
+
+@pytest.fixture(scope="module")
+def state_saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, list[str]]]:
+    tmp = tmp_path_factory.mktemp("state")
+    out = save_in_subprocess(tmp, STATE_AND_SHARING)
+    return tmp, out, load_in_subprocess(tmp, out)
+
+
+def test_attributes_set_after_construction_are_saved_and_restored(state_saved) -> None:
+    source = _check(state_saved, "lookup")
+    assert "lookup.labels = ['x', 'y', 'z']" in source and "lookup.table = {2: 'two'}" in source
+
+
+def test_counter_incremented_by_calls_is_restored(state_saved) -> None:
+    source = _check(state_saved, "counter")
+    assert "counter.calls = 3" in source
+
+
+def test_weights_tied_after_construction_stay_tied(state_saved) -> None:
+    tmp, out, _ = state_saved
+    _check(state_saved, "tied")
+    flags = run_python(["-c", SHARING_CHECK, str(out)], cwd=tmp).split()
+    assert flags[:2] == ["True", "True"]
+
+
+def test_renamed_copy_of_a_bound_layer_shares_its_parameters(state_saved) -> None:
+    tmp, out, _ = state_saved
+    source = _check(state_saved, "renamed")
+    assert "shared - 'again'" in source
+    flags = run_python(["-c", SHARING_CHECK, str(out)], cwd=tmp).split()
+    assert flags[2:] == ["True", "again"]
+
+
+UNSAVABLE_STATE = '''
+import random
+from padlc import transform
+
+@transform
+class Sampler:
+    def __init__(self, seed):
+        self.rng = random.Random(seed)
+    def __call__(self, x):
+        return x + self.rng.random()
+
+sampler = Sampler(0)
+sampler(1.0)  # the generator's state moved on after construction
+
+REFUSED = {"sampler": sampler}
+'''
+
+
+def test_unsavable_attribute_changed_after_construction_raises_save_error(tmp_path: Path) -> None:
+    message = save_errors_in_subprocess(tmp_path, UNSAVABLE_STATE)["sampler"]
+    assert "`sampler`" in message and "user.py:12" in message  # the object and its creation site
+    assert "'rng'" in message and "Random" in message  # the attribute
+    assert "__init__" in message and "post_load" in message  # the fix
+    assert not (tmp_path / "refused" / "sampler.padl").exists()

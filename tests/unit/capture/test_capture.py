@@ -26,10 +26,10 @@ def _generated(p: padlc.Transform, root: Path) -> str:
 
 
 def test_lambdas_on_one_line_are_told_apart() -> None:
-    first, second = (lambda x: x + 1), (lambda y: y * 2)  # noqa: E731
+    first, second = (lambda x: x + 1), (lambda y: y * 2)
     assert function_snippet(first).source == "lambda x: x + 1"
     assert function_snippet(second).source == "lambda y: y * 2"
-    same_args = [lambda x: x - 1, lambda x: x - 2]  # noqa: E731
+    same_args = [lambda x: x - 1, lambda x: x - 2]
     assert [function_snippet(f).source for f in same_args] == ["lambda x: x - 1", "lambda x: x - 2"]
 
 
@@ -51,7 +51,7 @@ def test_uncapturable_values_raise_save_error_naming_object_and_transform(tmp_pa
 
 
 def _check_uncapturable(tmp_path: Path, obj, words) -> None:
-    fn = eval("lambda x: (OBJ, x)[1]", {"OBJ": obj})  # noqa: S307 - source unavailable on purpose
+    fn = eval("lambda x: (OBJ, x)[1]", {"OBJ": obj})
     with pytest.raises(SaveError, match="not available"):
         _generated(transform(fn), tmp_path)
 
@@ -155,8 +155,8 @@ def test_plain_capture_has_no_padlc_and_loads_weights(tmp_path: Path) -> None:
     assert set(captured.names) == {id(prepare), id(layer)}
     (tmp_path / "stages.py").write_text(captured.source)
     namespace = runpy.run_path(str(tmp_path / "stages.py"))
-    plain_layer = eval(captured.names[id(layer)], namespace)  # noqa: S307
-    plain_prepare = eval(captured.names[id(prepare)], namespace)  # noqa: S307
+    plain_layer = eval(captured.names[id(layer)], namespace)
+    plain_prepare = eval(captured.names[id(prepare)], namespace)
     assert not isinstance(plain_layer, padlc.Transform)
     with torch.no_grad():
         assert torch.allclose(plain_layer(plain_prepare([1.0, 2.0])).sum(), p.infer_apply([1.0, 2.0]))
@@ -171,3 +171,29 @@ def test_generated_module_keeps_the_pipeline_expression(tmp_path: Path) -> None:
     assert source.rstrip().splitlines()[-1].startswith("_pd_main = ")
     namespace = runpy.run_path(str(tmp_path / "pipeline.py"))
     assert repr(namespace["_pd_main"]) == repr((inc >> inc) + (inc - "again") / inc)
+
+
+def test_plain_capture_sets_attributes_changed_after_construction(tmp_path: Path) -> None:
+    @transform
+    class Table:
+        def __init__(self):
+            self.entries = {}
+
+        def __call__(self, key):
+            return self.entries[key]
+
+    table = Table()
+    table.entries["a"] = 1
+    captured = capture_plain([table], tmp_path, "stages")
+    (tmp_path / "stages.py").write_text(captured.source)
+    namespace = runpy.run_path(str(tmp_path / "stages.py"))
+    assert eval(captured.names[id(table)], namespace)("a") == 1
+
+
+def test_rebuilding_for_the_state_check_leaves_random_streams_alone(tmp_path: Path) -> None:
+    layer = transform(torch.nn.Linear)(2, 2)
+    torch.manual_seed(3)
+    expected = torch.rand(1)
+    torch.manual_seed(3)
+    _generated(layer, tmp_path)
+    assert torch.equal(torch.rand(1), expected)
