@@ -8,6 +8,7 @@ import importlib.metadata
 import sys
 import sysconfig
 import types
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ _OWN = {"padlc": "padlc", "padl_runtime": "padlc"}
 
 
 @lru_cache(maxsize=1)
-def _distributions() -> dict[str, list[str]]:
+def _distributions() -> Mapping[str, list[str]]:
     return importlib.metadata.packages_distributions()
 
 

@@ -1,0 +1,281 @@
+"""Rendering the user's code: functions, lambdas, closures (as factories) and classes are copied
+from their source, with every global name they read bound in the generated module."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import sys
+import textwrap
+import types
+from typing import Any
+
+import torch
+
+from padlc.capture import installed, source
+from padlc.capture.namespace import (
+    _SCALARS,
+    RendererBase,
+)
+from padlc.language.atomic import FunctionTransform, ModuleProxy
+from padlc.language.base import Transform
+
+__all__ = ["DefinitionRenderer"]
+
+
+class DefinitionRenderer(RendererBase):
+    """Global names, user functions (with current default values), closures and classes."""
+
+    # -- globals ---------------------------------------------------------------------------
+    def bind_global(self, name: str, obj: Any) -> str:
+        """Make the generated module bind a name (``name`` when free) to ``obj``; returns it."""
+        scalar = type(obj) in (int, float, complex, str, bytes, bool, type(None))
+        if not scalar and id(obj) in self.name_of:
+            return self.name_of[id(obj)]
+        if (
+            scalar
+            and name in self.names
+            and type(self.names[name]) is type(obj)
+            and self.names[name] == obj
+        ):
+            return name
+        if isinstance(obj, types.ModuleType):
+            return self.import_module(obj, name)
+        if isinstance(obj, Transform):
+            return self.transform_name(obj, name)
+        if (
+            callable(obj)
+            and not isinstance(obj, torch.nn.Module)
+            and not isinstance(obj, ModuleProxy)
+        ):
+            if self.is_user_code(obj):
+                return self.user_callable(obj, name)
+            expr = self.import_object(obj, name)
+            if expr is not None:
+                return expr
+        self.binding.add(id(obj))
+        try:
+            expr = self.value(obj, name)
+        finally:
+            self.binding.discard(id(obj))
+        if id(obj) in self.name_of and not scalar:
+            return self.name_of[id(obj)]
+        bound = self.claim(name, obj)
+        self.define(f"{bound} = {expr}")
+        return bound
+
+    def is_user_code(self, obj: Any) -> bool:
+        if isinstance(obj, types.FunctionType):
+            return not installed.is_installed_module(obj.__module__ or "__main__")
+        if isinstance(obj, type):
+            return not installed.is_installed_module(obj.__module__)
+        return False
+
+    def resolve_names(
+        self,
+        text: str,
+        names: list[str],
+        scope: dict[str, Any],
+        closure: dict[str, Any],
+        skip: set[str],
+        what: str,
+    ) -> str:
+        """Bind every global name ``text`` reads and rename where the generated module had to
+        choose another name."""
+        renames: dict[str, str] = {}
+        optional = source.annotation_names(ast.parse(text))
+        for name in names:
+            if name in closure or name in skip:
+                continue
+            if name in scope:
+                obj = scope[name]
+            elif name in vars(builtins) or name in optional:
+                continue
+            else:
+                raise self.error(
+                    f"{what} uses the name {name!r}, which is not defined in its module any more "
+                    "(deleted, or bound only inside a function). Define it at module level."
+                )
+            bound = self.bind_global(name, obj)
+            if bound != name:
+                renames[name] = bound
+        return source.rename(text, renames)
+
+    # -- user functions --------------------------------------------------------------------
+    def _decorators(self, node: ast.AST, scope: dict[str, Any]) -> list[ast.expr]:
+        from padlc.language.atomic import transform
+
+        found = []
+        for decorator in getattr(node, "decorator_list", []):
+            target: Any = None
+            try:
+                target = eval(
+                    compile(ast.Expression(decorator), "<decorator>", "eval"), dict(scope)
+                )
+            except Exception:
+                target = None
+            if target is transform:
+                found.append(decorator)
+        return found
+
+    def user_callable(self, obj: Any, hint: str) -> str:
+        if isinstance(obj, type):
+            return self.user_class(obj, hint)
+        expr, _decorated = self.user_function(obj, hint)
+        return expr
+
+    def user_function(self, fn: types.FunctionType, hint: str | None = None) -> tuple[str, bool]:
+        """An expression for ``fn`` (a def name, a lambda, a factory call) and whether it is
+        already a transform (``@transform`` kept in the lineage module)."""
+        if id(fn) in self.functions:
+            return self.functions[id(fn)]
+        snippet = source.function_snippet(fn)
+        what = f"function {fn.__qualname__} ({snippet.filename}:{snippet.line})"
+        code = fn.__code__
+        scope = fn.__globals__
+        closure: dict[str, Any] = {}
+        for var, cell in zip(code.co_freevars, fn.__closure__ or ()):
+            try:
+                closure[var] = cell.cell_contents
+            except ValueError as exc:
+                raise self.error(f"{what} refers to {var!r} before it is assigned.") from exc
+        is_lambda = isinstance(snippet.node, ast.Lambda)
+        text = snippet.source
+        transform_decorators = [] if is_lambda else self._decorators(snippet.node, scope)
+        decorated = bool(transform_decorators) and not self.plain
+        if self.plain and transform_decorators:
+            text = source.strip_decorators(snippet, transform_decorators)
+        text, defaults = self._rewrite_defaults(text, fn, scope, closure)
+        name: str | None = None
+        if not is_lambda and not closure:
+            name = self.claim(fn.__name__, fn)
+            if decorated:
+                owner = scope.get(fn.__name__)
+                if isinstance(owner, FunctionTransform) and owner.function is fn:
+                    self.name_of[id(owner)] = name
+                    self.keep.append(owner)
+            self.functions[id(fn)] = (name, decorated)
+        self.where.append(what)
+        try:
+            text = self.resolve_names(
+                text, source.global_names(text), scope, closure, set(defaults), what
+            )
+            for placeholder, rendered in defaults.items():
+                text = text.replace(placeholder, rendered)
+            if name is not None and name != fn.__name__:
+                text = source.rename(text, {fn.__name__: name})
+            if closure:
+                result = self._factory(fn, text, closure, is_lambda, hint), decorated
+            elif is_lambda:
+                result = text, False
+            else:
+                self.define(text)
+                result = name or fn.__name__, decorated
+        finally:
+            self.where.pop()
+        self.functions[id(fn)] = result
+        return result
+
+    def _rewrite_defaults(
+        self, text: str, fn: types.FunctionType, scope: dict[str, Any], closure: dict[str, Any]
+    ) -> tuple[str, dict[str, str]]:
+        """Replace default-argument expressions by the defaults' current values (a default such
+        as ``i=i`` in a comprehension refers to a name that no longer exists)."""
+        tree = ast.parse(text)
+        node = tree.body[0]
+        if isinstance(node, ast.Expr):
+            node = node.value  # type: ignore[assignment]
+        args: ast.arguments = node.args  # type: ignore[attr-defined]
+        positional = args.posonlyargs + args.args
+        values = fn.__defaults__ or ()
+        pairs: list[tuple[ast.expr, str, Any]] = []
+        for arg, default_node, default in zip(
+            positional[len(positional) - len(values) :], args.defaults, values
+        ):
+            pairs.append((default_node, arg.arg, default))
+        kw = fn.__kwdefaults__ or {}
+        for arg, kw_node in zip(args.kwonlyargs, args.kw_defaults):
+            if kw_node is not None and arg.arg in kw:
+                pairs.append((kw_node, arg.arg, kw[arg.arg]))
+        edits: list[tuple[ast.AST, str]] = []
+        rendered: dict[str, str] = {}
+        for i, (default_node, arg_name, default) in enumerate(pairs):
+            if (
+                isinstance(default_node, ast.Constant)
+                and type(default_node.value) is type(default)
+                and default_node.value == default
+            ):
+                continue
+            if (
+                isinstance(default_node, ast.Name)
+                and type(default) not in _SCALARS  # small ints are shared: identity proves nothing
+                and default_node.id not in closure
+                and scope.get(default_node.id, self) is default
+            ):
+                continue  # a global name: resolved (and kept) like any other global
+            placeholder = f"__pd_default_{i}__"
+            rendered[placeholder] = self.value(default, arg_name)
+            edits.append((default_node, placeholder))
+        return source.replace_segments(text, edits), rendered
+
+    def _factory(
+        self,
+        fn: types.FunctionType,
+        text: str,
+        closure: dict[str, Any],
+        is_lambda: bool,
+        hint: str | None,
+    ) -> str:
+        params = list(closure)
+        key = text + "|" + ",".join(params)
+        factory = self.factories.get(key)
+        if factory is None:
+            base = fn.__name__ if not is_lambda else (hint or "lambda")
+            factory = self.claim(f"_make_{base}", key)
+            self.factories[key] = factory
+            body = f"return {text}" if is_lambda else f"{text}\nreturn {fn.__name__}"
+            self.define(f"def {factory}({', '.join(params)}):\n{textwrap.indent(body, '    ')}")
+        args = ", ".join(self.value(closure[p], p) for p in params)
+        call = f"{factory}({args})"
+        name = self.claim(hint or (fn.__name__ if not is_lambda else "f"), fn)
+        self.define(f"{name} = {call}")
+        return name
+
+    def user_class(self, cls: type, hint: str | None = None, wrapped: type | None = None) -> str:
+        if id(cls) in self.name_of:
+            return self.name_of[id(cls)]
+        snippet = source.class_snippet(cls)
+        what = f"class {cls.__qualname__} ({snippet.filename}:{snippet.line})"
+        scope = self._class_scope(cls)
+        text = snippet.source
+        transform_decorators = self._decorators(snippet.node, scope)
+        if self.plain and transform_decorators:
+            text = source.strip_decorators(snippet, transform_decorators)
+        name = self.claim(cls.__name__, cls)
+        if transform_decorators and not self.plain:
+            del self.name_of[id(cls)]
+            wrapped_class = scope.get(cls.__name__)
+            if (
+                isinstance(wrapped_class, type)
+                and wrapped_class.__dict__.get("_pd_user_class") is cls
+            ):
+                self.name_of[id(wrapped_class)] = name
+                self.keep.append(wrapped_class)
+        self.where.append(what)
+        try:
+            text = self.resolve_names(text, source.global_names(text), scope, {}, set(), what)
+        finally:
+            self.where.pop()
+        if name != cls.__name__:
+            text = source.rename(text, {cls.__name__: name})
+        self.define(text)
+        return name
+
+    def _class_scope(self, cls: type) -> dict[str, Any]:
+        for attribute in vars(cls).values():
+            fn = getattr(attribute, "__func__", attribute)
+            scope = getattr(fn, "__globals__", None)
+            if isinstance(scope, dict):
+                return scope
+        module = sys.modules.get(cls.__module__)
+        return vars(module) if module is not None else {}

@@ -1,0 +1,264 @@
+"""Rendering values: literals inline, larger data as data files (JSON, ``.npy``, safetensors).
+
+Values are saved as they are at save time; numpy arrays holding Python objects and objects padlc
+cannot rebuild raise :class:`padlc.SaveError` saying what to do instead.
+"""
+
+from __future__ import annotations
+
+import ast
+import enum
+import functools
+import io
+import json
+import types
+from typing import Any
+
+import torch
+
+from padlc.capture import markers
+from padlc.capture.namespace import (
+    RendererBase,
+    _identifier,
+)
+from padlc.errors import SaveError
+from padlc.language.atomic import ModuleProxy
+from padlc.language.base import Transform
+
+__all__ = ["SMALL_ELEMENTS", "SMALL_REPR", "ValueRenderer"]
+
+SMALL_ELEMENTS = 100
+
+SMALL_REPR = 1000
+
+_UNCAPTURABLE_HINTS = (
+    (io.IOBase, "an open file: open it inside the transform, or load its content into a value"),
+    (
+        types.GeneratorType,
+        "a generator: make the data a list, or create the generator inside the function",
+    ),
+)
+
+
+def _literal(value: Any) -> bool:
+    try:
+        return bool(ast.literal_eval(repr(value)) == value)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, dict):
+        return len(value) + sum(_count(k) + _count(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return len(value) + sum(_count(v) for v in value)
+    return 0
+
+
+def _exact_json(value: Any) -> bool:
+    try:
+        return bool(json.loads(json.dumps(value)) == value) and _json_types(value)
+    except (TypeError, ValueError):
+        return False
+
+
+def _json_types(value: Any) -> bool:
+    if isinstance(value, bool) or value is None or type(value) in (int, float, str):
+        return True
+    if isinstance(value, list) and not isinstance(value, tuple):
+        return all(_json_types(v) for v in value)
+    if isinstance(value, dict):
+        return all(type(k) is str and _json_types(v) for k, v in value.items())
+    return False
+
+
+class ValueRenderer(RendererBase):
+    """Data: scalars, containers, numpy arrays, tensors, enums, partials, bound methods."""
+
+    def value(self, obj: Any, hint: str = "value") -> str:
+        """An expression that rebuilds ``obj`` with its current value."""
+        name = markers.param_name(obj)
+        if name is not None:
+            if id(obj) in self.name_of:
+                return self.name_of[id(obj)]
+            default = self.value(markers.plain(obj), hint)
+            if self.plain:
+                return default
+            return f"{self.padlc_name('param')}({name!r}, {default})"
+        kind = type(obj)
+        if obj is None or kind in (bool, int, str, bytes, complex):
+            return repr(obj)
+        if kind is float:
+            return (
+                repr(obj)
+                if obj == obj and obj not in (float("inf"), float("-inf"))
+                else f"float({str(obj)!r})"
+            )
+        if id(obj) in self.name_of:
+            return self.name_of[id(obj)]
+        varname = self.varnames.get(id(obj))
+        if varname is not None and id(obj) not in self.binding and not isinstance(obj, Transform):
+            return self.bind_global(varname, obj)  # the user's variable: `Lookup(LABELS)`
+        if markers.is_forced(obj):
+            return self._data_file(markers.plain(obj), hint, forced=True)
+        if kind in (list, tuple, dict, set, frozenset):
+            return self._container(obj, hint)
+        if isinstance(obj, types.ModuleType):
+            return self.import_module(obj)
+        if isinstance(obj, Transform):
+            return self.transform_ref(obj, hint)
+        if isinstance(obj, ModuleProxy):
+            return self._module_proxy(obj, hint)
+        if isinstance(obj, torch.Tensor):
+            return self._tensor(obj, hint)
+        if isinstance(obj, torch.nn.Module):
+            return self.layer(obj, hint)
+        if isinstance(obj, torch.dtype | torch.device):
+            return (
+                f"{self.import_module(torch)}.{repr(obj).removeprefix('torch.')}"
+                if isinstance(obj, torch.dtype)
+                else f"{self.import_module(torch)}.device({str(obj)!r})"
+            )
+        if kind.__module__ == "numpy":
+            return self._numpy(obj, hint)
+        if isinstance(obj, enum.Enum):
+            return f"{self.value(type(obj))}.{obj.name}"
+        if isinstance(obj, functools.partial):
+            args = [self.value(obj.func)] + [self.value(a) for a in obj.args]
+            args += [f"{k}={self.value(v, k)}" for k, v in obj.keywords.items()]
+            return f"{self.import_module(functools)}.partial({', '.join(args)})"
+        if isinstance(obj, types.MethodType) and not isinstance(
+            obj.__self__, type | types.ModuleType
+        ):
+            return f"{self.value(obj.__self__)}.{obj.__func__.__name__}"
+        if (
+            isinstance(
+                obj, type | types.FunctionType | types.BuiltinFunctionType | types.MethodType
+            )
+            or kind.__name__ == "ufunc"
+        ):
+            if self.is_user_code(obj):
+                return self.user_callable(obj, hint)
+            expr = self.import_object(obj)
+            if expr is not None:
+                return expr
+        raise self._uncapturable(obj)
+
+    def _uncapturable(self, obj: Any) -> SaveError:
+        kind = type(obj).__name__
+        for types_, hint in _UNCAPTURABLE_HINTS:
+            if isinstance(obj, types_):
+                return self.error(f"Cannot save {obj!r}: it is {hint}.")
+        return self.error(
+            f"Cannot save {obj!r} (a {kind}): padlc saves code, data (dicts, lists, numbers, "
+            "strings, numpy arrays, tensors), torch layers and instances of transform classes. "
+            f"Wrap data in `value(...)`, make {kind} a transform class (`@transform class {kind}` "
+            "records its constructor arguments), or give it `pre_save(self, path, i)` / "
+            "`post_load(self, path, i)` methods."
+        )
+
+    def _container(self, obj: Any, hint: str) -> str:
+        if _literal(obj):
+            text = repr(obj)
+            if _count(obj) <= SMALL_ELEMENTS and len(text) <= SMALL_REPR:
+                return text
+            if _exact_json(obj) or (isinstance(obj, dict) and self._pairs_json(obj)):
+                return self._data_file(obj, hint, forced=False)
+            return text
+        kind = type(obj)
+        if kind is dict:
+            items = ", ".join(
+                f"{self.value(k, hint)}: {self.value(v, hint)}" for k, v in obj.items()
+            )
+            return "{" + items + "}"
+        parts = [self.value(v, hint) for v in obj]
+        if kind is list:
+            return "[" + ", ".join(parts) + "]"
+        if kind is tuple:
+            return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+        inner = "[" + ", ".join(parts) + "]"
+        return f"{kind.__name__}({inner})"
+
+    def _pairs_json(self, obj: dict[Any, Any]) -> bool:
+        pairs = [[k, v] for k, v in obj.items()]
+        return all(type(k) in (int, float, str, bool) or k is None for k in obj) and _exact_json(
+            pairs
+        )
+
+    def _data_path(self, hint: str, suffix: str) -> str:
+        base = _identifier(hint)
+        name, i = base, 1
+        while f"{self.data_dir}/{name}{suffix}" in self.data_files:
+            name, i = f"{base}_{i}", i + 1
+        relative = f"{self.data_dir}/{name}{suffix}"
+        self.data_files.add(relative)
+        (self.root / relative).parent.mkdir(parents=True, exist_ok=True)
+        return relative
+
+    def _data_file(self, obj: Any, hint: str, *, forced: bool) -> str:
+        if isinstance(obj, torch.Tensor):
+            return self._tensor(obj, hint)
+        if type(obj).__module__ == "numpy":
+            return self._numpy(obj, hint)
+        if _exact_json(obj):
+            relative = self._data_path(hint, ".json")
+            (self.root / relative).write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+            expr = f"{self.runtime('load_json')}(__file__, {relative!r})"
+        elif isinstance(obj, dict) and self._pairs_json(obj):
+            relative = self._data_path(hint, ".json")
+            pairs = [[k, v] for k, v in obj.items()]
+            (self.root / relative).write_text(
+                json.dumps(pairs, ensure_ascii=False), encoding="utf-8"
+            )
+            expr = f"{self.runtime('load_json_pairs')}(__file__, {relative!r})"
+        elif isinstance(obj, tuple) and _exact_json(list(obj)):
+            relative = self._data_path(hint, ".json")
+            (self.root / relative).write_text(
+                json.dumps(list(obj), ensure_ascii=False), encoding="utf-8"
+            )
+            expr = f"tuple({self.runtime('load_json')}(__file__, {relative!r}))"
+        else:
+            raise self.error(
+                f"value() of {type(obj).__name__} {obj!r:.60} cannot be stored as JSON (keys must be "
+                "str/int/float, items JSON values). Use plain lists/dicts, a numpy array or a tensor."
+            )
+        if forced and not self.plain:
+            return f"{self.padlc_name('value')}({expr})"
+        return expr
+
+    def _numpy(self, obj: Any, hint: str) -> str:
+        import numpy as np
+
+        if isinstance(obj, np.generic):
+            return f"{self.import_module(np, 'np')}.{type(obj).__name__}({obj.item()!r})"
+        if isinstance(obj, np.dtype):
+            return f"{self.import_module(np, 'np')}.dtype({obj.str!r})"
+        if not isinstance(obj, np.ndarray):
+            expr = self.import_object(obj)  # ufuncs and other numpy callables
+            if expr is None:
+                raise self._uncapturable(obj)
+            return expr
+        relative = self._data_path(hint, ".npy")
+        self.import_modules.add("numpy")  # read by padl_runtime.values.load_npy
+        try:
+            np.save(self.root / relative, obj, allow_pickle=False)
+        except ValueError as exc:
+            raise self.error(
+                f"The numpy array {hint!r} holds Python objects (dtype {obj.dtype}); it cannot be "
+                "saved without pickle. Use a numeric or string dtype, or a list."
+            ) from exc
+        return f"{self.runtime('load_npy')}(__file__, {relative!r})"
+
+    def _tensor(self, obj: torch.Tensor, hint: str) -> str:
+        from safetensors.torch import save_file
+
+        relative = self._data_path(hint, ".safetensors")
+        self.import_modules.add("safetensors")
+        save_file({"value": obj.detach().cpu().contiguous().clone()}, str(self.root / relative))
+        expr = f"{self.runtime('load_tensor')}(__file__, {relative!r})"
+        torch_name = self.import_module(torch)
+        if isinstance(obj, torch.nn.Parameter):
+            return f"{torch_name}.nn.Parameter({expr}, requires_grad={obj.requires_grad})"
+        if obj.requires_grad:
+            return f"{expr}.requires_grad_()"
+        return expr
