@@ -45,6 +45,9 @@ class CompiledPipeline:
         self.device = device
         self.preprocess = preprocess
         self.postprocess = postprocess
+        # infer_apply calls the generated functions themselves (no pickling wrapper in the way)
+        self._pre = getattr(preprocess, "fn", preprocess)
+        self._post = getattr(postprocess, "fn", postprocess)
         self._has_batch = manifest.stages.has_batch
         self._on_cpu = torch.device(device).type == "cpu"
         section = manifest.forward
@@ -103,12 +106,13 @@ class CompiledPipeline:
 
     def infer_apply(self, item: Any) -> Any:
         """Apply the pipeline to one raw item (what the original pipeline's ``infer_apply`` takes)."""
-        if self.preprocess is not None:
-            item = self.preprocess(item)
+        pre, post = self._pre, self._post
+        if pre is not None:
+            item = pre(item)
         with torch.no_grad():
             output = self._infer_forward(item)
-        if self.postprocess is not None:
-            output = self.postprocess(output)
+        if post is not None:
+            output = post(output)
         return output
 
     __call__ = infer_apply
