@@ -84,6 +84,9 @@ class FunctionTransform(AtomicTransform):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.function(*args, **kwargs)
 
+    def _pd_callable(self) -> Callable[[Any], Any]:
+        return self._pd_call if self._pd_unpack else self.function
+
     def _pd_default_name(self) -> str | None:
         return callable_name(self.function)
 
@@ -164,6 +167,10 @@ class ClassTransform(AtomicTransform):
         if self._pd_unpack and isinstance(value, tuple | list):
             return call(self, *value)
         return call(self, value)
+
+    def _pd_callable(self) -> Callable[[Any], Any]:
+        # The instance itself: its class's __call__ (nn.Module.__call__ for layers, so hooks run).
+        return self._pd_call if self._pd_unpack else self  # type: ignore[return-value]
 
     def _pd_own_layers(self) -> Iterable[torch.nn.Module]:
         return [v for v in vars(self).values() if isinstance(v, torch.nn.Module)]

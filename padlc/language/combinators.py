@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import namedtuple
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from padlc.language.base import CallableTransform, Transform
@@ -132,13 +132,19 @@ class Compose(Pipeline):
     operator = ">>"
     precedence = 1
 
+    _pd_calls: tuple[Callable[[Any], Any], ...] | None = None
+
     def _pd_call(self, value: Any) -> Any:
-        for child in self._pd_transforms:
-            try:
-                value = child._pd_call(value)
-            except Exception as exc:
-                _mark(exc, child)
-                raise
+        calls = self._pd_calls
+        if calls is None:
+            calls = self._pd_calls = tuple(child._pd_callable() for child in self._pd_transforms)
+        step = 0
+        try:
+            for step, call in enumerate(calls):  # noqa: B007 - `step` names the failing child
+                value = call(value)
+        except Exception as exc:
+            _mark(exc, self._pd_transforms[step])
+            raise
         return value
 
 

@@ -87,6 +87,9 @@ class Same(Transform):
     def _pd_call(self, value: Any) -> Any:
         return self._pd_fn(value)
 
+    def _pd_callable(self) -> Callable[[Any], Any]:
+        return self._pd_fn
+
     def __call__(self, value: Any) -> Any:
         return self._pd_call(value)
 

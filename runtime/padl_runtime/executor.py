@@ -92,12 +92,17 @@ class BatchIterator(Iterator[Any]):
         return self
 
     def __next__(self) -> Any:
+        return next(self.outputs())
+
+    def outputs(self) -> Iterator[Any]:
+        """The underlying generator (started on first use). Wrappers that ``yield from`` it skip
+        this class's ``__next__``, one Python call per output."""
         if self._outputs is None:
             # A generator over the plan, not over ``self``: no reference cycle, so dropping the
             # last reference to this iterator closes the generator at once and its ``finally``
             # shuts the workers down (no waiting for the cyclic garbage collector).
             self._outputs = _run(self._plan)
-        return next(self._outputs)
+        return self._outputs
 
     def close(self) -> None:
         """Stop the run: shut down worker processes and threads. Safe to call more than once."""

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import padl_runtime
-
 import padlc
 
 
