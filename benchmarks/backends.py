@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     from tests.e2e.pipelines import FIXTURES
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--fixtures", default="", help="comma-separated fixture names (default: all)")
+    parser.add_argument(
+        "--fixtures", default="", help="comma-separated fixture names (default: all)"
+    )
     parser.add_argument("--backends", default="export,torchscript,onnx,eager")
     parser.add_argument("--repeat", type=int, default=300)
     parser.add_argument("--json", default="", help="also write the rows to this JSON file")
@@ -117,14 +119,18 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for fixture in fixtures:
             eager = _eager(fixture, args.repeat)
-            print(f"{fixture.name:<15}{'(padlc eager)':<12}{'':>8}{'':>9}{'':>8}{eager['infer_us']:>10.1f}{'1.00':>9}{eager['eval_rate']:>11.0f}{'1.00':>9}")
+            print(
+                f"{fixture.name:<15}{'(padlc eager)':<12}{'':>8}{'':>9}{'':>8}{eager['infer_us']:>10.1f}{'1.00':>9}{eager['eval_rate']:>11.0f}{'1.00':>9}"
+            )
             for backend in args.backends.split(","):
                 target = Path(scratch, f"{fixture.name}-{backend}.padl")
                 t = time.perf_counter()
                 try:
                     padlc.build(fixture.make(), target, inputs=fixture.inputs, backend=backend)
                 except padlc.PadlcError as exc:
-                    print(f"{fixture.name:<15}{backend:<12} build failed: {str(exc).splitlines()[0][:80]}")
+                    print(
+                        f"{fixture.name:<15}{backend:<12} build failed: {str(exc).splitlines()[0][:80]}"
+                    )
                     continue
                 build_s = time.perf_counter() - t
                 out = subprocess.run(
@@ -132,7 +138,9 @@ def main(argv: list[str] | None = None) -> None:
                     capture_output=True, text=True, check=False,
                 )  # fmt: skip
                 if out.returncode != 0:
-                    print(f"{fixture.name:<15}{backend:<12} run failed: {out.stderr.strip().splitlines()[-1][:80]}")
+                    print(
+                        f"{fixture.name:<15}{backend:<12} run failed: {out.stderr.strip().splitlines()[-1][:80]}"
+                    )
                     continue
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 row = {"fixture": fixture.name, "backend": backend, "build_s": build_s, "size": _size(target), **r,
@@ -145,7 +153,9 @@ def main(argv: list[str] | None = None) -> None:
                     flush=True,
                 )
     if any(f.name == "no_postprocess" for f in fixtures):
-        print(f"hand-written torch, no_postprocess single item: {_hand_written_tiny(args.repeat):.1f} µs")
+        print(
+            f"hand-written torch, no_postprocess single item: {_hand_written_tiny(args.repeat):.1f} µs"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

@@ -32,7 +32,9 @@ def resolve(reference: str) -> Any:
     """``MODULE:ATTR`` -> the object; MODULE is a dotted module or a path to a ``.py`` file."""
     module_name, sep, attr = reference.rpartition(":")
     if not sep or not module_name or not attr:
-        raise SystemExit(f"padlc: expected MODULE:ATTR (e.g. mypackage.models:pipeline), got {reference!r}")
+        raise SystemExit(
+            f"padlc: expected MODULE:ATTR (e.g. mypackage.models:pipeline), got {reference!r}"
+        )
     if module_name.endswith(".py") or os.sep in module_name:
         path = Path(module_name).resolve()
         if not path.is_file():
@@ -61,9 +63,15 @@ def resolve(reference: str) -> Any:
 
 # -- build ----------------------------------------------------------------------------------------
 def _configure_build(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pipeline", help="the pipeline, as MODULE:ATTR (MODULE dotted or a .py path)")
-    parser.add_argument("-o", "--output", required=True, help="the artifact directory to write (model.padl)")
-    parser.add_argument("--inputs", required=True, help="MODULE:ATTR of a list of raw example inputs (at least 2)")
+    parser.add_argument(
+        "pipeline", help="the pipeline, as MODULE:ATTR (MODULE dotted or a .py path)"
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, help="the artifact directory to write (model.padl)"
+    )
+    parser.add_argument(
+        "--inputs", required=True, help="MODULE:ATTR of a list of raw example inputs (at least 2)"
+    )
     parser.add_argument(
         "--backend",
         default="auto",
@@ -71,7 +79,9 @@ def _configure_build(parser: argparse.ArgumentParser) -> None:
         help="how to compile the forward stage (default: auto = export, else torchscript, else eager)",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    parser.add_argument("--max-batch", type=int, default=None, help="largest batch the forward accepts")
+    parser.add_argument(
+        "--max-batch", type=int, default=None, help="largest batch the forward accepts"
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing artifact")
     parser.add_argument(
         "--no-move-to-forward",
@@ -140,24 +150,41 @@ def inspect_text(path: str | Path) -> str:
     ]
     f = m.forward
     if f is not None:
-        lines.append(f"forward (device {f.device}" + (f", max batch {f.max_batch}" if f.max_batch else "") + "):")
+        lines.append(
+            f"forward (device {f.device}"
+            + (f", max batch {f.max_batch}" if f.max_batch else "")
+            + "):"
+        )
         for b in f.backends:
-            error = "" if b.max_abs_error is None else f", max abs error {b.max_abs_error:.3g} (tolerance {b.tolerance:g})"
+            error = (
+                ""
+                if b.max_abs_error is None
+                else f", max abs error {b.max_abs_error:.3g} (tolerance {b.tolerance:g})"
+            )
             arch = f", arch {b.arch}" if b.arch else ""
-            lines.append(f"  backend {b.name}: {', '.join(b.files)}{arch}{error}, lowered in {b.build_seconds:.1f} s")
+            lines.append(
+                f"  backend {b.name}: {', '.join(b.files)}{arch}{error}, lowered in {b.build_seconds:.1f} s"
+            )
             if b.note:
                 lines.append(f"    note: {b.note}")
         for kind, signature in (("inputs", f.inputs), ("outputs", f.outputs)):
-            text = ", ".join(f"{s['name']}: {s['dtype']}[{', '.join(map(str, s['shape']))}]" for s in signature)
+            text = ", ".join(
+                f"{s['name']}: {s['dtype']}[{', '.join(map(str, s['shape']))}]" for s in signature
+            )
             lines.append(f"  {kind}: {text or '-'}")
         moved = ", ".join(f.moved_to_forward) or "none"
         lines.append(f"  moved to forward (stage-boundary optimisation): {moved}")
-        lines.append(f"generated code: {f.stage_module} (preprocess, postprocess)" + (f"; {f.graph_source} (forward graph)" if f.graph_source else ""))
+        lines.append(
+            f"generated code: {f.stage_module} (preprocess, postprocess)"
+            + (f"; {f.graph_source} (forward graph)" if f.graph_source else "")
+        )
     if m.cpp is not None:
         if m.cpp.run_available:
             lines.append(f"C++: forward ({m.cpp.forward_file}) and run() ({m.cpp.pipeline_file})")
         elif m.cpp.forward_file:
-            lines.append(f"C++: forward ({m.cpp.forward_file}); run() not available: {m.cpp.reason}")
+            lines.append(
+                f"C++: forward ({m.cpp.forward_file}); run() not available: {m.cpp.reason}"
+            )
         else:
             lines.append(f"C++: not available: {m.cpp.reason}")
     build = m.extra.get("build", {})
@@ -165,7 +192,11 @@ def inspect_text(path: str | Path) -> str:
         lines.append(f"build attempt {name}: {outcome}")
     requirements = root / "requirements.txt"
     if requirements.is_file():
-        pins = [line for line in requirements.read_text().splitlines() if line and not line.startswith("#")]
+        pins = [
+            line
+            for line in requirements.read_text().splitlines()
+            if line and not line.startswith("#")
+        ]
         lines.append(f"requirements: {', '.join(pins)}")
     lines.append(f"files ({_size(sum(e.size for e in m.files))} in all):")
     lines += [f"  {e.path:<44} {_size(e.size):>10}" for e in m.files]
@@ -197,15 +228,23 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Command] = {
     "demo": Command(
-        "train, save, build, load and benchmark the built-in digits example", _configure_demo, _run_demo
+        "train, save, build, load and benchmark the built-in digits example",
+        _configure_demo,
+        _run_demo,
     ),
-    "build": Command("compile a pipeline into a verified .padl artifact", _configure_build, _run_build),
-    "inspect": Command("describe a .padl artifact without running its code", _configure_inspect, _run_inspect),
+    "build": Command(
+        "compile a pipeline into a verified .padl artifact", _configure_build, _run_build
+    ),
+    "inspect": Command(
+        "describe a .padl artifact without running its code", _configure_inspect, _run_inspect
+    ),
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="padlc", description="padlc: build and inspect PyTorch pipelines.")
+    parser = argparse.ArgumentParser(
+        prog="padlc", description="padlc: build and inspect PyTorch pipelines."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
         command.configure(sub.add_parser(name, help=command.help, description=command.help))

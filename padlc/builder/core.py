@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from padl_runtime.collate import collate
 from padl_runtime.manifest import (
     MANIFEST_FILE,
@@ -33,7 +34,6 @@ from padl_runtime.manifest import (
     file_entry,
 )
 from padl_runtime.package import ArtifactPackage
-
 from padlc.artifact import ArtifactWriter, artifact_path
 from padlc.builder.cpp import script_pipeline
 from padlc.builder.move import move_to_forward as move_steps
@@ -173,8 +173,16 @@ def _write_stage_module(plan: _Plan, pipeline: Transform, root: Path) -> dict[st
         StageSpec("preprocess", pre_stage, "One raw item -> what `batch` collates."),
     ]
     if not plan.has_batch:
-        specs.append(StageSpec("forward", plan.forward, "The pipeline before `unbatch`, per item (no `batch`)."))
-    specs.append(StageSpec("postprocess", post_stage, "One item of the forward's output -> the final output."))
+        specs.append(
+            StageSpec(
+                "forward", plan.forward, "The pipeline before `unbatch`, per item (no `batch`)."
+            )
+        )
+    specs.append(
+        StageSpec(
+            "postprocess", post_stage, "One item of the forward's output -> the final output."
+        )
+    )
     leaves = [c.transform for s in specs if s.node is not None for c in iter_calls(s.node)]
     captured = _capture(leaves, root, "stage_code")
     view = emit_module(
@@ -203,7 +211,9 @@ def _eager_forward_writer(plan: _Plan, pipeline: Transform) -> Callable[[Path], 
             header=_header(pipeline, "the forward stage as eager PyTorch"),
             docstring="The forward stage, run eagerly (backend `eager`).",
         )
-        layers = sorted({captured.names[id(c.transform)] for c in iter_calls(plan.forward) if c.kind == "layer"})
+        layers = sorted(
+            {captured.names[id(c.transform)] for c in iter_calls(plan.forward) if c.kind == "layer"}
+        )
         source = render_module(view, str(folder / "eager.py"))
         source += (
             "\n\ndef to_device(device):\n"
@@ -224,7 +234,10 @@ def _eager_forward_writer(plan: _Plan, pipeline: Transform) -> Callable[[Path], 
 def _example_batch(root: Path, inputs: list[Any]) -> Any:
     """Collate the generated preprocess's outputs for the examples (as the runtime will)."""
     package = ArtifactPackage(root)
-    writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in the artifact
+    writes, sys.dont_write_bytecode = (
+        sys.dont_write_bytecode,
+        True,
+    )  # no __pycache__ in the artifact
     try:
         preprocess = package.function(STAGE_MODULE, "preprocess")
     finally:
@@ -245,7 +258,9 @@ def _example_batch(root: Path, inputs: list[Any]) -> Any:
 def _write_manifest(root: Path, kwargs: dict[str, Any]) -> None:
     """A provisional manifest, so the verifying process can load the artifact before commit."""
     files = sorted(
-        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != MANIFEST_FILE
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.name != MANIFEST_FILE
     )
     manifest = Manifest(files=tuple(file_entry(root, f) for f in files), **kwargs)
     (root / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
@@ -352,13 +367,19 @@ def _build(
         graph_source = ""
         if plan.has_batch:
             batch = _example_batch(root, inputs)
-            lowered = build_graph(plan.forward, batch, label=label, device=device, max_batch=max_batch)
+            lowered = build_graph(
+                plan.forward, batch, label=label, device=device, max_batch=max_batch
+            )
             graph_source = GRAPH_FILE
             (root / "forward").mkdir(exist_ok=True)
             (root / GRAPH_FILE).write_text(
-                "# " + "\n# ".join(_header(pipeline, "the forward stage as a torch.fx graph (for reading)"))
+                "# "
+                + "\n# ".join(
+                    _header(pipeline, "the forward stage as a torch.fx graph (for reading)")
+                )
                 + "\n# Inputs: the collated batch, flattened; outputs: a flat tuple of tensors.\n"
-                + "\n".join(line.rstrip() for line in lowered.code.strip("\n").splitlines()) + "\n",
+                + "\n".join(line.rstrip() for line in lowered.code.strip("\n").splitlines())
+                + "\n",
                 encoding="utf-8",
             )
         base: dict[str, Any] = {
@@ -410,11 +431,15 @@ def _build(
                 build_seconds=round(seconds, 3),
                 note=result.note,
             )
-            forward_section = _forward_section(plan, lowered, (entry,), graph_source, device, max_batch)
+            forward_section = _forward_section(
+                plan, lowered, (entry,), graph_source, device, max_batch
+            )
             _write_manifest(root, {**base, "forward": forward_section})
             if not verify:  # the caller checks the artifact itself (the test matrix batches checks)
                 chosen = entry
-                attempts.append((name, f"built, not verified (verify=False), lowered in {seconds:.1f} s"))
+                attempts.append(
+                    (name, f"built, not verified (verify=False), lowered in {seconds:.1f} s")
+                )
                 if result.note:
                     notes.append(f"{name}: {result.note}")
                 break
@@ -422,7 +447,12 @@ def _build(
             check = verify_artifact(root, name, inputs, expected, expected_batched, tolerance)
             if check.ok:
                 chosen = BackendEntry(**{**_fields(entry), "max_abs_error": check.max_abs_error})
-                attempts.append((name, f"verified (max abs error {check.max_abs_error:.3g}, lowered in {seconds:.1f} s)"))
+                attempts.append(
+                    (
+                        name,
+                        f"verified (max abs error {check.max_abs_error:.3g}, lowered in {seconds:.1f} s)",
+                    )
+                )
                 if result.note:
                     notes.append(f"{name}: {result.note}")
                 break
@@ -439,7 +469,9 @@ def _build(
             raise BuildError(f"No backend could build a verified artifact ({tried}).")
         cpp = _cpp_section(plan, lowered, chosen, root, notes)
         (root / "requirements.txt").write_text(_requirements(requirements), encoding="utf-8")
-        forward_section = _forward_section(plan, lowered, (chosen,), graph_source, device, max_batch)
+        forward_section = _forward_section(
+            plan, lowered, (chosen,), graph_source, device, max_batch
+        )
         (root / MANIFEST_FILE).unlink(missing_ok=True)
         for cache in list(root.rglob("__pycache__")):
             shutil.rmtree(cache, ignore_errors=True)
@@ -481,9 +513,15 @@ def _version() -> str:
     return __version__
 
 
-def _tensor_signature(spec: dict[str, Any], example: Sequence[torch.Tensor], prefix: str) -> tuple[dict[str, Any], ...]:
+def _tensor_signature(
+    spec: dict[str, Any], example: Sequence[torch.Tensor], prefix: str
+) -> tuple[dict[str, Any], ...]:
     return tuple(
-        {"name": f"{prefix}_{i}", "dtype": str(t.dtype).removeprefix("torch."), "shape": ["batch", *t.shape[1:]]}
+        {
+            "name": f"{prefix}_{i}",
+            "dtype": str(t.dtype).removeprefix("torch."),
+            "shape": ["batch", *t.shape[1:]],
+        }
         for i, t in enumerate(example)
     )
 
@@ -500,8 +538,12 @@ def _forward_section(
         backends=backends,
         stage_module=STAGE_MODULE,
         graph_source=graph_source,
-        inputs=() if lowered is None else _tensor_signature(lowered.input_spec, lowered.example, "input"),
-        outputs=() if lowered is None else _tensor_signature(lowered.output_spec, lowered.expected, "output"),
+        inputs=()
+        if lowered is None
+        else _tensor_signature(lowered.input_spec, lowered.example, "input"),
+        outputs=()
+        if lowered is None
+        else _tensor_signature(lowered.output_spec, lowered.expected, "output"),
         max_batch=max_batch,
         device=device,
         moved_to_forward=plan.moved,
@@ -521,7 +563,11 @@ def _cpp_section(
         )
     forward_file = chosen.files[0]
     if chosen.name != "torchscript":
-        return CppSection(forward_file=forward_file, run_available=False, reason="run() needs --backend torchscript")
+        return CppSection(
+            forward_file=forward_file,
+            run_available=False,
+            reason="run() needs --backend torchscript",
+        )
     pipeline_file, reason = script_pipeline(plan.pre, plan.forward, plan.post, lowered, root)
     if pipeline_file is None:
         return CppSection(forward_file=forward_file, run_available=False, reason=reason)
@@ -531,6 +577,8 @@ def _cpp_section(
 def _requirements(pins: dict[str, str]) -> str:
     pins = {**pins, "torch": torch.__version__.split("+")[0]}
     lines = [f"{name}=={version}" if version else name for name, version in sorted(pins.items())]
-    return "# What the artifact's code imports (padl_runtime ships with padlc).\n" + "\n".join(lines) + "\n"
-
-
+    return (
+        "# What the artifact's code imports (padl_runtime ships with padlc).\n"
+        + "\n".join(lines)
+        + "\n"
+    )

@@ -22,7 +22,9 @@ FILE = "pipeline.ts"
 
 def _steps(node: ir.Node) -> tuple[ir.Node, ...]:
     if isinstance(node, ir.Seq):
-        return tuple(s for s in node.steps if not isinstance(s, ir.Identity | ir.Batch | ir.Unbatch))
+        return tuple(
+            s for s in node.steps if not isinstance(s, ir.Identity | ir.Batch | ir.Unbatch)
+        )
     return () if isinstance(node, ir.Identity | ir.Batch | ir.Unbatch) else (node,)
 
 
@@ -52,5 +54,8 @@ def script_pipeline(
         scripted, _ = quietly(__import__("torch").jit.script, graph.module)
         quietly(scripted.save, str(root / FILE))
     except (LoweringError, RuntimeError, TypeError) as exc:
-        return None, f"scripting the whole pipeline failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        return (
+            None,
+            f"scripting the whole pipeline failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+        )
     return FILE, ""

@@ -49,7 +49,7 @@ _AXIS_KWARGS = {"dim", "start_dim", "end_dim", "dim0", "dim1"}
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, bool | int | float) or isinstance(value, torch.dtype)
+    return isinstance(value, bool | int | float | torch.dtype)
 
 
 def _shift(axis: Any) -> Any:
@@ -73,7 +73,9 @@ def batched_operations(node: ir.Node) -> tuple[tuple[Any, ...], ...] | None:
         if name in _ELEMENTWISE:
             if not all(_number(a) for a in (*args, *kwargs.values())):
                 return None
-            if name == "to" and not all(isinstance(a, torch.dtype) for a in (*args, *kwargs.values())):
+            if name == "to" and not all(
+                isinstance(a, torch.dtype) for a in (*args, *kwargs.values())
+            ):
                 return None
             out += [attr, call]
         elif name in _AXES:
@@ -86,10 +88,16 @@ def batched_operations(node: ir.Node) -> tuple[tuple[Any, ...], ...] | None:
                 _shift(a) if positions == "all" or i in positions else a for i, a in enumerate(args)
             )
             new_kwargs = {k: (_shift(v) if k in _AXIS_KWARGS else v) for k, v in kwargs.items()}
-            if name in ("sum", "mean", "amax", "amin", "argmax", "argmin") and not (args or "dim" in kwargs):
+            if name in ("sum", "mean", "amax", "amin", "argmax", "argmin") and not (
+                args or "dim" in kwargs
+            ):
                 return None  # a reduction over everything would reduce over the batch too
             if name == "permute":
-                dims = new_args[0] if len(new_args) == 1 and isinstance(new_args[0], tuple | list) else new_args
+                dims = (
+                    new_args[0]
+                    if len(new_args) == 1 and isinstance(new_args[0], tuple | list)
+                    else new_args
+                )
                 new_args = (0, *dims)
             if name == "flatten" and not args and "start_dim" not in kwargs:
                 new_args = (1,)
@@ -123,7 +131,5 @@ def move_to_forward(pre: ir.Node, forward: ir.Node) -> tuple[ir.Node, ir.Node, t
     if not moved:
         return pre, forward, ()
     new_pre = replace(pre, steps=(*kept, pre.steps[-1]))
-    new_forward = ir.Seq(
-        steps=(*moved, forward), label=forward.label, location=forward.location
-    )
+    new_forward = ir.Seq(steps=(*moved, forward), label=forward.label, location=forward.location)
     return new_pre, new_forward, tuple(m.label for m in moved)

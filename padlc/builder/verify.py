@@ -46,7 +46,9 @@ _namespace: dict[str, Any] = {}
 exec(_CANONICAL, _namespace)
 canonical = _namespace["canonical"]
 
-_CHILD = _CANONICAL + '''
+_CHILD = (
+    _CANONICAL
+    + '''
 import json, pickle, sys, time, traceback
 
 class _NoPadlc:
@@ -76,6 +78,7 @@ except BaseException:
 with open(out_file, "wb") as handle:
     pickle.dump(result, handle)
 '''
+)
 
 
 @dataclass(frozen=True)
@@ -86,13 +89,18 @@ class Verification:
     load_seconds: float = 0.0
 
 
-def compare(got: Any, want: Any, tolerance: float, where: str = "output") -> tuple[float, str | None]:
+def compare(
+    got: Any, want: Any, tolerance: float, where: str = "output"
+) -> tuple[float, str | None]:
     """Largest float error and the first mismatch (``None`` when everything matches)."""
     if isinstance(want, torch.Tensor):
         if not isinstance(got, torch.Tensor):
             return 0.0, f"{where}: expected a tensor, got {type(got).__name__}"
         if got.shape != want.shape or got.dtype != want.dtype:
-            return 0.0, f"{where}: expected {want.dtype} {tuple(want.shape)}, got {got.dtype} {tuple(got.shape)}"
+            return (
+                0.0,
+                f"{where}: expected {want.dtype} {tuple(want.shape)}, got {got.dtype} {tuple(got.shape)}",
+            )
         if want.is_floating_point() or want.is_complex():
             if want.numel() == 0:
                 return 0.0, None
@@ -109,7 +117,10 @@ def compare(got: Any, want: Any, tolerance: float, where: str = "output") -> tup
         return error, None if error <= bound else f"{where}: {got!r} != {want!r}"
     if isinstance(want, tuple | list) and isinstance(got, tuple | list):
         if len(got) != len(want) or type(got) is not type(want):
-            return 0.0, f"{where}: expected {type(want).__name__} of {len(want)}, got {type(got).__name__} of {len(got)}"
+            return (
+                0.0,
+                f"{where}: expected {type(want).__name__} of {len(want)}, got {type(got).__name__} of {len(got)}",
+            )
         worst, problem = 0.0, None
         for i, (g, w) in enumerate(zip(got, want)):
             error, issue = compare(g, w, tolerance, f"{where}[{i}]")
@@ -136,28 +147,47 @@ def verify_artifact(
     expected_batched: list[Any],
     tolerance: float,
     timeout: float = 600,
-
 ) -> Verification:
     """Load ``root`` with ``backend`` in a fresh process and compare its outputs with ``expected``."""
     with tempfile.TemporaryDirectory(prefix="padlc-verify-") as scratch:
         data_file, out_file = Path(scratch, "inputs.pkl"), Path(scratch, "outputs.pkl")
         with open(data_file, "wb") as handle:
             pickle.dump(inputs, handle)
-        command = [sys.executable, "-I", "-B", "-c", _CHILD, json.dumps(sys.path), str(root), backend, str(data_file), str(out_file)]
+        command = [
+            sys.executable,
+            "-I",
+            "-B",
+            "-c",
+            _CHILD,
+            json.dumps(sys.path),
+            str(root),
+            backend,
+            str(data_file),
+            str(out_file),
+        ]
         try:
-            process = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+            process = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout, check=False
+            )
         except subprocess.TimeoutExpired:
-            return Verification(False, 0.0, f"the verifying process timed out after {timeout:.0f} s")
+            return Verification(
+                False, 0.0, f"the verifying process timed out after {timeout:.0f} s"
+            )
         if process.returncode != 0 or not out_file.exists():
             tail = (process.stderr or process.stdout).strip().splitlines()[-5:]
             return Verification(
-                False, 0.0, f"the verifying process crashed (exit code {process.returncode}): " + " | ".join(tail)
+                False,
+                0.0,
+                f"the verifying process crashed (exit code {process.returncode}): "
+                + " | ".join(tail),
             )
         with open(out_file, "rb") as handle:
             result = pickle.load(handle)
     if "error" in result:
         last = result["error"].strip().splitlines()
-        return Verification(False, 0.0, f"loading or running it failed: {last[-1]}\n{result['error']}")
+        return Verification(
+            False, 0.0, f"loading or running it failed: {last[-1]}\n{result['error']}"
+        )
     if result.get("padlc_imported"):
         return Verification(False, 0.0, "the artifact imported padlc at run time")
     worst = 0.0
@@ -166,5 +196,7 @@ def verify_artifact(
         error, problem = compare(result[mode], want, tolerance, f"{mode}_apply outputs")
         worst = max(worst, error)
         if problem is not None:
-            return Verification(False, worst, f"its outputs differ from the eager pipeline's: {problem}")
+            return Verification(
+                False, worst, f"its outputs differ from the eager pipeline's: {problem}"
+            )
     return Verification(True, worst, "", float(result.get("load_seconds", 0.0)))

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from padlc.codegen.view import FunctionView, ModuleView, NamedTupleView
 from padlc.errors import BuildError
 from padlc.ir import nodes as ir
 from padlc.ir.printer import format_location
-from padlc.codegen.view import FunctionView, ModuleView, NamedTupleView
 
 __all__ = ["Namespace", "StageSpec", "emit_module"]
 
@@ -58,7 +58,10 @@ def _literal(value: Any, node: ir.Node, imports: set[str]) -> ast.expr:
     """An expression for a constant argument of a ``same`` operation or a ``getitem`` key."""
     if isinstance(value, slice):
         return ast.Slice(
-            *(None if v is None else _literal(v, node, imports) for v in (value.start, value.stop, value.step))
+            *(
+                None if v is None else _literal(v, node, imports)
+                for v in (value.start, value.stop, value.step)
+            )
         )
     if value is Ellipsis:
         return ast.Constant(Ellipsis)
@@ -68,17 +71,22 @@ def _literal(value: Any, node: ir.Node, imports: set[str]) -> ast.expr:
         return ast.List([_literal(v, node, imports) for v in value], ast.Load())
     if isinstance(value, dict):
         return ast.Dict(
-            [_literal(k, node, imports) for k in value], [_literal(v, node, imports) for v in value.values()]
+            [_literal(k, node, imports) for k in value],
+            [_literal(v, node, imports) for v in value.values()],
         )
     if value is None or isinstance(value, bool | int | float | str | bytes):
         return ast.Constant(value)
     module = type(value).__module__
     if module == "torch" and type(value).__name__ in ("dtype", "device"):
         imports.add("import torch")
-        return ast.parse(repr(value) if type(value).__name__ == "dtype" else f"torch.device({str(value)!r})", mode="eval").body
+        return ast.parse(
+            repr(value) if type(value).__name__ == "dtype" else f"torch.device({str(value)!r})",
+            mode="eval",
+        ).body
     where = format_location(node.location)
     raise BuildError(
-        f"Cannot generate code for `{node.label}`" + (f" ({where})" if where else "")
+        f"Cannot generate code for `{node.label}`"
+        + (f" ({where})" if where else "")
         + f": its argument {value!r} (a {type(value).__name__}) is not a literal. Use numbers, "
         "strings, tuples, slices or torch dtypes in `same` operations, or write a function."
     )
@@ -153,7 +161,10 @@ class _Emitter:
                 value = ast.Call(
                     value,
                     [_literal(a, node, self.imports) for a in operation[1]],
-                    [ast.keyword(k, _literal(v, node, self.imports)) for k, v in operation[2].items()],
+                    [
+                        ast.keyword(k, _literal(v, node, self.imports))
+                        for k, v in operation[2].items()
+                    ],
                 )
         return value
 
@@ -203,7 +214,9 @@ class _Emitter:
             expression = self.simple(node.body, item)
             if expression is None:
                 helper = self.namespace.fresh(f"map_{node.body.label}")
-                self.helpers.append(self.function(helper, node.body, f"One element of `{node.label}`."))
+                self.helpers.append(
+                    self.function(helper, node.body, f"One element of `{node.label}`.")
+                )
                 expression = ast.Call(self.name(helper), [self.name(item)], [])
             comprehension = ast.ListComp(
                 expression, [ast.comprehension(ast.Name(item, ast.Store()), self.name(src), [], 0)]
@@ -217,7 +230,9 @@ class _Emitter:
             f"Cannot generate code for `{node.label}` ({type(node).__name__})."
         )
 
-    def make_tuple(self, body: list[ast.stmt], target: str, fields: tuple[str, ...], outs: list[str]) -> str:
+    def make_tuple(
+        self, body: list[ast.stmt], target: str, fields: tuple[str, ...], outs: list[str]
+    ) -> str:
         value = ast.Call(self.name(self.namedtuple(fields)), [self.name(o) for o in outs], [])
         self.assign(body, target, value)
         self.tuples.add(target)
@@ -299,7 +314,12 @@ def emit_module(
     for stage in stages:
         if stage.node is None:
             functions.append(
-                FunctionView(name=stage.name, params="", body=(), doc=f"the pipeline has no {stage.name} stage")
+                FunctionView(
+                    name=stage.name,
+                    params="",
+                    body=(),
+                    doc=f"the pipeline has no {stage.name} stage",
+                )
             )
         else:
             functions.append(emitter.function(stage.name, stage.node, stage.doc))

@@ -37,9 +37,9 @@ def _head(node: ir.Node) -> str:
 def format_ir(node: ir.Node, indent: str = "  ") -> str:
     """The tree as text::
 
-        Seq
-          Call function `tokenize`   (pipelines.py:12)
-          Batch
+    Seq
+      Call function `tokenize`   (pipelines.py:12)
+      Batch
     """
     lines: list[str] = []
 

@@ -127,7 +127,7 @@ def trace(t: Transform) -> ir.Node:
             target=plain_callable(t),
             kind="object",
             unpack=t._pd_unpack,
-            arity=_arity(getattr(user_class, "__call__", lambda self: None), method=True),
+            arity=_arity(getattr(user_class, "__call__", lambda self: None), method=True),  # noqa: B004
             **common,
         )
     raise TypeError(  # pragma: no cover - every language class is handled above
@@ -199,10 +199,9 @@ def iter_calls(node: ir.Node) -> Iterator[ir.Call]:
     stack = [node]
     while stack:
         current = stack.pop()
-        if isinstance(current, ir.Call):
-            if id(current.transform) not in seen:
-                seen.add(id(current.transform))
-                yield current
+        if isinstance(current, ir.Call) and id(current.transform) not in seen:
+            seen.add(id(current.transform))
+            yield current
         stack.extend(reversed(children(current)))
 
 

@@ -33,7 +33,11 @@ class AotiBackend:
             aoti_compile_and_package(program, package_path=str(root / FILE))
         except Exception as exc:
             raise lowering_error(
-                forward.label, blame(exc, forward.calls), exc, "cannot be compiled by AOTInductor", self.name
+                forward.label,
+                blame(exc, forward.calls),
+                exc,
+                "cannot be compiled by AOTInductor",
+                self.name,
             ) from exc
         return Lowered(files=(FILE,), arch=host_arch(forward.device))
 

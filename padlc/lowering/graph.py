@@ -17,14 +17,14 @@ from typing import Any
 
 import torch
 import torch.fx as fx
-from padl_runtime.treespec import flattener, spec_of
 
+from padl_runtime.treespec import flattener, spec_of
 from padlc.errors import LoweringError
 from padlc.ir import nodes as ir
 from padlc.ir.printer import format_location
 from padlc.ir.trace import iter_calls
 
-__all__ = ["LoweredForward", "build_graph", "blame", "lowering_error"]
+__all__ = ["LoweredForward", "blame", "build_graph", "lowering_error"]
 
 WHAT_TO_DO = (
     "What to do: keep the forward stage (between `batch` and `unbatch`) to tensor operations on "
@@ -233,7 +233,9 @@ def _flatten_symbolic(
     try:
         spec = spec_of(actual, "output")
     except TypeError as exc:
-        raise builder.fail(node, f"returns a non-tensor value from the forward stage ({exc})") from None
+        raise builder.fail(
+            node, f"returns a non-tensor value from the forward stage ({exc})"
+        ) from None
     return _getitems(builder.graph, value, spec), spec
 
 

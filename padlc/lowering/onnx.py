@@ -46,7 +46,11 @@ class OnnxBackend:
                 program.save(str(root / FILE), external_data=False)
         except Exception as exc:
             raise lowering_error(
-                forward.label, blame(exc, forward.calls), exc, "cannot be exported to ONNX", self.name
+                forward.label,
+                blame(exc, forward.calls),
+                exc,
+                "cannot be exported to ONNX",
+                self.name,
             ) from exc
         finally:
             logger.setLevel(level)

@@ -16,7 +16,7 @@ import torch
 
 from padlc.lowering.graph import LoweredForward
 
-__all__ = ["BACKENDS", "Backend", "LoweringContext", "Lowered", "register", "strategy"]
+__all__ = ["BACKENDS", "Backend", "Lowered", "LoweringContext", "register", "strategy"]
 
 
 @dataclass(frozen=True, slots=True)

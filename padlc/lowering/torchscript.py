@@ -31,7 +31,9 @@ def quietly(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, list[str]]:
     return result, sorted(set(notes))
 
 
-def script_or_trace(module: torch.nn.Module, example: tuple[Any, ...]) -> tuple[Any, str, list[str]]:
+def script_or_trace(
+    module: torch.nn.Module, example: tuple[Any, ...]
+) -> tuple[Any, str, list[str]]:
     """A TorchScript module: scripted when possible, else traced; the reason and warnings."""
     try:
         scripted, notes = quietly(torch.jit.script, module)
@@ -54,11 +56,19 @@ class TorchScriptBackend:
             module, reason, notes = script_or_trace(forward.module, forward.example)
         except Exception as exc:
             raise lowering_error(
-                forward.label, blame(exc, forward.calls), exc, "can be neither scripted nor traced", self.name
+                forward.label,
+                blame(exc, forward.calls),
+                exc,
+                "can be neither scripted nor traced",
+                self.name,
             ) from exc
         (root / FILE).parent.mkdir(parents=True, exist_ok=True)
         _, save_notes = quietly(module.save, str(root / FILE))
-        note = "; ".join([reason, *sorted(set(notes + save_notes))] if reason else sorted(set(notes + save_notes)))
+        note = "; ".join(
+            [reason, *sorted(set(notes + save_notes))]
+            if reason
+            else sorted(set(notes + save_notes))
+        )
         return Lowered(files=(FILE,), note=note)
 
 

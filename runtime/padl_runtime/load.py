@@ -80,7 +80,11 @@ def load(
             path=str(root),
         )
     chosen = usable[0][0]
-    skipped = [(e, r) for e, r in candidates if r is not None and candidates.index((e, r)) < candidates.index(usable[0])]
+    skipped = [
+        (e, r)
+        for e, r in candidates
+        if r is not None and candidates.index((e, r)) < candidates.index(usable[0])
+    ]
     for entry, reason in skipped:
         warnings.warn(
             f"{root}: skipping the {entry.name!r} forward ({reason}); using {chosen.name!r}.",

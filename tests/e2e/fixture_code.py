@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-VOCAB = {w: i + 2 for i, w in enumerate("the a cat dog sat ran on mat fast slow".split())}
+VOCAB = {
+    w: i + 2
+    for i, w in enumerate(["the", "a", "cat", "dog", "sat", "ran", "on", "mat", "fast", "slow"])
+}
 LABELS = ("negative", "positive", "neutral")
 
 
@@ -110,7 +113,9 @@ class TwoInputs(nn.Module):
 class NormNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 2))
+        self.net = nn.Sequential(
+            nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 2)
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.net(x)

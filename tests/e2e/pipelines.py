@@ -44,7 +44,14 @@ def image() -> Transform:
 
 
 def text() -> Transform:
-    return tr(code.tokenize) >> tr(code.lookup) >> batch >> tr(code.TextNet)(16, 8, 3) >> unbatch >> tr(code.label_of)
+    return (
+        tr(code.tokenize)
+        >> tr(code.lookup)
+        >> batch
+        >> tr(code.TextNet)(16, 8, 3)
+        >> unbatch
+        >> tr(code.label_of)
+    )
 
 
 def two_inputs() -> Transform:
@@ -57,7 +64,13 @@ def two_outputs() -> Transform:
 
 
 def mapped() -> Transform:
-    return ~tr(code.to_tensor) >> batch >> (tr(torch.nn).Linear(2, 2) / tr(torch.nn).Linear(2, 2)) >> unbatch >> ~same.sum()
+    return (
+        ~tr(code.to_tensor)
+        >> batch
+        >> (tr(torch.nn).Linear(2, 2) / tr(torch.nn).Linear(2, 2))
+        >> unbatch
+        >> ~same.sum()
+    )
 
 
 def dict_output() -> Transform:
@@ -68,11 +81,25 @@ def dict_output() -> Transform:
 
 
 def transformer() -> Transform:
-    return tr(code.tokenize) >> tr(code.lookup) >> batch >> tr(code.Encoder)(16, 16, 3) >> unbatch >> tr(code.label_of)
+    return (
+        tr(code.tokenize)
+        >> tr(code.lookup)
+        >> batch
+        >> tr(code.Encoder)(16, 16, 3)
+        >> unbatch
+        >> tr(code.label_of)
+    )
 
 
 def batchnorm() -> Transform:
-    return tr(code.to_tensor) >> batch >> tr(code.NormNet)() >> unbatch >> same[1] >> tr(code.top_score)
+    return (
+        tr(code.to_tensor)
+        >> batch
+        >> tr(code.NormNet)()
+        >> unbatch
+        >> same[1]
+        >> tr(code.top_score)
+    )
 
 
 def no_postprocess() -> Transform:
@@ -91,7 +118,12 @@ def if_infer() -> Transform:
 
 
 def with_try() -> Transform:
-    return Try(tr(code.parse_number), tr(code.fallback), ValueError) >> batch >> tr(torch.nn).Linear(1, 2) >> unbatch
+    return (
+        Try(tr(code.parse_number), tr(code.fallback), ValueError)
+        >> batch
+        >> tr(torch.nn).Linear(1, 2)
+        >> unbatch
+    )
 
 
 def no_batch() -> Transform:
@@ -99,7 +131,13 @@ def no_batch() -> Transform:
 
 
 def unexportable() -> Transform:
-    return tr(code.to_tensor) >> batch >> tr(torch.nn).Linear(4, 4) >> tr(code.data_dependent) >> unbatch
+    return (
+        tr(code.to_tensor)
+        >> batch
+        >> tr(torch.nn).Linear(4, 4)
+        >> tr(code.data_dependent)
+        >> unbatch
+    )
 
 
 VECTORS = ([0.5, -1.0, 2.0, 0.0], [1.0, 1.0, -3.0, 0.25], [0.0, 0.1, 0.2, 0.3])
@@ -108,12 +146,20 @@ TEXTS = ("The cat sat on the mat", "a dog ran fast", "slow cat")
 FIXTURES: tuple[Fixture, ...] = (
     Fixture("image", _seeded(image), (1, 2, 3)),
     Fixture("text", _seeded(text), TEXTS),
-    Fixture("two_inputs", _seeded(two_inputs), (([1.0, 2, 3, 4], [0.5, 0.5]), ([0.0, 1, 0, 1], [1.0, -1.0]))),
+    Fixture(
+        "two_inputs",
+        _seeded(two_inputs),
+        (([1.0, 2, 3, 4], [0.5, 0.5]), ([0.0, 1, 0, 1], [1.0, -1.0])),
+    ),
     Fixture("two_outputs", _seeded(two_outputs), VECTORS),
     Fixture("mapped", _seeded(mapped), (([1.0, 2.0], [3.0, 4.0]), ([0.0, 1.0], [-1.0, 0.5]))),
     Fixture("dict_output", _seeded(dict_output), TEXTS),
     Fixture("transformer", _seeded(transformer), TEXTS),
-    Fixture("batchnorm", _seeded(batchnorm), ([1.0, 2, 3, 4, 5, 6], [0.0, -1, 0.5, 2, 1, 1], [3.0, 3, 3, 3, 3, 3])),
+    Fixture(
+        "batchnorm",
+        _seeded(batchnorm),
+        ([1.0, 2, 3, 4, 5, 6], [0.0, -1, 0.5, 2, 1, 1], [3.0, 3, 3, 3, 3, 3]),
+    ),
     Fixture("no_postprocess", _seeded(no_postprocess), VECTORS),
     Fixture("no_preprocess", _seeded(no_preprocess), tuple(torch.tensor(v) for v in VECTORS)),
     Fixture("if_infer", _seeded(if_infer), VECTORS),

@@ -14,14 +14,21 @@ from tests.e2e.pipelines import FIXTURES
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(BACKENDS["aoti"].unavailable("cpu") is not None, reason="AOTInductor needs a C++ compiler"),
+    pytest.mark.skipif(
+        BACKENDS["aoti"].unavailable("cpu") is not None, reason="AOTInductor needs a C++ compiler"
+    ),
 ]
 TINY = next(f for f in FIXTURES if f.name == "no_postprocess")
 
 
 @pytest.fixture(scope="session")
 def aoti_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    result = padlc.build(TINY.make(), tmp_path_factory.mktemp("aoti") / "tiny.padl", inputs=TINY.inputs, backend="aoti")
+    result = padlc.build(
+        TINY.make(),
+        tmp_path_factory.mktemp("aoti") / "tiny.padl",
+        inputs=TINY.inputs,
+        backend="aoti",
+    )
     assert result.backend == "aoti"
     return result.path
 

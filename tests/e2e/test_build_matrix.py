@@ -15,7 +15,8 @@ import pytest
 
 import padlc
 from padlc.builder.verify import canonical, compare
-from tests.e2e.pipelines import FIXTURES, NO_BATCH, UNEXPORTABLE
+from tests.e2e import fixture_code
+from tests.e2e.pipelines import FIXTURES, UNEXPORTABLE
 
 BACKENDS = ("export", "torchscript", "onnx", "eager")
 REPO = Path(__file__).resolve().parents[2]
@@ -63,7 +64,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             try:
                 # verify=False: this fixture checks every artifact itself, in one process (below).
                 results[key] = padlc.build(
-                    pipeline, root / f"{key}.padl", inputs=fixture.inputs, backend=backend, verify=False
+                    pipeline,
+                    root / f"{key}.padl",
+                    inputs=fixture.inputs,
+                    backend=backend,
+                    verify=False,
                 )
                 jobs[key] = (str(results[key].path), list(fixture.inputs))
             except padlc.PadlcError as exc:
@@ -81,7 +86,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.name)
-def test_built_artifact_matches_eager_pipeline(built: dict[str, Any], fixture: Any, backend: str) -> None:
+def test_built_artifact_matches_eager_pipeline(
+    built: dict[str, Any], fixture: Any, backend: str
+) -> None:
     key = f"{fixture.name}-{backend}"
     result = built["results"][key]
     assert not isinstance(result, Exception), f"{key} failed to build: {result}"
@@ -89,7 +96,7 @@ def test_built_artifact_matches_eager_pipeline(built: dict[str, Any], fixture: A
     loaded = built["loaded"][key]
     assert loaded["backend"] == backend
     for mode in ("infer", "eval"):
-        error, problem = compare(loaded[mode], built["expected"][fixture.name], 1e-4)
+        _, problem = compare(loaded[mode], built["expected"][fixture.name], 1e-4)
         assert problem is None, f"{key} {mode}_apply: {problem}"
 
 
@@ -102,21 +109,30 @@ def test_stage_boundary_move_is_recorded_in_the_manifest(built: dict[str, Any]) 
 
     manifest = read_manifest(built["results"]["image-export"].path)
     assert manifest.forward is not None
-    assert manifest.forward.moved_to_forward == ("same.float()", "same.div(255.0)", "same.permute(2, 0, 1)")
+    assert manifest.forward.moved_to_forward == (
+        "same.float()",
+        "same.div(255.0)",
+        "same.permute(2, 0, 1)",
+    )
     assert manifest.forward.inputs[0]["dtype"] == "uint8"  # collated before the conversion
 
 
-def test_torchscript_deprecation_is_reported_once_in_the_build_output(built: dict[str, Any]) -> None:
+def test_torchscript_deprecation_is_reported_once_in_the_build_output(
+    built: dict[str, Any],
+) -> None:
     result = built["results"]["text-torchscript"]
     assert sum("deprecated" in note for note in result.notes) == 1
 
 
 def test_unexportable_forward_names_the_transform_and_its_line(tmp_path: Path) -> None:
     with pytest.raises(padlc.LoweringError) as info:
-        padlc.build(UNEXPORTABLE.make(), tmp_path / "x.padl", inputs=UNEXPORTABLE.inputs, backend="export")
+        padlc.build(
+            UNEXPORTABLE.make(), tmp_path / "x.padl", inputs=UNEXPORTABLE.inputs, backend="export"
+        )
     message = str(info.value)
     assert "`data_dependent`" in message
-    assert "fixture_code.py:62" in message
+    line = fixture_code.data_dependent.__code__.co_firstlineno
+    assert f"fixture_code.py:{line}" in message
     assert "What to do" in message and "--backend eager" in message
     assert not (tmp_path / "x.padl").exists()
 

@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 
 from padlc import IfInfer, batch, same, transform, unbatch
-from padlc.ir import nodes as ir
 from padlc.ir import format_ir, iter_calls, resolve_mode, trace, trace_stages
+from padlc.ir import nodes as ir
 
 
 def double(x):

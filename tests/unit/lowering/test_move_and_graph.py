@@ -29,13 +29,22 @@ def test_batch_safe_same_steps_are_rewritten_for_the_batch_axis(step, batched) -
     assert Same(operations).pd_expression("x") == batched
 
 
-@pytest.mark.parametrize("step", [same.sum(), same[0], same.squeeze(), same.T, same.sub(torch.ones(1))])
+@pytest.mark.parametrize(
+    "step", [same.sum(), same[0], same.squeeze(), same.T, same.sub(torch.ones(1))]
+)
 def test_unsafe_steps_stay_in_the_preprocess(step) -> None:
     assert batched_operations(trace(step)) is None
 
 
 def test_a_function_before_batch_is_never_moved() -> None:
-    p = transform(lambda x: x) >> same.float() >> transform(torch.relu) >> batch >> same.neg() >> unbatch
+    p = (
+        transform(lambda x: x)
+        >> same.float()
+        >> transform(torch.relu)
+        >> batch
+        >> same.neg()
+        >> unbatch
+    )
     stages = trace_stages(p)
     _, _, moved = move_to_forward(stages.preprocess, stages.forward)
     assert moved == ()
