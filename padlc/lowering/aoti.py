@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from padlc.lowering.export import export_program
@@ -30,7 +31,12 @@ class AotiBackend:
         program = export_program(forward, self.name)
         (root / FILE).parent.mkdir(parents=True, exist_ok=True)
         try:
-            aoti_compile_and_package(program, package_path=str(root / FILE))
+            # Inductor touches torch.jit internally, which torch 2.13 reports as deprecated; that
+            # is torch's business, not the user's, so it is not surfaced.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", FutureWarning)
+                aoti_compile_and_package(program, package_path=str(root / FILE))
         except Exception as exc:
             raise lowering_error(
                 forward.label,

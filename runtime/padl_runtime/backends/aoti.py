@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,10 @@ class AotiLoader:
     def load(self, root: Path, entry: BackendEntry, device: str, package: Any) -> LoadedForward:
         from torch._inductor import aoti_load_package
 
-        runner = aoti_load_package(str(root / entry.files[0]))
+        with warnings.catch_warnings():  # torch-internal torch.jit deprecation notices
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            runner = aoti_load_package(str(root / entry.files[0]))
         return LoadedForward(lambda *tensors: tuple(runner(*tensors)))
 
 
