@@ -98,7 +98,7 @@ def main(out_dir):
         classify,
         Path(out_dir) / "sentiment-built.padl",
         inputs=[text for text, _ in test[:8]],
-        force=True,
+        force_overwrite=True,
     )
     print(built.report())
     return accuracy

@@ -105,7 +105,7 @@ def _run_build(args: argparse.Namespace) -> int:
             backend=args.backend,
             device=args.device,
             max_batch=args.max_batch,
-            force=args.force,
+            force_overwrite=args.force,
             move_to_forward=args.move_to_forward,
             module=args.pipeline,
             log=lambda message: print(f"padlc: {message}", file=sys.stderr),

@@ -286,7 +286,7 @@ def build(
 
     ``inputs`` are raw examples (what ``infer_apply`` takes; at least two when the pipeline has a
     ``batch``, so the batch axis is traced as dynamic). Options: ``backend`` (``auto``, ``export``,
-    ``aoti``, ``torchscript``, ``onnx``, ``eager``), ``device``, ``max_batch``, ``force``,
+    ``aoti``, ``torchscript``, ``onnx``, ``eager``), ``device``, ``max_batch``, ``force_overwrite``,
     ``move_to_forward`` (default True), ``tolerance``, ``module`` (recorded), ``log`` (progress
     callback). Raises :class:`~padlc.BuildError` (bad inputs, existing target, failed
     verification) or :class:`~padlc.LoweringError` (a forward the chosen backend cannot compile,
@@ -310,30 +310,20 @@ def _build(
     backend: str = "auto",
     device: str = "cpu",
     max_batch: int | None = None,
-    force: bool = False,
+    force_overwrite: bool = False,
     move_to_forward: bool = True,
     tolerance: float = DEFAULT_TOLERANCE,
     verify: bool = True,
     module: str = "",
     log: Callable[[str], None] | None = None,
 ) -> BuildResult:
-    """Compile ``pipeline`` into the artifact directory ``path``, verified on ``inputs``.
-
-    ``inputs`` are raw examples (what ``infer_apply`` takes; at least two when the pipeline has a
-    ``batch``, so the batch axis is traced as dynamic). ``backend`` is one of ``auto``, ``export``,
-    ``aoti``, ``torchscript``, ``onnx``, ``eager``. Raises :class:`~padlc.BuildError` (bad inputs,
-    existing target, failed verification) or :class:`~padlc.LoweringError` (a forward the chosen
-    backend cannot compile, naming the transform and its line).
-
-    >>> import padlc                                                     # doctest: +SKIP
-    >>> padlc.build(pipeline, "model.padl", inputs=examples, backend="export")  # doctest: +SKIP
-    """
+    """:func:`build` with the layers already in eval mode."""
     started = time.perf_counter()
     say = log or (lambda message: None)
     target = artifact_path(path).absolute()
-    if target.exists() and not force:
+    if target.exists() and not force_overwrite:
         raise BuildError(
-            f"{target} already exists. Pass force=True (--force) to replace it, or choose another path."
+            f"{target} already exists. Pass force_overwrite=True (--force) to replace it, or choose another path."
         )
     order = strategy(backend)
     inputs = list(inputs)
@@ -359,7 +349,7 @@ def _build(
     stages = pipeline._pd_stages()
     label = repr(stages.forward)
     attempts: list[tuple[str, str]] = []
-    with ArtifactWriter(target, force_overwrite=force) as writer:
+    with ArtifactWriter(target, force_overwrite=force_overwrite) as writer:
         root = writer.root
         requirements = _write_stage_module(plan, pipeline, root)
         requirements.update(_capture_lineage(pipeline, root))
