@@ -18,8 +18,9 @@ from collections.abc import Callable
 from functools import partial
 
 import torch
-from padl_runtime.executor import run_batches
 from torch.utils.data import DataLoader, Dataset
+
+from padl_runtime.executor import run_batches
 
 BATCH_SIZE = 256
 

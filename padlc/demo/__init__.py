@@ -163,7 +163,9 @@ def run(
     for backend in backends:
         target = out / f"digits-{backend}.padl"
         begin = time.perf_counter()
-        result = padlc.build(digits.classify, target, inputs=examples, backend=backend, force_overwrite=True)
+        result = padlc.build(
+            digits.classify, target, inputs=examples, backend=backend, force_overwrite=True
+        )
         built[backend] = result.path
         _say(
             f"built ({backend} → {result.backend}) in {time.perf_counter() - begin:.1f} s: {result.path}"

@@ -69,7 +69,7 @@ def plain_callable(t: Transform) -> Any:
 
 def trace(t: Transform) -> ir.Node:
     """The IR of one transform (a whole stage, or any part of a pipeline)."""
-    common = {"label": _label(t), "location": t._pd_location}
+    common: dict[str, Any] = {"label": _label(t), "location": t._pd_location}
     if isinstance(t, Batchify):
         return ir.Batch(**common)
     if isinstance(t, Unbatchify):

@@ -43,6 +43,8 @@ class OnnxBackend:
                     dynamic_shapes=dynamic_batch(forward),
                     verbose=False,
                 )
+                if program is None:  # only the legacy (dynamo=False) exporter returns None
+                    raise RuntimeError("torch.onnx.export returned no program")
                 program.save(str(root / FILE), external_data=False)
         except Exception as exc:
             raise lowering_error(

@@ -51,7 +51,9 @@ def test_existing_target_is_refused_without_force(tmp_path: Path) -> None:
     with pytest.raises(padlc.BuildError, match=r"already exists.*force"):
         padlc.build(fixture.make(), target, inputs=fixture.inputs, backend="eager")
     assert (target / "keep.txt").read_text() == "mine"
-    padlc.build(fixture.make(), target, inputs=fixture.inputs, backend="eager", force_overwrite=True)
+    padlc.build(
+        fixture.make(), target, inputs=fixture.inputs, backend="eager", force_overwrite=True
+    )
     assert not (target / "keep.txt").exists()
 
 

@@ -23,7 +23,7 @@ from tests.e2e.roundtrip_harness import (
     save_in_subprocess,
 )
 
-HELPERS_MODULE = '''
+HELPERS_MODULE = """
 import torch
 from padlc import transform
 
@@ -39,9 +39,9 @@ def normalize(x):
 class Doubler:
     def __call__(self, x):
         return 2 * x
-'''
+"""
 
-SCRIPT = '''
+SCRIPT = """
 import math
 import threading
 from math import log10
@@ -192,7 +192,7 @@ CASES = {
     "case_ops": (case_ops, [3, 5]),
     "case_try": (case_try, [0, 4]),
 }
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -225,13 +225,21 @@ def test_case2_installed_functions_are_imported_and_pinned(saved) -> None:
 
 def test_case3_constants_helpers_defaults_decorators_bases_class_attributes(saved) -> None:
     source = _check(saved, "case3")
-    for expected in ("FACTOR = 3", "def helper(x):", "def twice(fn):", "class Base:", "PRIMES = (2, 3, 5)"):
+    for expected in (
+        "FACTOR = 3",
+        "def helper(x):",
+        "def twice(fn):",
+        "class Base:",
+        "PRIMES = (2, 3, 5)",
+    ):
         assert expected in source
 
 
 def test_case4_closures_at_any_depth(saved) -> None:
     source = _check(saved, "case4")
-    assert source.count("def _make_") == 2  # one factory per inner function, called with cell values
+    assert (
+        source.count("def _make_") == 2
+    )  # one factory per inner function, called with cell values
 
 
 def test_case5_lambdas_on_one_line_and_in_comprehensions(saved) -> None:
@@ -241,7 +249,10 @@ def test_case5_lambdas_on_one_line_and_in_comprehensions(saved) -> None:
 
 def test_case6_layer_bound_to_a_variable(saved) -> None:
     source = _check(saved, "case6")
-    assert "layer = transform(nn.Linear)(3, 2)" in source or "layer = transform(Linear)(3, 2)" in source
+    assert (
+        "layer = transform(nn.Linear)(3, 2)" in source
+        or "layer = transform(Linear)(3, 2)" in source
+    )
     assert "import layer" not in source
     assert (saved[1] / "case6.padl" / "weights.safetensors").is_file()
 
@@ -254,7 +265,12 @@ def test_case7_values_changed_after_construction_are_saved_as_they_are_now(saved
 def test_case8_large_values_are_data_files(saved) -> None:
     source = _check(saved, "case8")
     data = saved[1] / "case8.padl" / "data"
-    assert {p.name for p in data.iterdir()} == {"BIG.json", "ARRAY.npy", "CONST.safetensors", "SMALL.json"}
+    assert {p.name for p in data.iterdir()} == {
+        "BIG.json",
+        "ARRAY.npy",
+        "CONST.safetensors",
+        "SMALL.json",
+    }
     assert len(source) < 3000  # no giant literal
 
 
@@ -269,7 +285,9 @@ def test_operators_names_groups_modes_and_try(saved) -> None:
 
 def test_no_pickle_files_in_artifacts(saved) -> None:
     files = [p for p in saved[1].rglob("*") if p.is_file()]
-    assert files and not [p for p in files if p.suffix in (".pt", ".pth", ".pkl", ".pickle", ".bin")]
+    assert files and not [
+        p for p in files if p.suffix in (".pt", ".pth", ".pkl", ".pickle", ".bin")
+    ]
 
 
 PARAM_AND_HOOKS = '''
@@ -340,8 +358,17 @@ def test_case9_jupyter_notebook_cells(tmp_path: Path) -> None:
     artifact = tmp_path / "nb.padl"
     cells = [f"OUT = {str(artifact)!r}", *NOTEBOOK_CELLS]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    client = nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     code = (
         "import nbformat, nbclient, sys\n"
         "nb = nbformat.reads(sys.stdin.read(), as_version=4)\n"
@@ -365,7 +392,9 @@ def test_case9_ipython_session(tmp_path: Path) -> None:
         "    result = shell.run_cell(cell)\n"
         "    result.raise_error()\n"
     )
-    expected = run_python(["-c", code], cwd=tmp_path, stdin=json.dumps(cells)).strip().splitlines()[-1]
+    expected = (
+        run_python(["-c", code], cwd=tmp_path, stdin=json.dumps(cells)).strip().splitlines()[-1]
+    )
     assert _load_and_apply(tmp_path, artifact, "[1, 2]") == expected
 
 
@@ -375,12 +404,14 @@ def test_plain_python_prompt_code_raises_save_error(tmp_path: Path) -> None:
         import padlc
         f = padlc.transform(lambda x: x + 1)
         try:
-            padlc.save(f, {str(tmp_path / 'x')!r})
+            padlc.save(f, {str(tmp_path / "x")!r})
         except padlc.SaveError as e:
             print("SaveError:", e)
         """
     )
-    result = subprocess.run([PYTHON, "-"], input=code, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [PYTHON, "-"], input=code, capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert "SaveError:" in result.stdout and "not available" in result.stdout, result.stderr
     assert not (tmp_path / "x.padl").exists()
 
@@ -402,7 +433,7 @@ def test_committed_v1_fixture_artifact_still_loads(tmp_path: Path) -> None:
     assert sys.executable
 
 
-STATE_AND_SHARING = '''
+STATE_AND_SHARING = """
 import random
 
 import torch
@@ -474,9 +505,9 @@ CASES = {
     "tied": (tied, [[1.0, 2.0]]),
     "renamed": (renamed, [[1.0, 2.0]]),
 }
-'''
+"""
 
-SHARING_CHECK = '''
+SHARING_CHECK = """
 import sys, torch, padlc
 out = sys.argv[1]
 tied = padlc.load(out + "/tied.padl")
@@ -488,11 +519,13 @@ with torch.no_grad():
     layer.weight.add_(1.0)
 print(second.weight is first.weight, twin.dec.weight is twin.enc.weight,
       again.weight is layer.weight, again.pd_name)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
-def state_saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, list[str]]]:
+def state_saved(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Path, dict[str, list[str]]]:
     tmp = tmp_path_factory.mktemp("state")
     out = save_in_subprocess(tmp, STATE_AND_SHARING)
     return tmp, out, load_in_subprocess(tmp, out)
@@ -523,7 +556,7 @@ def test_renamed_copy_of_a_bound_layer_shares_its_parameters(state_saved) -> Non
     assert flags[2:] == ["True", "again"]
 
 
-UNSAVABLE_STATE = '''
+UNSAVABLE_STATE = """
 import random
 from padlc import transform
 
@@ -538,7 +571,7 @@ sampler = Sampler(0)
 sampler(1.0)  # the generator's state moved on after construction
 
 REFUSED = {"sampler": sampler}
-'''
+"""
 
 
 def test_unsavable_attribute_changed_after_construction_raises_save_error(tmp_path: Path) -> None:

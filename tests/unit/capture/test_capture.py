@@ -16,6 +16,7 @@ from padlc import SaveError, batch, same, transform, unbatch
 from padlc.capture import capture_pipeline, capture_plain
 from padlc.capture.source import function_snippet, global_names
 
+USED: object = None  # set by the tests below to the object a transform refers to
 LOCK = threading.Lock()
 GENERATOR = (i for i in range(3))
 SCALE = 3
@@ -42,7 +43,9 @@ def test_global_names_leave_out_locals_and_arguments() -> None:
     ("obj", "words"),
     [("file", "open file"), (GENERATOR, "generator"), (LOCK, "lock")],
 )
-def test_uncapturable_values_raise_save_error_naming_object_and_transform(tmp_path: Path, obj, words) -> None:
+def test_uncapturable_values_raise_save_error_naming_object_and_transform(
+    tmp_path: Path, obj, words
+) -> None:
     if obj == "file":
         with open(__file__) as handle:
             _check_uncapturable(tmp_path, handle, words)
@@ -56,7 +59,7 @@ def _check_uncapturable(tmp_path: Path, obj, words) -> None:
         _generated(transform(fn), tmp_path)
 
     def uses(x):
-        return x if USED is None else x
+        return (x, USED)[0]
 
     globals()["USED"] = obj
     with pytest.raises(SaveError) as info:
@@ -108,7 +111,7 @@ def test_values_are_saved_as_they_are_now(tmp_path: Path) -> None:
     items = [1]
 
     def show(x):
-        return items + [x]
+        return [*items, x]
 
     items.append(2)
     source = _generated(transform(show), tmp_path)
@@ -159,7 +162,9 @@ def test_plain_capture_has_no_padlc_and_loads_weights(tmp_path: Path) -> None:
     plain_prepare = eval(captured.names[id(prepare)], namespace)
     assert not isinstance(plain_layer, padlc.Transform)
     with torch.no_grad():
-        assert torch.allclose(plain_layer(plain_prepare([1.0, 2.0])).sum(), p.infer_apply([1.0, 2.0]))
+        assert torch.allclose(
+            plain_layer(plain_prepare([1.0, 2.0])).sum(), p.infer_apply([1.0, 2.0])
+        )
 
 
 def test_generated_module_keeps_the_pipeline_expression(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+
 from padl_runtime.executor import BatchIterator, run_batches
 
 # --- helpers (module level, so that they can be pickled) ----------------------------------------
