@@ -16,9 +16,10 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-__all__ = ["COMMANDS", "Command", "main", "resolve"]
+__all__ = ["COMMANDS", "Command", "import_file", "main", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,22 @@ class Command:
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+
+
+def import_file(path: Path) -> ModuleType:
+    """Import a ``.py`` file as the top-level module named after it, as ``python path`` would make
+    it importable for its own worker processes (once: a second call returns the same module)."""
+    name = path.stem
+    module = sys.modules.get(name)
+    if module is not None and getattr(module, "__file__", None) == str(path):
+        return module
+    sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def resolve(reference: str) -> Any:
@@ -39,15 +56,7 @@ def resolve(reference: str) -> Any:
         path = Path(module_name).resolve()
         if not path.is_file():
             raise SystemExit(f"padlc: no file {path}")
-        name = path.stem
-        module = sys.modules.get(name)
-        if module is None or getattr(module, "__file__", None) != str(path):
-            sys.path.insert(0, str(path.parent))
-            spec = importlib.util.spec_from_file_location(name, path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
+        module = import_file(path)
     else:
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())

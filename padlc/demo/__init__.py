@@ -19,7 +19,6 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 __all__ = ["DemoResult", "add_arguments", "main", "run"]
@@ -45,19 +44,6 @@ def _say(text: str = "") -> None:
 def _heading(step: int, text: str) -> None:
     _say()
     _say(f"[{step}/5] {text}")
-
-
-def _import_user_module(path: Path) -> ModuleType:
-    """Import ``path`` as a top-level module named after the file, like ``python script.py`` would
-    make it importable for its own workers."""
-    name = path.stem
-    sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 _RUNTIME_CHECK = textwrap.dedent(
@@ -128,14 +114,14 @@ def run(
 
     import padl_runtime
     import padlc
-    from padlc.cli import inspect_text
+    from padlc.cli import import_file, inspect_text
 
     started = time.perf_counter()
     out = Path(tempfile.mkdtemp(prefix="padlc-demo-")) if out is None else Path(out)
     out.mkdir(parents=True, exist_ok=True)
     script = out / "digits.py"
     shutil.copyfile(_SOURCE, script)
-    digits = _import_user_module(script)
+    digits = import_file(script.resolve())
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     _heading(1, f"Training the digits pipeline for {epochs} epochs (train_apply)")
