@@ -1,13 +1,16 @@
-"""The C++ runtime (runtime/cpp) loads a .padl artifact and computes what Python computes.
+"""The C++ runtime (runtime/cpp) runs artifacts built by `padlc build` and computes what padl_runtime computes.
 
 A session fixture builds the CMake project once into runtime/cpp/build/pytest-<key>, where the key
 hashes the C++ sources, the torch version and the compiler, so a stale build is rebuilt and an
-unchanged one is reused across test runs (about 25 s from scratch on a 2-core machine).
+unchanged one is reused across test runs (about 25 s from scratch on a 2-core machine). Artifacts
+are built the way users build them, with `python -m padlc build ... --backend torchscript` (and
+`padlc demo`), once per module; tests that damage an artifact work on a copy.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -16,26 +19,25 @@ import platform
 import random
 import shutil
 import subprocess
-import warnings
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
-from padl_runtime.manifest import (
-    BackendEntry,
-    CppSection,
-    ForwardSection,
-    Manifest,
-    StageLayout,
-    file_entry,
-)
-from torch import nn
+
+import padl_runtime
+from padl_runtime.collate import collate
+from padl_runtime.manifest import BackendEntry, file_entry, read_manifest
+from padlc import batch, same, transform, unbatch
+from tests.e2e import fixture_code as code
 
 REPO = Path(__file__).resolve().parents[2]
 CPP_DIR = REPO / "runtime" / "cpp"
 CPP_SOURCES = ("CMakeLists.txt", "include", "src", "examples", "tests", "third_party")
-IN_FEATURES, N_CLASSES, BATCH = 16, 5, 8
+N_CLASSES, BATCH = 5, 8
 
 
 def _cxx_compiler() -> str | None:
@@ -134,128 +136,85 @@ def read_tensor(path: Path) -> torch.Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch_dtype).reshape([int(s) for s in shape])
 
 
-# -- test artifacts -------------------------------------------------------------------------------
-class TinyClassifier(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(IN_FEATURES, 32), nn.ReLU(), nn.Linear(32, N_CLASSES))
+# -- the pipelines `padlc build` compiles ----------------------------------------------------------
+# Module attributes, so the CLI can name them (`padlc build tests.e2e.test_cpp:CLASSIFIER ...`). Their
+# weights are whatever the build process initialises: every check compares two loaders of one artifact.
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.net(x)
-        return logits, logits.softmax(-1)
+#: A classifier with a Python preprocess (`to_image`, per item): C++ gets the forward only.
+CLASSIFIER = (
+    transform(code.to_image)
+    >> same.float() >> same.div(255.0) >> same.permute(2, 0, 1)
+    >> batch >> transform(code.ConvNet)(N_CLASSES) >> same.softmax(-1)
+    >> unbatch >> transform(code.top_score)
+)  # fmt: skip
+CLASSIFIER_INPUTS = [1, 2, 3, 4]
 
-
-class TinyPipeline(nn.Module):
-    """preprocess (uint8 -> scaled float) + forward + postprocess (argmax), as one scriptable module."""
-
-    def __init__(self, forward: TinyClassifier) -> None:
-        super().__init__()
-        self.forward_stage = forward
-
-    def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _logits, probabilities = self.forward_stage(raw.to(torch.float32) / 255.0)
-        return probabilities, probabilities.argmax(-1)
-
-
-def _script(module: nn.Module) -> torch.jit.ScriptModule:
-    # torch.jit.script is deprecated in torch 2.13 but is still how TorchScript artifacts are made.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return torch.jit.script(module)
+#: The same network on raw uint8 images: the preprocess is `same` steps the build moves into the
+#: forward, the postprocess a batch-safe `same` step, so the build scripts the whole pipeline.
+SCRIPTABLE = (
+    same.float() >> same.div(255.0) >> same.permute(2, 0, 1)
+    >> batch >> transform(code.ConvNet)(N_CLASSES)
+    >> unbatch >> same.softmax(-1)
+)  # fmt: skip
+SCRIPTABLE_INPUTS = [code.to_image(seed) for seed in (1, 2, 3, 4)]
 
 
-def _host_arch() -> str:
-    return f"cpu-{platform.machine()}"
-
-
-# TODO(padlc build --backend torchscript): when the compiler can build a TorchScript artifact, make
-# this fixture call `padlc build --backend torchscript` on an equivalent pipeline instead of writing
-# the artifact by hand. Everything hand-made about the artifact is in this one function.
-def write_artifact(
-    root: Path,
-    model: TinyClassifier,
-    *,
-    with_pipeline: bool = False,
-    extra_backends: Sequence[tuple[BackendEntry, Path | None]] = (),
-    torchscript: bool = True,
-) -> None:
-    """Write a built .padl artifact for ``model``: forward/forward.ts (+ pipeline.ts) and manifest.json.
-
-    ``extra_backends`` go before the TorchScript entry (higher preference); each comes with the file
-    to copy to its ``files[0]`` (None: write a few placeholder bytes).
-    """
-    (root / "forward").mkdir(parents=True)
-    backends: list[BackendEntry] = []
-    for entry, source in extra_backends:
-        target = root / entry.files[0]
-        if source is None:
-            target.write_bytes(b"not native code for this machine\n")
-        else:
-            shutil.copyfile(source, target)
-        backends.append(entry)
-    if torchscript:
-        _script(model).save(str(root / "forward" / "forward.ts"))
-        backends.append(
-            BackendEntry(
-                name="torchscript",
-                files=("forward/forward.ts",),
-                device="cpu",
-                torch_version=torch.__version__,
-            )
-        )
-    if with_pipeline:
-        _script(TinyPipeline(model)).save(str(root / "pipeline.ts"))
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    manifest = Manifest(
-        padlc_version="0.1.0",
-        kind="built",
-        pipeline="TinyClassifier",
-        module="tests.e2e.test_cpp",
-        stages=StageLayout(preprocess="", forward="TinyClassifier", postprocess="", has_batch=True),
-        files=tuple(file_entry(root, f) for f in files),
-        torch_version=torch.__version__,
-        forward=ForwardSection(
-            backends=tuple(backends),
-            stage_module="",
-            graph_source="",
-            inputs=({"name": "x", "dtype": "float32", "shape": ["batch", IN_FEATURES]},),
-            outputs=(
-                {"name": "logits", "dtype": "float32", "shape": ["batch", N_CLASSES]},
-                {"name": "probabilities", "dtype": "float32", "shape": ["batch", N_CLASSES]},
-            ),
-        ),
-        cpp=CppSection(
-            forward_file="forward/forward.ts" if torchscript else None,
-            run_available=with_pipeline,
-            pipeline_file="pipeline.ts" if with_pipeline else None,
-            reason=""
-            if with_pipeline
-            else "postprocess calls sorted() on a Python list, which TorchScript cannot script",
-        ),
+def padlc_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "padlc", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
-    (root / "manifest.json").write_text(manifest.to_json())
+
+
+def padlc_build(name: str, target: Path, backend: str = "torchscript") -> Path:
+    result = padlc_cli(
+        "build", f"tests.e2e.test_cpp:{name}", "-o", target,
+        "--inputs", f"tests.e2e.test_cpp:{name}_INPUTS", "--backend", backend,
+    )  # fmt: skip
+    if result.returncode != 0:
+        pytest.fail(f"padlc build {name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return target
+
+
+@pytest.fixture(scope="module")
+def classifier_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return padlc_build("CLASSIFIER", tmp_path_factory.mktemp("cpp") / "classifier.padl")
+
+
+@pytest.fixture(scope="module")
+def scriptable_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return padlc_build("SCRIPTABLE", tmp_path_factory.mktemp("cpp") / "scriptable.padl")
 
 
 @pytest.fixture
-def model() -> TinyClassifier:
-    torch.manual_seed(0)
-    return TinyClassifier().eval()
+def artifact(tmp_path: Path, classifier_artifact: Path) -> Path:
+    """A copy of the classifier artifact, free to damage."""
+    return Path(shutil.copytree(classifier_artifact, tmp_path / "classifier.padl"))
 
 
-@pytest.fixture
-def artifact(tmp_path: Path, model: TinyClassifier) -> Path:
-    root = tmp_path / "tiny.padl"
-    write_artifact(root, model)
-    return root
+def preprocessed_batch(
+    artifact: Path, items: Sequence[Any], path: Path
+) -> tuple[padl_runtime.CompiledPipeline, torch.Tensor]:
+    """What a C++ caller of ``forward()`` gets from Python: the runtime's preprocess, then collate,
+    written to ``path``."""
+    pipeline = padl_runtime.load(artifact)
+    assert pipeline.preprocess is not None
+    collated = collate([pipeline.preprocess(item) for item in items])
+    write_tensor(path, collated)
+    return pipeline, collated
 
 
-@pytest.fixture
-def batch(tmp_path: Path) -> tuple[torch.Tensor, Path]:
-    generator = torch.Generator().manual_seed(1)
-    x = torch.randn(BATCH, IN_FEATURES, generator=generator)
-    path = tmp_path / "x.tensor"
-    write_tensor(path, x)
-    return x, path
+@pytest.fixture(scope="module")
+def classifier_batch(
+    classifier_artifact: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[padl_runtime.CompiledPipeline, torch.Tensor, Path]:
+    path = tmp_path_factory.mktemp("inputs") / "batch.tensor"
+    pipeline, collated = preprocessed_batch(classifier_artifact, range(10, 10 + BATCH), path)
+    return pipeline, collated, path
 
 
 def classify(build: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -266,6 +225,24 @@ def classify(build: Path, *args: str | Path) -> subprocess.CompletedProcess[str]
 
 def _printed_classes(stdout: str) -> list[int]:
     return [int(line.rsplit(" ", 1)[1]) for line in stdout.splitlines() if line.startswith("row ")]
+
+
+def _forward_outputs(
+    pipeline: padl_runtime.CompiledPipeline, collated: torch.Tensor
+) -> list[torch.Tensor]:
+    with torch.no_grad():
+        output = pipeline.forward(collated)
+    return list(output) if isinstance(output, tuple | list) else [output]
+
+
+def _assert_outputs_equal(
+    out_dir: Path, expected: Sequence[torch.Tensor], rtol: float = 1e-5
+) -> None:
+    for i, want in enumerate(expected):
+        got = read_tensor(out_dir / f"output_{i}.tensor")
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, rtol=rtol, atol=rtol / 10), (i, got, want)
+    assert not (out_dir / f"output_{len(expected)}.tensor").exists()
 
 
 # -- SHA-256 --------------------------------------------------------------------------------------
@@ -301,67 +278,108 @@ def test_sha256_matches_known_vectors_and_hashlib_around_block_boundaries(
 
 
 # -- forward and run ------------------------------------------------------------------------------
-def test_classify_forward_matches_python(
+def test_classify_forward_on_the_preprocessed_batch_matches_padl_runtime(
     cpp_build: Path,
-    artifact: Path,
-    model: TinyClassifier,
-    batch: tuple[torch.Tensor, Path],
+    classifier_artifact: Path,
+    classifier_batch: tuple[padl_runtime.CompiledPipeline, torch.Tensor, Path],
     tmp_path: Path,
 ) -> None:
-    x, x_path = batch
-    result = classify(cpp_build, "--out", tmp_path / "out", artifact, x_path)
+    pipeline, collated, batch_path = classifier_batch
+    result = classify(cpp_build, "--out", tmp_path / "out", classifier_artifact, batch_path)
     assert result.returncode == 0, result.stderr
     assert "backend torchscript (forward/forward.ts)" in result.stderr
 
-    with torch.no_grad():
-        expected = model(x)
-    outputs = [read_tensor(tmp_path / "out" / f"output_{i}.tensor") for i in range(2)]
-    assert not (tmp_path / "out" / "output_2.tensor").exists()
-    for got, want in zip(outputs, expected, strict=True):
-        assert got.shape == want.shape
-        assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+    expected = _forward_outputs(pipeline, collated)
+    _assert_outputs_equal(tmp_path / "out", expected)
     assert _printed_classes(result.stdout) == expected[0].argmax(1).tolist()
 
 
-def test_classify_runs_whole_pipeline_when_available(
-    cpp_build: Path, tmp_path: Path, model: TinyClassifier
+def test_classify_run_on_raw_inputs_matches_padl_runtime_eval_apply(
+    cpp_build: Path, scriptable_artifact: Path, tmp_path: Path
 ) -> None:
-    root = tmp_path / "pipeline.padl"
-    write_artifact(root, model, with_pipeline=True)
-    raw = torch.randint(
-        0, 256, (BATCH, IN_FEATURES), dtype=torch.uint8, generator=torch.Generator().manual_seed(2)
-    )
-    write_tensor(tmp_path / "raw.tensor", raw)
+    images = [code.to_image(seed) for seed in range(10, 10 + BATCH)]
+    write_tensor(tmp_path / "raw.tensor", collate(images))
 
-    result = classify(cpp_build, "--out", tmp_path / "out", root, tmp_path / "raw.tensor")
+    result = classify(
+        cpp_build, "--run", "--out", tmp_path / "out", scriptable_artifact, tmp_path / "raw.tensor"
+    )
     assert result.returncode == 0, result.stderr
 
-    with torch.no_grad():
-        probabilities, classes = TinyPipeline(model)(raw)
-    assert torch.allclose(
-        read_tensor(tmp_path / "out" / "output_0.tensor"), probabilities, rtol=1e-5, atol=1e-6
-    )
-    assert torch.equal(read_tensor(tmp_path / "out" / "output_1.tensor"), classes)
+    expected = torch.stack(list(padl_runtime.load(scriptable_artifact).eval_apply(images)))
+    _assert_outputs_equal(tmp_path / "out", [expected])
 
 
 def test_run_without_scripted_pipeline_fails_quoting_the_reason(
-    cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]
+    cpp_build: Path,
+    classifier_artifact: Path,
+    classifier_batch: tuple[padl_runtime.CompiledPipeline, torch.Tensor, Path],
 ) -> None:
-    result = classify(cpp_build, "--run", artifact, batch[1])
+    result = classify(cpp_build, "--run", classifier_artifact, classifier_batch[2])
     assert result.returncode == 2
     assert "run() is not available" in result.stderr
-    assert "postprocess calls sorted() on a Python list" in result.stderr
+    assert "the preprocess `to_image` is Python code run per item" in result.stderr
 
 
 def test_forward_with_wrong_number_of_inputs_is_refused(
-    cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]
+    cpp_build: Path,
+    classifier_artifact: Path,
+    classifier_batch: tuple[padl_runtime.CompiledPipeline, torch.Tensor, Path],
 ) -> None:
-    result = classify(cpp_build, artifact, batch[1], batch[1])
+    batch_path = classifier_batch[2]
+    result = classify(cpp_build, classifier_artifact, batch_path, batch_path)
     assert result.returncode == 1
     assert "forward takes 1 tensors" in result.stderr and "got 2" in result.stderr
 
 
+# -- what `padlc inspect` tells a C++ user -------------------------------------------------------
+def test_inspect_says_why_cpp_run_is_not_available(classifier_artifact: Path) -> None:
+    result = padlc_cli("inspect", classifier_artifact)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "C++: forward (forward/forward.ts); run() not available: the preprocess `to_image` is "
+        "Python code run per item, which TorchScript cannot take over" in result.stdout
+    )
+    assert not (classifier_artifact / "pipeline.ts").exists()
+
+
+def test_inspect_says_cpp_run_is_available(scriptable_artifact: Path) -> None:
+    result = padlc_cli("inspect", scriptable_artifact)
+    assert result.returncode == 0, result.stderr
+    assert "C++: forward (forward/forward.ts) and run() (pipeline.ts)" in result.stdout
+    assert (scriptable_artifact / "pipeline.ts").is_file()
+
+
+# -- the demo artifact ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    result = padlc_cli("demo", "--out", out, "--backend", "torchscript")
+    if result.returncode != 0:
+        pytest.fail(f"padlc demo failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return out
+
+
+def test_classify_predicts_the_digits_padl_runtime_predicts_with_the_demo_artifact(
+    cpp_build: Path, demo_out: Path, tmp_path: Path
+) -> None:
+    artifact = demo_out / "digits-torchscript.padl"
+    images = list(np.load(demo_out / "data" / "test_images.npy")[:32])
+    pipeline, collated = preprocessed_batch(artifact, images, tmp_path / "digits.tensor")
+
+    result = classify(cpp_build, "--out", tmp_path / "out", artifact, tmp_path / "digits.tensor")
+    assert result.returncode == 0, result.stderr
+
+    _assert_outputs_equal(tmp_path / "out", _forward_outputs(pipeline, collated))
+    digits = [p["digit"] for p in pipeline.eval_apply(images)]
+    assert _printed_classes(result.stdout) == digits
+
+
 # -- refusing bad artifacts -----------------------------------------------------------------------
+@pytest.fixture
+def batch_path(classifier_batch: tuple[padl_runtime.CompiledPipeline, torch.Tensor, Path]) -> Path:
+    return classifier_batch[2]
+
+
 def _flip_last_byte(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
@@ -378,10 +396,10 @@ def _flip_last_byte(path: Path) -> None:
     ids=["edited", "truncated", "deleted"],
 )
 def test_damaged_file_is_refused_naming_the_file(
-    cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path], damage, message: str
+    cpp_build: Path, artifact: Path, batch_path: Path, damage, message: str
 ) -> None:
     damage(artifact / "forward" / "forward.ts")
-    result = classify(cpp_build, artifact, batch[1])
+    result = classify(cpp_build, artifact, batch_path)
     assert result.returncode == 2
     assert "'forward/forward.ts'" in result.stderr
     assert message in result.stderr
@@ -395,75 +413,87 @@ def _edit_manifest(root: Path, **changes: object) -> None:
 
 
 def test_unknown_format_version_is_refused(
-    cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]
+    cpp_build: Path, artifact: Path, batch_path: Path
 ) -> None:
     _edit_manifest(artifact, format_version=2)
-    result = classify(cpp_build, artifact, batch[1])
+    result = classify(cpp_build, artifact, batch_path)
     assert result.returncode == 2
     assert "has format version 2; this runtime reads version 1" in result.stderr
 
 
 def test_manifest_of_another_format_is_refused(
-    cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]
+    cpp_build: Path, artifact: Path, batch_path: Path
 ) -> None:
     _edit_manifest(artifact, format="onnx")
-    result = classify(cpp_build, artifact, batch[1])
+    result = classify(cpp_build, artifact, batch_path)
     assert result.returncode == 2
     assert 'is not a padl manifest (no "format": "padl" entry)' in result.stderr
 
 
-def test_missing_manifest_is_refused(
-    cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]
-) -> None:
+def test_missing_manifest_is_refused(cpp_build: Path, artifact: Path, batch_path: Path) -> None:
     (artifact / "manifest.json").unlink()
-    result = classify(cpp_build, artifact, batch[1])
+    result = classify(cpp_build, artifact, batch_path)
     assert result.returncode == 2
     assert f"{artifact} has no manifest.json" in result.stderr
 
 
 def test_missing_artifact_directory_is_refused(
-    cpp_build: Path, tmp_path: Path, batch: tuple[torch.Tensor, Path]
+    cpp_build: Path, tmp_path: Path, batch_path: Path
 ) -> None:
-    result = classify(cpp_build, tmp_path / "nowhere.padl", batch[1])
+    result = classify(cpp_build, tmp_path / "nowhere.padl", batch_path)
     assert result.returncode == 2
     assert f"No artifact at {tmp_path / 'nowhere.padl'}" in result.stderr
 
 
 def test_manifest_that_is_not_json_is_refused(
-    cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]
+    cpp_build: Path, artifact: Path, batch_path: Path
 ) -> None:
     (artifact / "manifest.json").write_text('{"format": "padl", ')
-    result = classify(cpp_build, artifact, batch[1])
+    result = classify(cpp_build, artifact, batch_path)
     assert result.returncode == 2
     assert "manifest.json is not valid JSON" in result.stderr
 
 
 def test_manifest_path_outside_the_artifact_is_refused(
-    cpp_build: Path, artifact: Path, batch: tuple[torch.Tensor, Path]
+    cpp_build: Path, artifact: Path, batch_path: Path
 ) -> None:
     data = json.loads((artifact / "manifest.json").read_text())
     data["files"][0]["path"] = "../../etc/passwd"
     (artifact / "manifest.json").write_text(json.dumps(data))
-    result = classify(cpp_build, artifact, batch[1])
+    result = classify(cpp_build, artifact, batch_path)
     assert result.returncode == 2
     assert "'../../etc/passwd' leaves the artifact directory" in result.stderr
 
 
-def _foreign_aoti() -> tuple[BackendEntry, None]:
-    entry = BackendEntry(
+def _add_foreign_aoti(root: Path, *, keep_other_backends: bool) -> None:
+    """Make ``root`` list an AOTInductor package for a GPU first, as a build on that GPU would, and
+    re-hash the manifest (padl_runtime.manifest's helpers) so only the arch stands in the way."""
+    (root / "forward" / "forward.aoti.pt2").write_bytes(b"not native code for this machine\n")
+    manifest = read_manifest(root)
+    assert manifest.forward is not None
+    aoti = BackendEntry(
         name="aoti", files=("forward/forward.aoti.pt2",), device="cuda", arch="cuda-sm90"
     )
-    return entry, None
+    others = manifest.forward.backends if keep_other_backends else ()
+    manifest = dataclasses.replace(
+        manifest,
+        files=(*manifest.files, file_entry(root, "forward/forward.aoti.pt2")),
+        forward=dataclasses.replace(manifest.forward, backends=(aoti, *others)),
+    )
+    (root / "manifest.json").write_text(manifest.to_json())
+
+
+def _host_arch() -> str:
+    return f"cpu-{platform.machine()}"
 
 
 def test_aoti_for_another_device_without_torchscript_is_refused(
-    cpp_build: Path, tmp_path: Path, model: TinyClassifier, batch: tuple[torch.Tensor, Path]
+    cpp_build: Path, artifact: Path, batch_path: Path
 ) -> None:
-    root = tmp_path / "gpu-only.padl"
-    write_artifact(root, model, extra_backends=[_foreign_aoti()], torchscript=False)
-    result = classify(cpp_build, root, batch[1])
+    _add_foreign_aoti(artifact, keep_other_backends=False)
+    result = classify(cpp_build, artifact, batch_path)
     assert result.returncode == 2
-    assert f"{root}: no forward backend in manifest.json can run on cpu" in result.stderr
+    assert f"{artifact}: no forward backend in manifest.json can run on cpu" in result.stderr
     assert (
         f"aoti (forward/forward.aoti.pt2): compiled for cuda-sm90, this device (cpu) is {_host_arch()}"
         in result.stderr
@@ -472,56 +502,31 @@ def test_aoti_for_another_device_without_torchscript_is_refused(
 
 
 def test_aoti_for_another_device_falls_back_to_torchscript(
-    cpp_build: Path, tmp_path: Path, model: TinyClassifier, batch: tuple[torch.Tensor, Path]
+    cpp_build: Path,
+    artifact: Path,
+    classifier_batch: tuple[padl_runtime.CompiledPipeline, torch.Tensor, Path],
+    tmp_path: Path,
 ) -> None:
-    root = tmp_path / "gpu-and-ts.padl"
-    write_artifact(root, model, extra_backends=[_foreign_aoti()])
-    result = classify(cpp_build, "--out", tmp_path / "out", root, batch[1])
+    pipeline, collated, batch_path = classifier_batch
+    _add_foreign_aoti(artifact, keep_other_backends=True)
+    result = classify(cpp_build, "--out", tmp_path / "out", artifact, batch_path)
     assert result.returncode == 0, result.stderr
     assert "backend torchscript" in result.stderr
     assert "skipped aoti (forward/forward.aoti.pt2): compiled for cuda-sm90" in result.stderr
-    with torch.no_grad():
-        expected = model(batch[0])[0]
-    assert torch.allclose(
-        read_tensor(tmp_path / "out" / "output_0.tensor"), expected, rtol=1e-5, atol=1e-6
-    )
+    _assert_outputs_equal(tmp_path / "out", _forward_outputs(pipeline, collated))
 
 
 # -- AOTInductor ----------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_classify_aoti_package_matches_python(
-    cpp_build: Path, tmp_path: Path, model: TinyClassifier, batch: tuple[torch.Tensor, Path]
+def test_classify_aoti_forward_matches_padl_runtime(
+    cpp_build: Path,
+    classifier_batch: tuple[padl_runtime.CompiledPipeline, torch.Tensor, Path],
+    tmp_path: Path,
 ) -> None:
-    x, x_path = batch
-    batch_dim = torch.export.Dim("batch", min=1, max=1024)
-    exported = torch.export.export(model, (x,), dynamic_shapes=({0: batch_dim},))
-    with warnings.catch_warnings():
-        # Inductor itself still touches torch.jit.script_method, deprecated in torch 2.13.
-        warnings.filterwarnings(
-            "ignore", r"`torch\.jit\.script_method` is deprecated", DeprecationWarning
-        )
-        warnings.filterwarnings(
-            "ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning
-        )
-        package = torch._inductor.aoti_compile_and_package(
-            exported, package_path=str(tmp_path / "forward.aoti.pt2")
-        )
-    entry = BackendEntry(
-        name="aoti",
-        files=("forward/forward.aoti.pt2",),
-        device="cpu",
-        arch=_host_arch(),
-        torch_version=torch.__version__,
-    )
-    root = tmp_path / "aoti.padl"
-    write_artifact(root, model, extra_backends=[(entry, Path(package))])
-
-    result = classify(cpp_build, "--out", tmp_path / "out", root, x_path)
+    artifact = padlc_build("CLASSIFIER", tmp_path / "aoti.padl", backend="aoti")
+    _, collated, batch_path = classifier_batch
+    result = classify(cpp_build, "--out", tmp_path / "out", artifact, batch_path)
     assert result.returncode == 0, result.stderr
     assert "backend aoti (forward/forward.aoti.pt2)" in result.stderr
-    with torch.no_grad():
-        expected = model(x)
-    for i, want in enumerate(expected):
-        assert torch.allclose(
-            read_tensor(tmp_path / "out" / f"output_{i}.tensor"), want, rtol=1e-4, atol=1e-5
-        )
+    expected = _forward_outputs(padl_runtime.load(artifact), collated)
+    _assert_outputs_equal(tmp_path / "out", expected, rtol=1e-4)
