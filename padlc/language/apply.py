@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from padl_runtime.collate import move_to_device, remove_batch_axis
+from padl_runtime.executor import BatchIterator, RunHooks, run_batches
 from padlc.language import context as _context
 from padlc.language.base import Transform
 from padlc.language.context import ApplyContext, InContext, Mode
@@ -128,9 +129,9 @@ class _PerItem:
 
 
 class _Applied:
-    """The iterator returned by ``eval_apply``/``train_apply``: sets layer modes while iterating."""
+    """The iterator of a pipeline without ``batch``: sets layer modes while iterating."""
 
-    def __init__(self, inner: Any, pipeline: Transform, training: bool) -> None:
+    def __init__(self, inner: _PerItem, pipeline: Transform, training: bool) -> None:
         self._inner = inner
         self._pipeline = pipeline
         self._training = training
@@ -139,14 +140,31 @@ class _Applied:
         return len(self._inner)
 
     def __iter__(self) -> Iterator[Any]:
-        inner = self._inner
-        outputs = inner.outputs() if hasattr(inner, "outputs") else inner
         with layer_modes(self._pipeline.pd_layers, self._training):
-            try:
-                yield from outputs
-            except Exception as exc:
-                annotate(exc, self._pipeline, None, None)
-                raise
+            yield from self._inner
+
+
+class _Hooks:
+    """Layer modes for the duration of a batched run, and the note naming a failing transform."""
+
+    def __init__(self, pipeline: Transform, training: bool) -> None:
+        self.pipeline = pipeline
+        self.training = training
+        self.changed: list[torch.nn.Module] = []
+
+    def start(self) -> None:
+        layers = self.pipeline.pd_layers
+        self.changed = [layer for layer in layers if layer.training != self.training]
+        for layer in self.changed:
+            layer.train(self.training)
+
+    def error(self, exc: BaseException) -> None:
+        annotate(exc, self.pipeline, None, None)
+
+    def end(self) -> None:
+        for layer in self.changed:
+            layer.train(not self.training)
+        self.changed = []
 
 
 def _item_stage(t: Transform, context: ApplyContext) -> Any:
@@ -171,7 +189,7 @@ def batched_apply(
     use_post: bool = True,
     progress: bool = False,
     **loader_kwargs: Any,
-) -> _Applied:
+) -> BatchIterator | _Applied:
     """Apply ``pipeline`` to many items in ``mode`` ("eval" or "train").
 
     Returns an iterator with ``len()``: one output per item when the pipeline has a postprocess
@@ -180,7 +198,6 @@ def batched_apply(
     batching run in ``num_workers`` worker processes; other keyword arguments go to the
     ``torch.utils.data.DataLoader`` (e.g. ``shuffle``, ``worker_init_fn``).
     """
-    from padl_runtime.executor import run_batches
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
@@ -192,6 +209,7 @@ def batched_apply(
     training = mode == "train"
     if not stages.has_batch:
         return _Applied(_PerItem(pipeline, items, context), pipeline, training)
+    hooks = _Hooks(pipeline, training)
     runner = run_batches(
         items,
         preprocess=_item_stage(stages.preprocess, context),
@@ -204,9 +222,10 @@ def batched_apply(
         flatten=flatten or (use_post and not isinstance(stages.postprocess, Identity)),
         use_post=use_post,
         progress=progress,
+        hooks=RunHooks(hooks.start, hooks.error, hooks.end),
         **loader_kwargs,
     )
-    return _Applied(runner, pipeline, training)
+    return runner
 
 
 class _Shuffled:

@@ -94,8 +94,9 @@ def _build(raw: Iterable[Any], start: int, preprocess: Preprocess) -> tuple[int,
         values = list(raw)
     else:
         try:
-            for value in raw:
-                values.append(preprocess(value))
+            # list.extend keeps what it appended before a failure, so len(values) is the index of
+            # the failing item; map runs the loop in C (this is once per item).
+            values.extend(map(preprocess, raw))
         except Exception as exc:
             add_note(exc, f"while preprocessing item {start + len(values)}")
             raise
@@ -112,7 +113,9 @@ def _slice_batch(items: Any, start: int, stop: int, preprocess: Preprocess) -> t
         # Same result as stacking the rows (a fresh contiguous tensor, so a forward that writes
         # into its input cannot touch the caller's data) without a Python step per item.
         return stop - start, items[start:stop].clone(memory_format=torch.contiguous_format)
-    return _build((items[i] for i in range(start, stop)), start, preprocess)
+    if isinstance(items, list | tuple):
+        return _build(items[start:stop], start, preprocess)
+    return _build(map(items.__getitem__, range(start, stop)), start, preprocess)
 
 
 def inline_batches(items: Any, preprocess: Preprocess, batch_size: int) -> Iterator[Batch]:

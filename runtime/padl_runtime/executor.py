@@ -39,7 +39,7 @@ from padl_runtime._batch_source import (
 )
 from padl_runtime.collate import move_to_device, pin, uncollate
 
-__all__ = ["BatchIterator", "run_batches"]
+__all__ = ["BatchIterator", "RunHooks", "run_batches"]
 
 # The executor builds the DataLoader's batching itself (one dataset item = one whole batch).
 _RESERVED_LOADER_KWARGS = frozenset(
@@ -64,6 +64,18 @@ class _Plan:
     post_threads: int
     progress: bool
     loader_kwargs: dict[str, Any]
+    hooks: RunHooks | None = None
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """Callbacks around one run, for callers that manage state for its duration (padlc puts layers
+    in train/eval mode and names the failing transform): ``start`` before the first batch,
+    ``error`` with any exception before it propagates, ``end`` when the run stops for any reason."""
+
+    start: Callable[[], None]
+    error: Callable[[BaseException], None]
+    end: Callable[[], None]
 
 
 class BatchIterator(Iterator[Any]):
@@ -88,8 +100,10 @@ class BatchIterator(Iterator[Any]):
             )
         return self._length
 
-    def __iter__(self) -> BatchIterator:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        # The generator itself: `for`/`list()` then step it directly, without a Python-level
+        # __next__ call per output.
+        return self.outputs()
 
     def __next__(self) -> Any:
         return next(self.outputs())
@@ -146,6 +160,7 @@ def run_batches(
     pin_memory: bool | None = None,
     postprocess_batch: Callable[[Any], list[Any]] | None = None,
     post_threads: int | None = None,
+    hooks: RunHooks | None = None,
     **loader_kwargs: Any,
 ) -> BatchIterator:
     """Run ``items`` through preprocess → collate → forward → uncollate → postprocess, in batches.
@@ -212,6 +227,7 @@ def run_batches(
         post_threads=post_threads,
         progress=progress,
         loader_kwargs=loader_kwargs,
+        hooks=hooks,
     )
     return BatchIterator(plan)
 
@@ -361,8 +377,7 @@ def _post_items(plan: _Plan, start: int, count: int, output: Any) -> list[Any]:
             post = plan.postprocess
             done: list[Any] = []
             try:
-                for value in results:
-                    done.append(post(value))
+                done.extend(map(post, results))  # keeps the items done before a failure
             except Exception as exc:
                 add_note(exc, f"while postprocessing item {start + len(done)}")
                 raise
@@ -420,6 +435,9 @@ def _run(plan: _Plan) -> Iterator[Any]:
     loader_iter: Iterator[Any] | None = None
     stages: list[Iterator[Any]] = []  # closed last-to-first on the way out
     bar = None
+    hooks = plan.hooks
+    if hooks is not None:
+        hooks.start()
     try:
         if plan.num_workers == 0:
             host: Iterator[Batch] = inline_batches(plan.items, plan.preprocess, plan.batch_size)
@@ -460,6 +478,10 @@ def _run(plan: _Plan) -> Iterator[Any]:
                 yield output
             if bar is not None:
                 bar.update(len(outputs))
+    except Exception as exc:
+        if hooks is not None:
+            hooks.error(exc)
+        raise
     finally:
         # Explicitly, in order (threads, then device prefetch, then workers): on early exit the
         # inner generators are only suspended, and their own cleanup must not wait for the GC.
@@ -468,6 +490,8 @@ def _run(plan: _Plan) -> Iterator[Any]:
         _shutdown_loader(loader_iter)
         if bar is not None:
             bar.close()
+        if hooks is not None:
+            hooks.end()
 
 
 def _as_is(batch: Any) -> Any:
