@@ -561,3 +561,28 @@ def test_cuda_outputs_match_cpu_outputs(num_workers: int) -> None:
         device="cuda",
     )
     assert list(outputs) == [2 * i for i in range(1000)]
+
+
+def test_run_hooks_are_called_around_the_run_and_on_errors():
+    from padl_runtime.executor import RunHooks
+
+    events: list[str] = []
+
+    def fail_on_three(x):
+        if x == 3:
+            raise ValueError("three")
+        return torch.tensor(float(x))
+
+    hooks = RunHooks(
+        start=lambda: events.append("start"),
+        error=lambda exc: events.append(f"error {type(exc).__name__}"),
+        end=lambda: events.append("end"),
+    )
+    outputs = run_batches(
+        range(5), preprocess=fail_on_three, forward=lambda b: b, postprocess=None, batch_size=2,
+        flatten=True, hooks=hooks,
+    )  # fmt: skip
+    assert events == []  # nothing runs before the first output is asked for
+    with pytest.raises(ValueError, match="three"):
+        list(outputs)
+    assert events == ["start", "error ValueError", "end"]
