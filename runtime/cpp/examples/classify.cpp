@@ -10,6 +10,14 @@
 // quoting the compiler's reason, when the artifact has no scripted pipeline). Outputs go to DIR/output_<i>.tensor.
 // Exit status: 0 on success, 2 for a bad artifact (padl::ArtifactError), 1 for other errors,
 // 64 for bad usage.
+//
+// The artifact comes from `padlc build ... --backend torchscript` (or --backend aoti); for example the
+// digits demo, whose preprocess is Python, so classify runs forward() on the batch Python prepared:
+//
+//   python -m padlc demo --out demo --backend torchscript
+//   classify demo/digits-torchscript.padl digits.tensor   # digits.tensor: preprocess + collate
+//
+// docs/cpp.md shows how to write digits.tensor from Python.
 #include <exception>
 #include <filesystem>
 #include <iostream>
