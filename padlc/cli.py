@@ -84,8 +84,10 @@ def _configure_build(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         default="auto",
-        choices=["auto", "eager", "export", "aoti", "torchscript", "onnx"],
-        help="how to compile the forward stage (default: auto = export, else torchscript, else eager)",
+        type=_backends,
+        help="how to compile the forward stage: auto (export, else torchscript, else eager), "
+        "eager, export, aoti, torchscript or onnx; a comma-separated list (export,onnx) keeps "
+        "one forward per backend in the artifact, preferred in that order (default: auto)",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument(
@@ -98,6 +100,20 @@ def _configure_build(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="keep trailing per-item tensor steps in the preprocess (no stage-boundary optimisation)",
     )
+
+
+_BACKEND_CHOICES = ("auto", "eager", "export", "aoti", "torchscript", "onnx")
+
+
+def _backends(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in _BACKEND_CHOICES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown backend {', '.join(map(repr, unknown)) or repr(text)}; choose from "
+            f"{', '.join(_BACKEND_CHOICES)}"
+        )
+    return names
 
 
 def _run_build(args: argparse.Namespace) -> int:

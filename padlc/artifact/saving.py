@@ -37,9 +37,9 @@ _COUNTER = itertools.count()
 def stage_layout(pipeline: Transform) -> StageLayout:
     stages = pipeline._pd_stages()
     return StageLayout(
-        preprocess=repr(stages.preprocess),
-        forward=repr(stages.forward),
-        postprocess=repr(stages.postprocess),
+        preprocess=stages.preprocess._pd_short_repr(),
+        forward=stages.forward._pd_short_repr(),
+        postprocess=stages.postprocess._pd_short_repr(),
         has_batch=bool(stages.has_batch),
     )
 

@@ -54,10 +54,12 @@ DEFAULT_TOLERANCE = 1e-4
 
 @dataclass(frozen=True)
 class BuildResult:
-    """What ``build`` did: the artifact, the backend kept, and every attempt with its outcome."""
+    """What ``build`` did: the artifact, the backends kept (``backend`` is the preferred one), and
+    every attempt with its outcome."""
 
     path: Path
     backend: str
+    backends: tuple[str, ...]
     attempts: tuple[tuple[str, str], ...]
     moved_to_forward: tuple[str, ...]
     max_abs_error: float | None
@@ -65,7 +67,9 @@ class BuildResult:
     notes: tuple[str, ...] = field(default=())
 
     def report(self) -> str:
-        lines = [f"built {self.path} with backend {self.backend!r} in {self.seconds:.1f} s"]
+        kept = ", ".join(repr(b) for b in self.backends)
+        plural = "s" if len(self.backends) > 1 else ""
+        lines = [f"built {self.path} with backend{plural} {kept} in {self.seconds:.1f} s"]
         for name, outcome in self.attempts:
             lines.append(f"  {name}: {outcome}")
         if self.moved_to_forward:
@@ -286,7 +290,8 @@ def build(
 
     ``inputs`` are raw examples (what ``infer_apply`` takes; at least two when the pipeline has a
     ``batch``, so the batch axis is traced as dynamic). Options: ``backend`` (``auto``, ``export``,
-    ``aoti``, ``torchscript``, ``onnx``, ``eager``), ``device``, ``max_batch``, ``force_overwrite``,
+    ``aoti``, ``torchscript``, ``onnx``, ``eager``, or a list of them: the artifact then holds one
+    verified forward per entry, and the runtime prefers them in that order), ``device``, ``max_batch``, ``force_overwrite``,
     ``move_to_forward`` (default True), ``tolerance``, ``module`` (recorded), ``log`` (progress
     callback). Raises :class:`~padlc.BuildError` (bad inputs, existing target, failed
     verification) or :class:`~padlc.LoweringError` (a forward the chosen backend cannot compile,
@@ -307,7 +312,7 @@ def _build(
     path: str | Path,
     *,
     inputs: Iterable[Any],
-    backend: str = "auto",
+    backend: str | Sequence[str] = "auto",
     device: str = "cpu",
     max_batch: int | None = None,
     force_overwrite: bool = False,
@@ -325,7 +330,10 @@ def _build(
         raise BuildError(
             f"{target} already exists. Pass force_overwrite=True (--force) to replace it, or choose another path."
         )
-    order = strategy(backend)
+    requested = (backend,) if isinstance(backend, str) else tuple(backend)
+    if not requested:
+        raise BuildError("No backend requested: pass backend='auto', a name, or a list of names.")
+    slots = [strategy(name) for name in requested]
     inputs = list(inputs)
     if not inputs:
         raise BuildError("No example inputs: pass a list of raw items, e.g. inputs=[item1, item2].")
@@ -337,7 +345,7 @@ def _build(
             "built eager (everything before `unbatch` runs per item in stages.py). Add "
             "`batch`/`unbatch` around the model to compile it."
         )
-        order = ("eager",)
+        slots = [("eager",)]
     elif len(inputs) < 2:
         raise BuildError(
             f"Got {len(inputs)} example input; the build needs at least 2, so the batch axis is "
@@ -378,24 +386,27 @@ def _build(
             "pipeline": repr(pipeline)[:500],
             "module": module,
             "stages": StageLayout(
-                preprocess=repr(stages.preprocess),
-                forward=repr(stages.forward),
-                postprocess=repr(stages.postprocess),
+                preprocess=stages.preprocess._pd_short_repr(),
+                forward=stages.forward._pd_short_repr(),
+                postprocess=stages.postprocess._pd_short_repr(),
                 has_batch=stages.has_batch,
             ),
             "python_version": platform.python_version(),
             "torch_version": torch.__version__,
         }
         context = LoweringContext(write_eager_forward=_eager_forward_writer(plan, pipeline))
-        chosen: BackendEntry | None = None
-        for name in order:
+        kept: list[BackendEntry] = []
+
+        def lower_one(name: str, alone: bool) -> BackendEntry | None:
+            """Lower, write and verify one backend; ``None`` (with the reason recorded) if it
+            fails and another candidate may follow (``alone``: it is the only one, so raise)."""
             impl = BACKENDS[name]
             reason = impl.unavailable(device)
             if reason is not None:
                 attempts.append((name, f"unavailable: {reason}"))
-                if len(order) == 1:
+                if alone:
                     raise BuildError(f"Backend {name!r} cannot build here: {reason}.")
-                continue
+                return None
             say(f"lowering the forward with {name} ...")
             tick = time.perf_counter()
             try:
@@ -407,9 +418,9 @@ def _build(
                     result = impl.lower(lowered, root, context)
             except LoweringError as exc:
                 attempts.append((name, f"failed to lower: {str(exc).splitlines()[0]}"))
-                if len(order) == 1:
+                if alone:
                     raise
-                continue
+                return None
             seconds = time.perf_counter() - tick
             entry = BackendEntry(
                 name=name,
@@ -422,21 +433,19 @@ def _build(
                 note=result.note,
             )
             forward_section = _forward_section(
-                plan, lowered, (entry,), graph_source, device, max_batch
+                plan, lowered, (*kept, entry), graph_source, device, max_batch
             )
             _write_manifest(root, {**base, "forward": forward_section})
             if not verify:  # the caller checks the artifact itself (the test matrix batches checks)
-                chosen = entry
                 attempts.append(
                     (name, f"built, not verified (verify=False), lowered in {seconds:.1f} s")
                 )
                 if result.note:
                     notes.append(f"{name}: {result.note}")
-                break
+                return entry
             say(f"verifying the {name} artifact in a fresh process ...")
             check = verify_artifact(root, name, inputs, expected, expected_batched, tolerance)
             if check.ok:
-                chosen = BackendEntry(**{**_fields(entry), "max_abs_error": check.max_abs_error})
                 attempts.append(
                     (
                         name,
@@ -445,22 +454,35 @@ def _build(
                 )
                 if result.note:
                     notes.append(f"{name}: {result.note}")
-                break
+                return BackendEntry(**{**_fields(entry), "max_abs_error": check.max_abs_error})
             attempts.append((name, f"verification failed: {check.message.splitlines()[0]}"))
-            if len(order) == 1:
+            if alone:
                 raise BuildError(
                     f"The {name} artifact does not reproduce the eager pipeline: {check.message}\n"
                     "Try another backend (--backend eager always matches) and report the pipeline."
                 )
             if result.files != (STAGE_MODULE,):
                 _remove(root, result.files)
-        if chosen is None:
-            tried = "; ".join(f"{n}: {o}" for n, o in attempts)
-            raise BuildError(f"No backend could build a verified artifact ({tried}).")
+            return None
+
+        # Each requested backend is one slot ("auto" tries several candidates in order); the
+        # artifact keeps the first verified candidate of every slot, in the order requested.
+        for candidates in slots:
+            if any(entry.name in candidates for entry in kept):
+                continue
+            for name in candidates:
+                entry = lower_one(name, alone=len(candidates) == 1)
+                if entry is not None:
+                    kept.append(entry)
+                    break
+            else:
+                tried = "; ".join(f"{n}: {o}" for n, o in attempts)
+                raise BuildError(f"No backend could build a verified artifact ({tried}).")
+        chosen = next((e for e in kept if e.name in ("torchscript", "aoti")), kept[0])
         cpp = _cpp_section(plan, lowered, chosen, root, notes)
         (root / "requirements.txt").write_text(_requirements(requirements), encoding="utf-8")
         forward_section = _forward_section(
-            plan, lowered, (chosen,), graph_source, device, max_batch
+            plan, lowered, tuple(kept), graph_source, device, max_batch
         )
         (root / MANIFEST_FILE).unlink(missing_ok=True)
         for cache in list(root.rglob("__pycache__")):
@@ -484,10 +506,11 @@ def _build(
         )
     return BuildResult(
         path=target,
-        backend=chosen.name,
+        backend=kept[0].name,
+        backends=tuple(e.name for e in kept),
         attempts=tuple(attempts),
         moved_to_forward=plan.moved,
-        max_abs_error=chosen.max_abs_error,
+        max_abs_error=kept[0].max_abs_error,
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
     )

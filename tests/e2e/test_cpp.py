@@ -362,7 +362,7 @@ def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_classify_predicts_the_digits_padl_runtime_predicts_with_the_demo_artifact(
     cpp_build: Path, demo_out: Path, tmp_path: Path
 ) -> None:
-    artifact = demo_out / "digits-torchscript.padl"
+    artifact = demo_out / "digits-built.padl"
     images = list(np.load(demo_out / "data" / "test_images.npy")[:32])
     pipeline, collated = preprocessed_batch(artifact, images, tmp_path / "digits.tensor")
 

@@ -47,18 +47,16 @@ def test_demo_prints_the_pipeline_picture(demo_output):
 def test_demo_saves_and_builds_artifacts(demo_output):
     out, stdout = demo_output
     assert (out / "digits.padl" / "manifest.json").is_file()
-    assert (out / "digits-export.padl" / "forward" / "forward.pt2").is_file()
+    assert (out / "digits-built.padl" / "forward" / "forward.pt2").is_file()
     assert "backend export: forward/forward.pt2" in stdout  # the inspect output
 
 
 def test_demo_runtime_accuracy_is_unchanged_without_padlc(demo_output):
     _, stdout = demo_output
-    assert re.search(
-        r"export → export: accuracy \d+\.\d% \(unchanged\); padlc imported: False", stdout
-    )
+    assert re.search(r"export: accuracy \d+\.\d% \(unchanged\); padlc imported: False", stdout)
 
 
 def test_demo_prints_the_comparison_table(demo_output):
     _, stdout = demo_output
     assert re.search(r"padlc eager\s+\d+\s+\d+\.\d+", stdout)
-    assert re.search(r"built export \(export\)\s+\d+\s+\d+\.\d+", stdout)
+    assert re.search(r"built, export\s+\d+\s+\d+\.\d+", stdout)
