@@ -7,6 +7,7 @@ the forward's critical path), wrapped so that each stage call runs in its own ap
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -147,10 +148,17 @@ class _Applied:
 class _Hooks:
     """Layer modes for the duration of a batched run, and the note naming a failing transform."""
 
-    def __init__(self, pipeline: Transform, training: bool) -> None:
+    def __init__(
+        self, pipeline: Transform, training: bool, stages: dict[str, Transform | None]
+    ) -> None:
         self.pipeline = pipeline
         self.training = training
         self.changed: list[torch.nn.Module] = []
+        # A stage that is a single step runs as that step's plain callable, so nothing marks the
+        # exception with the step; the executor records the stage, which names it.
+        self.leaves = {
+            name: t for name, t in stages.items() if t is not None and not t._pd_children()
+        }
 
     def start(self) -> None:
         layers = self.pipeline.pd_layers
@@ -159,6 +167,11 @@ class _Hooks:
             layer.train(self.training)
 
     def error(self, exc: BaseException) -> None:
+        if getattr(exc, "_padlc_transform", None) is None:
+            leaf = self.leaves.get(getattr(exc, "padl_stage", ""))
+            if leaf is not None:
+                with contextlib.suppress(AttributeError):
+                    exc._padlc_transform = leaf  # type: ignore[attr-defined]
         annotate(exc, self.pipeline, None, None)
 
     def end(self) -> None:
@@ -168,9 +181,8 @@ class _Hooks:
 
 
 def _item_stage(t: Transform, context: ApplyContext) -> Any:
-    """The per-item callable for the executor: markers dropped, and no context set when nothing in
-    the stage depends on the mode (the common case, which runs once per item)."""
-    t = without_markers(t)
+    """The per-item callable for the executor (``t`` without markers), with no context set when
+    nothing in the stage depends on the mode (the common case, which runs once per item)."""
     if isinstance(t, Identity):
         return None
     if t._pd_needs_mode():
@@ -209,12 +221,15 @@ def batched_apply(
     training = mode == "train"
     if not stages.has_batch:
         return _Applied(_PerItem(pipeline, items, context), pipeline, training)
-    hooks = _Hooks(pipeline, training)
+    pre, post = without_markers(stages.preprocess), without_markers(stages.postprocess)
+    hooks = _Hooks(
+        pipeline, training, {"preprocess": pre, "forward": stages.forward, "postprocess": post}
+    )
     runner = run_batches(
         items,
-        preprocess=_item_stage(stages.preprocess, context),
+        preprocess=_item_stage(pre, context),
         forward=_StageCall(stages.forward, context, grad=training),
-        postprocess=_item_stage(stages.postprocess, context),
+        postprocess=_item_stage(post, context),
         batch_size=batch_size,
         num_workers=num_workers,
         device=device,

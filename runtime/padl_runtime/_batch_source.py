@@ -9,6 +9,7 @@ notes ("while preprocessing item 7") are built from.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import pickle
 import sys
@@ -44,12 +45,17 @@ def span(start: int, count: int) -> str:
     return f"{start}\u2013{start + count - 1}" if count > 1 else str(start)
 
 
-def add_note(exc: BaseException, note: str) -> None:
+def add_note(exc: BaseException, note: str, stage: str | None = None) -> None:
     """Attach ``note`` to ``exc`` in place, so that a bare ``raise`` keeps its type and traceback.
 
+    ``stage`` ("preprocess", "forward", "postprocess") is also recorded as ``exc.padl_stage`` for
+    callers that name the failing step themselves (it survives the trip from a worker process).
     Python 3.11+ prints notes (``add_note``). Python 3.10 does not, so there the note is also
     appended to a string first argument, which is what ``str(exc)`` shows for most exceptions.
     """
+    if stage is not None:
+        with contextlib.suppress(AttributeError):  # exceptions with __slots__
+            exc.padl_stage = stage  # type: ignore[attr-defined]
     if sys.version_info >= (3, 11):
         exc.add_note(note)
         return
@@ -98,7 +104,7 @@ def _build(raw: Iterable[Any], start: int, preprocess: Preprocess) -> tuple[int,
             # the failing item; map runs the loop in C (this is once per item).
             values.extend(map(preprocess, raw))
         except Exception as exc:
-            add_note(exc, f"while preprocessing item {start + len(values)}")
+            add_note(exc, f"while preprocessing item {start + len(values)}", "preprocess")
             raise
     try:
         batch = collate(values)

@@ -354,7 +354,7 @@ def _forward(plan: _Plan, start: int, count: int, batch: Any) -> Any:
     try:
         return plan.forward(batch)
     except Exception as exc:
-        add_note(exc, f"in the forward of the batch of items {span(start, count)}")
+        add_note(exc, f"in the forward of the batch of items {span(start, count)}", "forward")
         raise
 
 
@@ -365,7 +365,7 @@ def _post_items(plan: _Plan, start: int, count: int, output: Any) -> list[Any]:
         try:
             results = list(plan.postprocess_batch(output))
         except Exception as exc:
-            add_note(exc, f"while postprocessing {where}")
+            add_note(exc, f"while postprocessing {where}", "postprocess")
             raise
     else:
         try:
@@ -379,7 +379,7 @@ def _post_items(plan: _Plan, start: int, count: int, output: Any) -> list[Any]:
             try:
                 done.extend(map(post, results))  # keeps the items done before a failure
             except Exception as exc:
-                add_note(exc, f"while postprocessing item {start + len(done)}")
+                add_note(exc, f"while postprocessing item {start + len(done)}", "postprocess")
                 raise
             results = done
     if len(results) != count:

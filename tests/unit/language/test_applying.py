@@ -269,3 +269,11 @@ def test_shuffle_of_a_generator_is_refused_with_a_fix():
     p = plus_one >> batch >> times_two
     with pytest.raises(TypeError, match="shuffle=True needs inputs with a length"):
         p.eval_apply((i for i in range(3)), shuffle=True)
+
+
+def test_eval_error_in_a_single_step_stage_names_the_step():
+    p = fails_on_three >> batch >> times_two
+    with pytest.raises(ValueError) as info:
+        list(p.eval_apply([1, 2, 3], batch_size=2, num_workers=2))
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "raised by transform `fails_on_three` at position 0" in notes
