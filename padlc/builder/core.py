@@ -35,6 +35,7 @@ from padl_runtime.manifest import (
 )
 from padl_runtime.package import ArtifactPackage
 from padlc.artifact import ArtifactWriter, artifact_path
+from padlc.artifact.saving import requirements_text
 from padlc.builder.cpp import script_pipeline
 from padlc.builder.move import move_to_forward as move_steps
 from padlc.builder.verify import verify_artifact
@@ -148,10 +149,24 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-class _Plan:
-    """The traced stages after mode resolution and the boundary move."""
+class _MovedFunctionsFailed(Exception):
+    """A backend could not lower or reproduce a forward holding moved functions (vmap steps)."""
 
-    def __init__(self, pipeline: Transform, move: bool) -> None:
+
+class _Plan:
+    """The traced stages after mode resolution and the boundary move.
+
+    ``functions``: whether trailing functions that vmap reproduces on ``examples`` may move too;
+    ``moved_functions`` names those that did."""
+
+    def __init__(
+        self,
+        pipeline: Transform,
+        move: bool,
+        examples: Sequence[Any] = (),
+        tolerance: float = DEFAULT_TOLERANCE,
+        functions: bool = True,
+    ) -> None:
         traced = trace_stages(pipeline)
         self.has_batch = traced.has_batch
         pre = resolve_mode(traced.preprocess, "infer")
@@ -159,8 +174,12 @@ class _Plan:
         post = resolve_mode(traced.postprocess, "infer")
         moved: tuple[str, ...] = ()
         if move and self.has_batch:
-            pre, forward, moved = move_steps(pre, forward)
+            pre, forward, moved = move_steps(
+                pre, forward, examples, tolerance=tolerance, functions=functions
+            )
         self.pre, self.forward, self.post, self.moved = pre, forward, post, moved
+        steps = forward.steps if moved and isinstance(forward, ir.Seq) else ()
+        self.moved_functions = tuple(s.label for s in steps if isinstance(s, ir.Call) and s.vmap)
 
     @staticmethod
     def is_empty(node: ir.Node) -> bool:
@@ -337,7 +356,7 @@ def _build(
     inputs = list(inputs)
     if not inputs:
         raise BuildError("No example inputs: pass a list of raw items, e.g. inputs=[item1, item2].")
-    plan = _Plan(pipeline, move_to_forward)
+    plan = _Plan(pipeline, move_to_forward, inputs, tolerance)
     notes: list[str] = []
     if not plan.has_batch:
         notes.append(
@@ -357,153 +376,179 @@ def _build(
     stages = pipeline._pd_stages()
     label = repr(stages.forward)
     attempts: list[tuple[str, str]] = []
-    with ArtifactWriter(target, force_overwrite=force_overwrite) as writer:
-        root = writer.root
-        requirements = _write_stage_module(plan, pipeline, root)
-        requirements.update(_capture_lineage(pipeline, root))
-        lowered: LoweredForward | None = None
-        graph_source = ""
-        if plan.has_batch:
-            batch = _example_batch(root, inputs)
-            lowered = build_graph(
-                plan.forward, batch, label=label, device=device, max_batch=max_batch
-            )
-            graph_source = GRAPH_FILE
-            (root / "forward").mkdir(exist_ok=True)
-            (root / GRAPH_FILE).write_text(
-                "# "
-                + "\n# ".join(
-                    _header(pipeline, "the forward stage as a torch.fx graph (for reading)")
+
+    def attempt(plan: _Plan) -> list[BackendEntry]:
+        """Write, lower and verify the artifact for ``plan``; the backends kept."""
+        with ArtifactWriter(target, force_overwrite=force_overwrite) as writer:
+            root = writer.root
+            requirements = _write_stage_module(plan, pipeline, root)
+            requirements.update(_capture_lineage(pipeline, root))
+            lowered: LoweredForward | None = None
+            graph_source = ""
+            if plan.has_batch:
+                batch = _example_batch(root, inputs)
+                lowered = build_graph(
+                    plan.forward, batch, label=label, device=device, max_batch=max_batch
                 )
-                + "\n# Inputs: the collated batch, flattened; outputs: a flat tuple of tensors.\n"
-                + "\n".join(line.rstrip() for line in lowered.code.strip("\n").splitlines())
-                + "\n",
-                encoding="utf-8",
-            )
-        base: dict[str, Any] = {
-            "padlc_version": _version(),
-            "kind": "built",
-            "pipeline": repr(pipeline)[:500],
-            "module": module,
-            "stages": StageLayout(
-                preprocess=stages.preprocess._pd_short_repr(),
-                forward=stages.forward._pd_short_repr(),
-                postprocess=stages.postprocess._pd_short_repr(),
-                has_batch=stages.has_batch,
-            ),
-            "python_version": platform.python_version(),
-            "torch_version": torch.__version__,
-        }
-        context = LoweringContext(write_eager_forward=_eager_forward_writer(plan, pipeline))
-        kept: list[BackendEntry] = []
+                graph_source = GRAPH_FILE
+                (root / "forward").mkdir(exist_ok=True)
+                (root / GRAPH_FILE).write_text(
+                    "# "
+                    + "\n# ".join(
+                        _header(pipeline, "the forward stage as a torch.fx graph (for reading)")
+                    )
+                    + "\n# Inputs: the collated batch, flattened; outputs: a flat tuple of tensors.\n"
+                    + "\n".join(line.rstrip() for line in lowered.code.strip("\n").splitlines())
+                    + "\n",
+                    encoding="utf-8",
+                )
+            base: dict[str, Any] = {
+                "padlc_version": _version(),
+                "kind": "built",
+                "pipeline": repr(pipeline)[:500],
+                "module": module,
+                "stages": StageLayout(
+                    preprocess=stages.preprocess._pd_short_repr(),
+                    forward=stages.forward._pd_short_repr(),
+                    postprocess=stages.postprocess._pd_short_repr(),
+                    has_batch=stages.has_batch,
+                ),
+                "python_version": platform.python_version(),
+                "torch_version": torch.__version__,
+            }
+            context = LoweringContext(write_eager_forward=_eager_forward_writer(plan, pipeline))
+            kept: list[BackendEntry] = []
 
-        def lower_one(name: str, alone: bool) -> BackendEntry | None:
-            """Lower, write and verify one backend; ``None`` (with the reason recorded) if it
-            fails and another candidate may follow (``alone``: it is the only one, so raise)."""
-            impl = BACKENDS[name]
-            reason = impl.unavailable(device)
-            if reason is not None:
-                attempts.append((name, f"unavailable: {reason}"))
+            def lower_one(name: str, alone: bool) -> BackendEntry | None:
+                """Lower, write and verify one backend; ``None`` (with the reason recorded) if it
+                fails and another candidate may follow (``alone``: it is the only one, so raise)."""
+                impl = BACKENDS[name]
+                reason = impl.unavailable(device)
+                if reason is not None:
+                    attempts.append((name, f"unavailable: {reason}"))
+                    if alone:
+                        raise BuildError(f"Backend {name!r} cannot build here: {reason}.")
+                    return None
+                say(f"lowering the forward with {name} ...")
+                tick = time.perf_counter()
+                try:
+                    if lowered is None:  # no batch: the forward is generated Python in stages.py
+                        from padlc.lowering import Lowered
+
+                        result = Lowered(files=(STAGE_MODULE,))
+                    else:
+                        result = impl.lower(lowered, root, context)
+                except LoweringError as exc:
+                    attempts.append((name, f"failed to lower: {str(exc).splitlines()[0]}"))
+                    if plan.moved_functions:
+                        raise _MovedFunctionsFailed(f"{name}: {attempts[-1][1]}") from exc
+                    if alone:
+                        raise
+                    return None
+                seconds = time.perf_counter() - tick
+                entry = BackendEntry(
+                    name=name,
+                    files=result.files,
+                    device=device,
+                    arch=result.arch,
+                    torch_version=torch.__version__,
+                    tolerance=tolerance,
+                    build_seconds=round(seconds, 3),
+                    note=result.note,
+                )
+                forward_section = _forward_section(
+                    plan, lowered, (*kept, entry), graph_source, device, max_batch
+                )
+                _write_manifest(root, {**base, "forward": forward_section})
+                if (
+                    not verify
+                ):  # the caller checks the artifact itself (the test matrix batches checks)
+                    attempts.append(
+                        (name, f"built, not verified (verify=False), lowered in {seconds:.1f} s")
+                    )
+                    if result.note:
+                        notes.append(f"{name}: {result.note}")
+                    return entry
+                say(f"verifying the {name} artifact in a fresh process ...")
+                check = verify_artifact(root, name, inputs, expected, expected_batched, tolerance)
+                if check.ok:
+                    attempts.append(
+                        (
+                            name,
+                            f"verified (max abs error {check.max_abs_error:.3g}, lowered in {seconds:.1f} s)",
+                        )
+                    )
+                    if result.note:
+                        notes.append(f"{name}: {result.note}")
+                    return BackendEntry(**{**_fields(entry), "max_abs_error": check.max_abs_error})
+                attempts.append((name, f"verification failed: {check.message.splitlines()[0]}"))
+                if plan.moved_functions:
+                    raise _MovedFunctionsFailed(f"{name}: {attempts[-1][1]}")
                 if alone:
-                    raise BuildError(f"Backend {name!r} cannot build here: {reason}.")
+                    raise BuildError(
+                        f"The {name} artifact does not reproduce the eager pipeline: {check.message}\n"
+                        "Try another backend (--backend eager always matches) and report the pipeline."
+                    )
+                if result.files != (STAGE_MODULE,):
+                    _remove(root, result.files)
                 return None
-            say(f"lowering the forward with {name} ...")
-            tick = time.perf_counter()
-            try:
-                if lowered is None:  # no batch: the forward is generated Python in stages.py
-                    from padlc.lowering import Lowered
 
-                    result = Lowered(files=(STAGE_MODULE,))
+            # Each requested backend is one slot ("auto" tries several candidates in order); the
+            # artifact keeps the first verified candidate of every slot, in the order requested.
+            for candidates in slots:
+                if any(entry.name in candidates for entry in kept):
+                    continue
+                for name in candidates:
+                    entry = lower_one(name, alone=len(candidates) == 1)
+                    if entry is not None:
+                        kept.append(entry)
+                        break
                 else:
-                    result = impl.lower(lowered, root, context)
-            except LoweringError as exc:
-                attempts.append((name, f"failed to lower: {str(exc).splitlines()[0]}"))
-                if alone:
-                    raise
-                return None
-            seconds = time.perf_counter() - tick
-            entry = BackendEntry(
-                name=name,
-                files=result.files,
-                device=device,
-                arch=result.arch,
-                torch_version=torch.__version__,
-                tolerance=tolerance,
-                build_seconds=round(seconds, 3),
-                note=result.note,
+                    tried = "; ".join(f"{n}: {o}" for n, o in attempts)
+                    raise BuildError(f"No backend could build a verified artifact ({tried}).")
+            chosen = next((e for e in kept if e.name in ("torchscript", "aoti")), kept[0])
+            cpp = _cpp_section(plan, lowered, chosen, root, notes)
+            # The compiled forward needs torch even when the captured code does not import it.
+            requirements.setdefault("torch", torch.__version__.split("+")[0])
+            (root / "requirements.txt").write_text(
+                requirements_text(requirements), encoding="utf-8"
             )
             forward_section = _forward_section(
-                plan, lowered, (*kept, entry), graph_source, device, max_batch
+                plan, lowered, tuple(kept), graph_source, device, max_batch
             )
-            _write_manifest(root, {**base, "forward": forward_section})
-            if not verify:  # the caller checks the artifact itself (the test matrix batches checks)
-                attempts.append(
-                    (name, f"built, not verified (verify=False), lowered in {seconds:.1f} s")
-                )
-                if result.note:
-                    notes.append(f"{name}: {result.note}")
-                return entry
-            say(f"verifying the {name} artifact in a fresh process ...")
-            check = verify_artifact(root, name, inputs, expected, expected_batched, tolerance)
-            if check.ok:
-                attempts.append(
-                    (
-                        name,
-                        f"verified (max abs error {check.max_abs_error:.3g}, lowered in {seconds:.1f} s)",
-                    )
-                )
-                if result.note:
-                    notes.append(f"{name}: {result.note}")
-                return BackendEntry(**{**_fields(entry), "max_abs_error": check.max_abs_error})
-            attempts.append((name, f"verification failed: {check.message.splitlines()[0]}"))
-            if alone:
-                raise BuildError(
-                    f"The {name} artifact does not reproduce the eager pipeline: {check.message}\n"
-                    "Try another backend (--backend eager always matches) and report the pipeline."
-                )
-            if result.files != (STAGE_MODULE,):
-                _remove(root, result.files)
-            return None
+            (root / MANIFEST_FILE).unlink(missing_ok=True)
+            for cache in list(root.rglob("__pycache__")):
+                shutil.rmtree(cache, ignore_errors=True)
+            writer.commit(
+                {
+                    **base,
+                    "forward": forward_section,
+                    "cpp": cpp,
+                    "extra": {
+                        "build": {
+                            "backend_requested": backend,
+                            "attempts": [list(a) for a in attempts],
+                            "seconds": round(time.perf_counter() - started, 3),
+                            "device": device,
+                            "notes": notes,
+                            "modes": "IfInMode switches resolved for infer mode",
+                        }
+                    },
+                }
+            )
+        return kept
 
-        # Each requested backend is one slot ("auto" tries several candidates in order); the
-        # artifact keeps the first verified candidate of every slot, in the order requested.
-        for candidates in slots:
-            if any(entry.name in candidates for entry in kept):
-                continue
-            for name in candidates:
-                entry = lower_one(name, alone=len(candidates) == 1)
-                if entry is not None:
-                    kept.append(entry)
-                    break
-            else:
-                tried = "; ".join(f"{n}: {o}" for n, o in attempts)
-                raise BuildError(f"No backend could build a verified artifact ({tried}).")
-        chosen = next((e for e in kept if e.name in ("torchscript", "aoti")), kept[0])
-        cpp = _cpp_section(plan, lowered, chosen, root, notes)
-        (root / "requirements.txt").write_text(_requirements(requirements), encoding="utf-8")
-        forward_section = _forward_section(
-            plan, lowered, tuple(kept), graph_source, device, max_batch
+    # With moved functions (vmap steps) the artifact is tried first; if a backend cannot lower or
+    # reproduce them, the whole artifact (stages.py is shared) is built again moving only `same`.
+    try:
+        kept = attempt(plan)
+    except _MovedFunctionsFailed as exc:
+        notes.append(
+            f"moving {', '.join(f'`{n}`' for n in plan.moved_functions)} into the forward "
+            f"(torch.vmap) failed ({exc}); built again without moving functions"
         )
-        (root / MANIFEST_FILE).unlink(missing_ok=True)
-        for cache in list(root.rglob("__pycache__")):
-            shutil.rmtree(cache, ignore_errors=True)
-        writer.commit(
-            {
-                **base,
-                "forward": forward_section,
-                "cpp": cpp,
-                "extra": {
-                    "build": {
-                        "backend_requested": backend,
-                        "attempts": [list(a) for a in attempts],
-                        "seconds": round(time.perf_counter() - started, 3),
-                        "device": device,
-                        "notes": notes,
-                        "modes": "IfInMode switches resolved for infer mode",
-                    }
-                },
-            }
-        )
+        plan = _Plan(pipeline, move_to_forward, inputs, tolerance, functions=False)
+        kept = attempt(plan)
     return BuildResult(
         path=target,
         backend=kept[0].name,
@@ -585,13 +630,3 @@ def _cpp_section(
     if pipeline_file is None:
         return CppSection(forward_file=forward_file, run_available=False, reason=reason)
     return CppSection(forward_file=forward_file, run_available=True, pipeline_file=pipeline_file)
-
-
-def _requirements(pins: dict[str, str]) -> str:
-    pins = {**pins, "torch": torch.__version__.split("+")[0]}
-    lines = [f"{name}=={version}" if version else name for name, version in sorted(pins.items())]
-    return (
-        "# What the artifact's code imports (padl_runtime ships with padlc).\n"
-        + "\n".join(lines)
-        + "\n"
-    )

@@ -3,14 +3,28 @@
 ``load >> same.float() >> same.div(255) >> same.permute(2, 0, 1) >> batch >> model`` collates uint8
 images and converts them inside the compiled forward, on the device, for the whole batch.
 
-Only ``same`` operations from an allow-list move: element-wise methods with number (or dtype)
-arguments, and axis methods whose non-negative axis arguments are shifted by one for the batch
-axis (``permute(2, 0, 1)`` on an item is ``permute(0, 3, 1, 2)`` on a batch). A function is never
-moved: padlc cannot prove it treats a batch like a stack of items.
+Two kinds of step move, as a trailing run (a step moves only when every step after it does):
+
+- ``same`` operations from an allow-list: element-wise methods with number (or dtype) arguments,
+  and axis methods whose non-negative axis arguments are shifted by one for the batch axis
+  (``permute(2, 0, 1)`` on an item is ``permute(0, 3, 1, 2)`` on a batch).
+- plain function transforms (no unpacking) that ``torch.vmap`` reproduces on the build's examples:
+  the preprocess is run up to the function on every example, the function is applied per item and
+  ``torch.vmap(function)`` to the stacked items, and the results must agree (exactly for integer
+  dtypes, within the build's tolerance for floats, same shapes and dtypes). The forward then runs
+  ``torch.vmap(function)(batch)`` (the Call node's ``vmap`` flag). Functions vmap rejects
+  (``.item()``, ``.tolist()``, control flow on values, randomness) or answers differently stay in
+  the preprocess, and so do the steps before them.
+
+The examples cannot prove a function batch-safe for every input, so the build verifies the
+artifact on them as usual and falls back to moving only ``same`` steps when a backend cannot lower
+or reproduce the moved functions (:func:`padlc.builder.core.build`).
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +32,7 @@ import torch
 
 from padlc.ir import nodes as ir
 
-__all__ = ["batched_operations", "move_to_forward", "split_trailing"]
+__all__ = ["batched_operations", "move_to_forward", "split_trailing", "vmap_reproduces"]
 
 _ELEMENTWISE = frozenset(
     {
@@ -123,11 +137,139 @@ def split_trailing(steps: tuple[ir.Node, ...]) -> tuple[list[ir.Node], list[ir.A
     return kept, moved
 
 
-def move_to_forward(pre: ir.Node, forward: ir.Node) -> tuple[ir.Node, ir.Node, tuple[str, ...]]:
-    """Move trailing batch-safe steps of ``pre`` (which ends with ``batch``) into ``forward``."""
+class _Unsupported(Exception):
+    """The preprocess before a candidate function holds a node this module does not evaluate."""
+
+
+def _evaluate(node: ir.Node, value: Any) -> Any:
+    """``node`` applied to one item, as infer mode does (modes are already resolved)."""
+    if isinstance(node, ir.Identity | ir.Batch | ir.Unbatch):
+        return value
+    if isinstance(node, ir.Seq):
+        for step in node.steps:
+            value = _evaluate(step, value)
+        return value
+    if isinstance(node, ir.Call):
+        if node.unpack and isinstance(value, tuple | list):
+            return node.target(*value)
+        return node.target(value)
+    if isinstance(node, ir.Attr):
+        for operation in node.operations:
+            if operation[0] == "attr":
+                value = getattr(value, operation[1])
+            elif operation[0] == "item":
+                value = value[operation[1]]
+            else:
+                value = value(*operation[1], **operation[2])
+        return value
+    if isinstance(node, ir.Rollout | ir.Parallel):
+        if isinstance(node, ir.Rollout):
+            outs = [_evaluate(b, value) for b in node.branches]
+        else:
+            outs = [_evaluate(b, v) for b, v in zip(node.branches, value, strict=True)]
+        return namedtuple("Output", node.fields)(*outs)
+    if isinstance(node, ir.Map):
+        return tuple(_evaluate(node.body, v) for v in value)
+    raise _Unsupported(type(node).__name__)
+
+
+def _movable_function(node: ir.Node) -> bool:
+    return isinstance(node, ir.Call) and node.kind == "function" and not node.unpack
+
+
+def _agree(a: torch.Tensor, b: torch.Tensor, tolerance: float) -> bool:
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.is_floating_point() or a.is_complex():
+        return torch.allclose(a, b, rtol=tolerance, atol=tolerance, equal_nan=True)
+    return torch.equal(a, b)
+
+
+def vmap_reproduces(function: Any, items: Sequence[Any], tolerance: float) -> bool:
+    """Whether ``torch.vmap(function)`` on the stacked ``items`` equals ``function`` per item.
+
+    The items must be plain tensors of one shape and dtype, and every output a tensor.
+
+    >>> vmap_reproduces(lambda x: x / x.sum(), [torch.ones(3), torch.arange(3.0)], 1e-4)
+    True
+    >>> vmap_reproduces(lambda x: x * x.sum().item(), [torch.ones(3), torch.ones(3)], 1e-4)
+    False
+    """
+    if not items or not all(type(v) is torch.Tensor for v in items):
+        return False
+    if len({(v.shape, v.dtype, v.device) for v in items}) != 1:
+        return False
+    try:
+        with torch.no_grad():
+            per_item = [function(v.clone()) for v in items]
+            batched = torch.vmap(function)(torch.stack(list(items)))
+    except Exception:  # anything vmap refuses keeps the function in the preprocess
+        return False
+    if type(batched) is not torch.Tensor or not all(type(o) is torch.Tensor for o in per_item):
+        return False
+    if batched.shape[:1] != (len(items),):
+        return False
+    return all(_agree(o, b, tolerance) for o, b in zip(per_item, batched, strict=True))
+
+
+def _trailing_functions(
+    steps: tuple[ir.Node, ...], examples: Sequence[Any], tolerance: float
+) -> set[int]:
+    """Indices of the trailing candidate functions that vmap reproduces on ``examples``."""
+    start = len(steps)
+    while start and (
+        batched_operations(steps[start - 1]) is not None or _movable_function(steps[start - 1])
+    ):
+        start -= 1
+    if not any(_movable_function(s) for s in steps[start:]) or not examples:
+        return set()
+    safe: set[int] = set()
+    try:
+        with torch.no_grad():
+            values = [_evaluate(ir.Seq(steps=steps[:start]), x) for x in examples]
+            for index in range(start, len(steps)):
+                step = steps[index]
+                if _movable_function(step):
+                    assert isinstance(step, ir.Call)
+                    if vmap_reproduces(step.target, values, tolerance):
+                        safe.add(index)
+                    else:
+                        safe.clear()  # a function that stays keeps the steps before it too
+                values = [_evaluate(step, v) for v in values]
+    except Exception:  # an example the prefix rejects: the build reports it itself
+        return set()
+    return safe
+
+
+def move_to_forward(
+    pre: ir.Node,
+    forward: ir.Node,
+    examples: Sequence[Any] = (),
+    *,
+    tolerance: float = 1e-4,
+    functions: bool = True,
+) -> tuple[ir.Node, ir.Node, tuple[str, ...]]:
+    """Move trailing batch-safe steps of ``pre`` (which ends with ``batch``) into ``forward``.
+
+    ``examples`` (raw items) decide which trailing functions may move (``functions=False``: none);
+    returns the new preprocess, the new forward and the labels of the moved steps.
+    """
     if not isinstance(pre, ir.Seq) or not pre.steps or not isinstance(pre.steps[-1], ir.Batch):
         return pre, forward, ()
-    kept, moved = split_trailing(pre.steps[:-1])
+    steps = pre.steps[:-1]
+    safe = _trailing_functions(steps, examples, tolerance) if functions else set()
+    kept = list(steps)
+    moved: list[ir.Node] = []
+    while kept:
+        index, node = len(kept) - 1, kept[-1]
+        operations = batched_operations(node)
+        if isinstance(node, ir.Attr) and operations is not None:
+            moved.insert(0, replace(node, operations=operations))
+        elif isinstance(node, ir.Call) and index in safe:
+            moved.insert(0, replace(node, vmap=True))
+        else:
+            break
+        kept.pop()
     if not moved:
         return pre, forward, ()
     new_pre = replace(pre, steps=(*kept, pre.steps[-1]))

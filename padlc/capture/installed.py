@@ -94,7 +94,9 @@ def distribution_pins(modules: set[str]) -> dict[str, str]:
         names = _distributions().get(top) or ([_OWN[top]] if top in _OWN else [])
         for dist in names:
             try:
-                pins[dist] = importlib.metadata.version(dist)
+                # The public version: a local label such as torch's "+cpu" names one build of
+                # it and would make the pin uninstallable elsewhere (a GPU server, say).
+                pins[dist] = importlib.metadata.version(dist).split("+")[0]
             except importlib.metadata.PackageNotFoundError:
                 continue
     return dict(sorted(pins.items()))

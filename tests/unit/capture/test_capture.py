@@ -202,3 +202,12 @@ def test_rebuilding_for_the_state_check_leaves_random_streams_alone(tmp_path: Pa
     torch.manual_seed(3)
     _generated(layer, tmp_path)
     assert torch.equal(torch.rand(1), expected)
+
+
+def test_requirement_pins_use_public_versions() -> None:
+    from padlc.capture.installed import distribution_pins
+
+    pins = distribution_pins({"torch", "numpy", "json"})
+    assert pins["torch"] == torch.__version__.split("+")[0]
+    assert "+" not in "".join(pins.values())
+    assert "json" not in pins  # the standard library is not pinned
