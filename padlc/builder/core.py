@@ -7,6 +7,8 @@
 4. Build the forward's fx graph on a batch of at least two examples; write ``forward/graph.py``.
 5. Lower it with each backend of the strategy (``auto``: export, torchscript, eager) and verify
    the artifact in a fresh process without padlc; keep the first that matches the eager outputs.
+   If a backend fails on a forward holding moved functions (``torch.vmap``), build the artifact
+   again moving only ``same`` steps (the attempts and notes say why).
 6. Commit the directory atomically with its manifest.
 """
 
@@ -45,6 +47,7 @@ from padlc.ir import iter_calls, resolve_mode, trace_stages
 from padlc.ir import nodes as ir
 from padlc.language.base import Transform
 from padlc.lowering import BACKENDS, LoweredForward, LoweringContext, build_graph, strategy
+from padlc.lowering.graph import vmapped
 
 __all__ = ["BuildResult", "build"]
 
@@ -179,7 +182,10 @@ class _Plan:
             )
         self.pre, self.forward, self.post, self.moved = pre, forward, post, moved
         steps = forward.steps if moved and isinstance(forward, ir.Seq) else ()
-        self.moved_functions = tuple(s.label for s in steps if isinstance(s, ir.Call) and s.vmap)
+        vmapped_calls = [s for s in steps if isinstance(s, ir.Call) and s.vmap]
+        self.moved_functions = tuple(s.label for s in vmapped_calls)
+        #: how the forward's graph code names them (``vmap_<name>``)
+        self.vmap_names = tuple(vmapped(s.target).__name__ for s in vmapped_calls)
 
     @staticmethod
     def is_empty(node: ir.Node) -> bool:
@@ -398,6 +404,11 @@ def _build(
                         _header(pipeline, "the forward stage as a torch.fx graph (for reading)")
                     )
                     + "\n# Inputs: the collated batch, flattened; outputs: a flat tuple of tensors.\n"
+                    + "".join(
+                        f"# vmap_{name}(batch) is torch.vmap({name})(batch): the preprocess step "
+                        f"`{name}` applied per item over the batch (stage-boundary move).\n"
+                        for name in plan.vmap_names
+                    )
                     + "\n".join(line.rstrip() for line in lowered.code.strip("\n").splitlines())
                     + "\n",
                     encoding="utf-8",

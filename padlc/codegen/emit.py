@@ -138,6 +138,9 @@ class _Emitter:
 
     def call_expr(self, call: ir.Call, src: str) -> ast.expr:
         function = self.leaf(call)
+        if call.vmap:  # moved into the forward by the stage-boundary move: per item over the batch
+            self.imports.add("import torch")
+            function = ast.Call(ast.parse("torch.vmap", mode="eval").body, [function], [])
         single = ast.Call(function, [self.name(src)], [])
         if not call.unpack:
             return single

@@ -45,13 +45,15 @@ class Node:
 class Call(Node):
     """A user callable applied to the value: a function, an ``nn.Module`` (``layer``) or a callable
     object. ``unpack``: a tuple/list value is spread into several parameters (``f(*value)``);
-    ``arity`` is the number of required positional parameters when known."""
+    ``arity`` is the number of required positional parameters when known. ``vmap``: a function
+    moved from the preprocess into the forward, applied per item as ``torch.vmap(target)(batch)``."""
 
     transform: Any = field(compare=False, repr=False)
     target: Any = field(compare=False, repr=False)
     kind: CallKind = "function"
     unpack: bool = False
     arity: int | None = None
+    vmap: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

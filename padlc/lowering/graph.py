@@ -24,7 +24,7 @@ from padlc.ir import nodes as ir
 from padlc.ir.printer import format_location
 from padlc.ir.trace import iter_calls
 
-__all__ = ["LoweredForward", "blame", "build_graph", "lowering_error"]
+__all__ = ["LoweredForward", "blame", "build_graph", "lowering_error", "vmapped"]
 
 WHAT_TO_DO = (
     "What to do: keep the forward stage (between `batch` and `unbatch`) to tensor operations on "
@@ -168,6 +168,8 @@ class _Builder:
             args = (self.arg(value),)
         if node.kind == "layer":
             return self.graph.call_module(self.layer_name(node), args)
+        if node.vmap:
+            return self.graph.call_function(vmapped(node.target), args)
         return self.graph.call_function(node.target, args)
 
     def attr(self, node: ir.Attr, value: Any) -> Any:
@@ -211,6 +213,20 @@ class _Builder:
 
 def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
     return function(*args, **kwargs)
+
+
+def vmapped(function: Any) -> Any:
+    """``torch.vmap(function)``, named ``vmap.<name>`` so the graph's code reads
+    ``normalise = vmap_normalise(x)`` (a preprocess step moved by the stage-boundary move)."""
+
+    def run(batch: Any) -> Any:
+        return torch.vmap(function)(batch)
+
+    name = re.sub(r"\W+", "_", getattr(function, "__name__", "function")).strip("_") or "function"
+    run.__name__ = run.__qualname__ = "lambda_" if name == "lambda" else name
+    run.__module__ = "vmap"
+    run.__wrapped__ = function  # type: ignore[attr-defined]
+    return run
 
 
 def _flatten_symbolic(

@@ -32,13 +32,16 @@ def quietly(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, list[str]]:
 
 
 def script_or_trace(
-    module: torch.nn.Module, example: tuple[Any, ...]
+    module: torch.nn.Module, example: tuple[Any, ...], *, trace: bool = True
 ) -> tuple[Any, str, list[str]]:
-    """A TorchScript module: scripted when possible, else traced; the reason and warnings."""
+    """A TorchScript module: scripted when possible, else traced (unless ``trace=False``); the
+    reason and warnings."""
     try:
         scripted, notes = quietly(torch.jit.script, module)
         return scripted, "", notes
     except Exception as exc:
+        if not trace:
+            raise
         reason = f"torch.jit.script failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}); traced instead"
     with torch.no_grad():
         traced, notes = quietly(torch.jit.trace, module, example, check_trace=False, strict=False)
@@ -52,14 +55,21 @@ class TorchScriptBackend:
         return None
 
     def lower(self, forward: LoweredForward, root: Path, context: LoweringContext) -> Lowered:
+        # A trace of torch.vmap (a function moved by the stage-boundary move) records the batched
+        # operations of one example batch; rather than trust it, fail so the build moves less.
+        moved = any(call.vmap for call in forward.calls)
         try:
-            module, reason, notes = script_or_trace(forward.module, forward.example)
+            module, reason, notes = script_or_trace(
+                forward.module, forward.example, trace=not moved
+            )
         except Exception as exc:
             raise lowering_error(
                 forward.label,
                 blame(exc, forward.calls),
                 exc,
-                "can be neither scripted nor traced",
+                "cannot be scripted (a moved function's torch.vmap is not traced)"
+                if moved
+                else "can be neither scripted nor traced",
                 self.name,
             ) from exc
         (root / FILE).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,85 @@
+"""The stage-boundary move of functions: a trailing function vmap reproduces runs batched in the
+forward, one it does not stays in the preprocess, and a backend that cannot lower it falls back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import padl_runtime
+import padlc
+from padl_runtime.manifest import read_manifest
+from padlc import Transform, batch, same, transform, unbatch
+from tests.e2e import move_code as code
+
+INPUTS = (1, 2, 3)
+
+
+def image_pipeline(step: Callable[[torch.Tensor], torch.Tensor] = code.normalise) -> Transform:
+    torch.manual_seed(0)
+    return (
+        transform(code.load) >> same.permute(2, 0, 1) >> same.float() >> transform(step)
+        >> batch >> transform(code.Classifier)() >> same.softmax(-1)
+        >> unbatch >> transform(code.top_probability)
+    )  # fmt: skip
+
+
+def build(
+    tmp_path: Path, name: str, step: Any = code.normalise, **options: Any
+) -> padlc.BuildResult:
+    return padlc.build(image_pipeline(step), tmp_path / name, inputs=INPUTS, **options)
+
+
+def test_function_that_vmap_reproduces_moves_with_the_steps_before_it(tmp_path: Path) -> None:
+    result = build(tmp_path, "moved.padl", backend="export")
+    assert result.moved_to_forward == ("same.permute(2, 0, 1)", "same.float()", "normalise")
+    forward = read_manifest(result.path).forward
+    assert "normalise" in forward.moved_to_forward
+    assert forward.inputs[0]["dtype"] == "uint8"  # the batch crosses as uint8
+    assert "vmap_normalise(" in (result.path / "forward/graph.py").read_text()
+
+
+def test_moved_function_outputs_equal_the_unoptimised_build(tmp_path: Path) -> None:
+    moved = build(tmp_path, "moved.padl", backend="export")
+    kept = build(tmp_path, "kept.padl", backend="export", move_to_forward=False)
+    assert not kept.moved_to_forward
+    # A fresh process with padl_runtime only: infer_apply per item and eval_apply in batches.
+    script = (
+        "import sys, padl_runtime\n"
+        "a, b = padl_runtime.load(sys.argv[1]), padl_runtime.load(sys.argv[2])\n"
+        "items = [1, 2, 3, 7, 8, 11]\n"
+        "pairs = [(a.infer_apply(x), b.infer_apply(x)) for x in items]\n"
+        "pairs += zip(a.eval_apply(items, batch_size=4), b.eval_apply(items, batch_size=4))\n"
+        "print(max(abs(x - y) for x, y in pairs), len(pairs))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(moved.path), str(kept.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    error, count = run.stdout.split()
+    assert float(error) <= 1e-5 and count == "12"
+
+
+def test_function_vmap_cannot_run_stays_in_the_preprocess(tmp_path: Path) -> None:
+    result = build(tmp_path, "item.padl", step=code.by_brightest, backend="export")
+    assert result.moved_to_forward == ()
+    assert read_manifest(result.path).forward.inputs[0]["dtype"] == "float32"
+
+
+def test_torchscript_falls_back_to_moving_only_same_steps(tmp_path: Path) -> None:
+    result = build(tmp_path, "ts.padl", backend="torchscript")
+    assert result.backend == "torchscript"
+    assert "normalise" not in result.moved_to_forward
+    assert result.attempts[0][0] == "torchscript" and "failed to lower" in result.attempts[0][1]
+    assert any("moving `normalise`" in note for note in result.notes)
+    pipeline = padl_runtime.load(result.path)
+    expected = image_pipeline().infer_apply(7)
+    assert abs(pipeline.infer_apply(7) - expected) <= 1e-5
