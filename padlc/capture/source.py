@@ -220,7 +220,10 @@ def global_names(source: str) -> list[str]:
                     own.add(name)
                 if symbol.is_referenced():
                     names.add(name)
-            elif symbol.is_global():  # free names are bound by an enclosing def of the snippet
+            # free names are bound by an enclosing def of the snippet. `is_local` too: CPython's
+            # symtable takes any table named "top" for the module, so the locals of a function
+            # called `top` report is_global() (fixed in later CPythons).
+            elif symbol.is_global() and not symbol.is_local():
                 names.add(name)
         for child in t.get_children():
             visit(child, False)

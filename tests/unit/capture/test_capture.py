@@ -211,3 +211,9 @@ def test_requirement_pins_use_public_versions() -> None:
     assert pins["torch"] == torch.__version__.split("+")[0]
     assert "+" not in "".join(pins.values())
     assert "json" not in pins  # the standard library is not pinned
+
+
+def test_locals_of_a_function_named_top_are_not_taken_for_globals() -> None:
+    # CPython's symtable treats any table named "top" as the module's.
+    source = "def top(p):\n    score, index = p.max(-1)\n    return index, OTHER\n"
+    assert global_names(source) == ["OTHER"]
