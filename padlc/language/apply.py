@@ -83,7 +83,11 @@ def layer_modes(layers: list[torch.nn.Module], training: bool) -> Iterator[None]
 def infer_apply(pipeline: Transform, item: Any) -> Any:
     # The hot path for serving one item at a time: no context managers, no copies.
     stages = pipeline._pd_stages()
-    context = ApplyContext("infer", pipeline._pd_device, stages.has_batch)
+    context = pipeline.__dict__.get("_pd_infer_context")
+    if context is None or context.device != pipeline._pd_device:
+        # One context object per pipeline and device (it is immutable), not one per call.
+        context = ApplyContext("infer", pipeline._pd_device, stages.has_batch)
+        pipeline.__dict__["_pd_infer_context"] = context
     training = [layer for layer in pipeline._pd_layer_list() if layer.training]
     for layer in training:
         layer.train(False)

@@ -15,10 +15,11 @@ item or batch ("while preprocessing item 7"). Closing the iterator, an exception
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import pickle
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
@@ -89,6 +90,7 @@ class BatchIterator(Iterator[Any]):
 
     def __init__(self, plan: _Plan) -> None:
         self._plan = plan
+        self._runner: Generator[list[Any], None, None] | None = None
         self._outputs: Iterator[Any] | None = None
         self._length = _output_count(plan)
 
@@ -109,19 +111,22 @@ class BatchIterator(Iterator[Any]):
         return next(self.outputs())
 
     def outputs(self) -> Iterator[Any]:
-        """The underlying generator (started on first use). Wrappers that ``yield from`` it skip
-        this class's ``__next__``, one Python call per output."""
+        """The outputs one by one (the run starts on first use).
+
+        The run is a generator of per-batch lists, chained in C: no Python frame resumes per
+        output. It is a generator over the plan, not over ``self``: no reference cycle, so
+        dropping the last reference to this iterator closes it at once and its ``finally`` shuts
+        the workers down (no waiting for the cyclic garbage collector).
+        """
         if self._outputs is None:
-            # A generator over the plan, not over ``self``: no reference cycle, so dropping the
-            # last reference to this iterator closes the generator at once and its ``finally``
-            # shuts the workers down (no waiting for the cyclic garbage collector).
-            self._outputs = _run(self._plan)
+            self._runner = _run(self._plan)
+            self._outputs = itertools.chain.from_iterable(self._runner)
         return self._outputs
 
     def close(self) -> None:
         """Stop the run: shut down worker processes and threads. Safe to call more than once."""
-        if self._outputs is not None:
-            self._outputs.close()  # type: ignore[attr-defined]
+        if self._runner is not None:
+            self._runner.close()
 
     def __enter__(self) -> BatchIterator:
         return self
@@ -431,7 +436,8 @@ def _progress_bar(plan: _Plan, total: int | None) -> Any:
     return tqdm(total=total, unit="item" if plan.per_item else "batch", dynamic_ncols=True)
 
 
-def _run(plan: _Plan) -> Iterator[Any]:
+def _run(plan: _Plan) -> Generator[list[Any], None, None]:
+    """The outputs, a list per batch (one output per item, or ``[forward output]`` per batch)."""
     loader_iter: Iterator[Any] | None = None
     stages: list[Iterator[Any]] = []  # closed last-to-first on the way out
     bar = None
@@ -467,15 +473,14 @@ def _run(plan: _Plan) -> Iterator[Any]:
             for start, count, batch in batches:
                 output = _forward(plan, start, count, batch)
                 del batch
-                yield output
+                yield [output]
                 if bar is not None:
                     bar.update(1)
             return
         post = _post_stage(plan, batches)
         stages.append(post)
         for outputs in post:
-            for output in outputs:
-                yield output
+            yield outputs
             if bar is not None:
                 bar.update(len(outputs))
     except Exception as exc:
