@@ -6,7 +6,6 @@ records. It never runs the artifact: verification is the build's job (in a fresh
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +70,7 @@ def dynamic_batch(forward: LoweredForward) -> tuple[dict[int, torch.export.Dim],
 
 
 def host_arch(device: str) -> str:
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        major, minor = torch.cuda.get_device_capability(dev)
-        return f"cuda-sm{major}{minor}"
-    return f"{dev.type}-{platform.machine()}"
+    """The native-code architecture of ``device``, spelt as the runtime checks it."""
+    from padl_runtime.backends.aoti import device_arch
+
+    return device_arch(device)
