@@ -1,0 +1,83 @@
+"""The build's example inputs: the eager reference outputs, and the batch the forward is traced on."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from padl_runtime.collate import collate
+from padl_runtime.package import ArtifactPackage
+from padlc.errors import BuildError
+from padlc.language.base import Transform
+
+__all__ = ["batched_outputs", "example_batch", "example_outputs", "short"]
+
+
+def example_outputs(pipeline: Transform, inputs: list[Any]) -> list[Any]:
+    stages = pipeline._pd_stages()
+    outputs = []
+    for index, item in enumerate(inputs):
+        try:
+            outputs.append(pipeline.infer_apply(item))
+        except Exception as exc:
+            stage = "the pipeline"
+            if stages.has_batch:
+                from padlc.language.context import ApplyContext, applying
+
+                try:
+                    with applying(ApplyContext("infer", "cpu", True)), torch.no_grad():
+                        stages.preprocess._pd_call(item)
+                    stage = "the forward or postprocess"
+                except Exception:
+                    stage = "preprocessing"
+            raise BuildError(
+                f"Example input {index} ({short(item)}) fails in {stage}: "
+                f"{type(exc).__name__}: {exc}. The inputs must be raw items the pipeline's "
+                "infer_apply accepts; fix the input or the pipeline and build again."
+            ) from exc
+    return outputs
+
+
+def batched_outputs(pipeline: Transform, inputs: list[Any], expected: list[Any]) -> list[Any]:
+    """The reference for the artifact's eval_apply: the eager eval_apply, per item.
+
+    Mode switches are resolved for infer mode in the artifact, so with switches the reference
+    stays the infer_apply outputs.
+    """
+    from padlc.language.modes import IfInMode
+
+    if any(isinstance(t, IfInMode) for t in pipeline.pd_iter_transforms()):
+        return expected
+    return list(pipeline.eval_apply(inputs, batch_size=len(inputs), flatten=True))
+
+
+def short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def example_batch(root: Path, inputs: list[Any], stage_module: str) -> Any:
+    """Collate the generated preprocess's outputs for the examples (as the runtime will)."""
+    package = ArtifactPackage(root)
+    writes, sys.dont_write_bytecode = (
+        sys.dont_write_bytecode,
+        True,
+    )  # no __pycache__ in the artifact
+    try:
+        preprocess = package.function(stage_module, "preprocess")
+    finally:
+        sys.dont_write_bytecode = writes
+    items = []
+    for index, item in enumerate(inputs):
+        try:
+            items.append(item if preprocess is None else preprocess(item))
+        except Exception as exc:
+            raise BuildError(
+                f"Example input {index} ({short(item)}) fails in the generated preprocess "
+                f"({type(exc).__name__}: {exc}), though the eager pipeline accepts it. This is "
+                "a bug in padlc; please report it with the pipeline."
+            ) from exc
+    return collate(items)
