@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import pickle
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import torch
@@ -148,7 +148,9 @@ class WorkerFailure:
     with the worker's traceback pasted into the message: exceptions whose constructor takes other
     arguments turn into ``RuntimeError``, and a ``KeyboardInterrupt`` in a worker makes it exit
     silently, which the main process only notices seconds later as "worker exited unexpectedly".
-    Returning the exception (pickled, notes included) keeps its type, arguments and notes.
+    Returning the exception (notes included) keeps its type, arguments and notes. It is serialised
+    with ``ForkingPickler``, the pickler of the worker queues themselves, only to travel between
+    processes; nothing here is ever written to an artifact.
     """
 
     type_name: str
@@ -162,13 +164,13 @@ class WorkerFailure:
     def capture(cls, exc: BaseException) -> WorkerFailure:
         payload: bytes | None = None
         try:
-            pickled = pickle.dumps(exc)
-            pickle.loads(pickled)  # some exceptions pickle but cannot be rebuilt
+            pickled = bytes(ForkingPickler.dumps(exc))
+            ForkingPickler.loads(pickled)  # some exceptions serialise but cannot be rebuilt
             payload = pickled
         except Exception:
             pass
         try:
-            pickle.dumps(type(exc))
+            ForkingPickler.dumps(type(exc))
             exc_type: type[BaseException] | None = type(exc)
         except Exception:
             exc_type = None
@@ -186,7 +188,7 @@ class WorkerFailure:
         exc: BaseException | None = None
         if self.payload is not None:
             try:
-                exc = pickle.loads(self.payload)
+                exc = ForkingPickler.loads(self.payload)
             except Exception:
                 exc = None
         if exc is None and self.exc_type is not None:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import pickle
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.reduction import ForkingPickler
 from types import TracebackType
 from typing import Any
 
@@ -260,7 +260,7 @@ def _check_picklable(plan: _Plan) -> None:
         return
     for what, value in (("preprocess", plan.preprocess), ("input", plan.items)):
         try:
-            pickle.dumps(value)
+            ForkingPickler.dumps(value)  # what the worker processes' queues will do
         except Exception as exc:
             raise TypeError(
                 f"The {what} ({type(value).__name__}) cannot be sent to DataLoader worker "
