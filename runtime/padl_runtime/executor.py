@@ -38,7 +38,8 @@ from padl_runtime._batch_source import (
     is_indexable,
     span,
 )
-from padl_runtime.collate import move_to_device, pin, uncollate
+from padl_runtime._cuda import cuda_prefetch
+from padl_runtime.collate import move_to_device, uncollate
 
 __all__ = ["BatchIterator", "RunHooks", "run_batches"]
 
@@ -295,61 +296,8 @@ def _on_device(batches: Iterator[Batch], plan: _Plan) -> Iterator[Batch]:
     if device.type == "cpu":
         return batches  # tensors are built on the CPU: nothing to do, nothing to pay
     if device.type == "cuda" and torch.cuda.is_available():
-        return _cuda_prefetch(batches, device, pin_here=plan.pin_memory and plan.num_workers == 0)
+        return cuda_prefetch(batches, device, pin_here=plan.pin_memory and plan.num_workers == 0)
     return ((start, count, move_to_device(batch, device)) for start, count, batch in batches)
-
-
-def _record_stream(value: Any, stream: torch.cuda.Stream) -> None:
-    if isinstance(value, torch.Tensor):
-        if value.is_cuda:
-            value.record_stream(stream)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _record_stream(item, stream)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _record_stream(item, stream)
-
-
-def _cuda_prefetch(
-    batches: Iterator[Batch], device: torch.device, pin_here: bool
-) -> Iterator[Batch]:
-    """Copy batch k+1 to the GPU on a side stream while the forward of batch k runs.
-
-    The copy of the next batch is issued before the current one is handed out, so it overlaps
-    with that batch's forward. Before a batch is used, the consumer's stream waits for the copy
-    stream; ``record_stream`` tells the caching allocator that the copied tensors (allocated on the
-    side stream) are in use on the consumer's stream, so their memory is not reused too early.
-    Pinned host memory is kept alive by torch's host allocator until its copy completes.
-    """
-    copy_stream = torch.cuda.Stream(device)
-
-    def load(entry: Batch) -> Batch:
-        start, count, batch = entry
-        if pin_here:  # with workers, the DataLoader's pin thread has done it already
-            batch = pin(batch)
-        with torch.cuda.stream(copy_stream):
-            batch = move_to_device(batch, device, non_blocking=True)
-        return start, count, batch
-
-    def load_next() -> Batch | None:
-        entry = next(batches, None)
-        return None if entry is None else load(entry)
-
-    upcoming = load_next()
-    while upcoming is not None:
-        current = upcoming
-        consumer = torch.cuda.current_stream(device)
-        consumer.wait_stream(copy_stream)
-        _record_stream(current[2], consumer)
-        deferred: Exception | None = None
-        try:
-            upcoming = load_next()
-        except Exception as exc:  # report it after the batch before it has been delivered
-            upcoming, deferred = None, exc
-        yield current
-        if deferred is not None:
-            raise deferred
 
 
 # --- stage 3: forward and post ------------------------------------------------------------------
