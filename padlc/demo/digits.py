@@ -54,6 +54,7 @@ def label_tensor(label):
 
 cross_entropy = transform(F.cross_entropy)
 
+torch.manual_seed(0)  # the same initial weights every run, so the demo's accuracy is reproducible
 model = DigitNet()
 classify = to_tensor >> batch >> model >> same.softmax(-1) >> unbatch >> to_prediction
 # Training pairs (image, label): the image through the network, the label alongside, then the loss.
