@@ -22,7 +22,7 @@ from padlc.capture.namespace import (
 )
 from padlc.capture.values import _literal
 from padlc.errors import SaveError
-from padlc.language.atomic import ClassTransform, FunctionTransform, ModuleProxy, _user_class
+from padlc.language.atomic import ClassTransform, FunctionTransform, ModuleProxy, user_class_of
 from padlc.language.base import Transform
 from padlc.language.combinators import Compose, Map, Parallel, Pipeline, Rollout
 from padlc.language.markers import Batchify, Identity, Unbatchify
@@ -74,7 +74,7 @@ class TransformRenderer(RendererBase):
 
         cls_expr = self.value(cls)
         if isinstance(module, torch.nn.Sequential | torch.nn.ModuleList) and type(module) is cls:
-            children = [self.rebuild_module(c, _user_class(type(c))) for c in module.children()]
+            children = [self.rebuild_module(c, user_class_of(type(c))) for c in module.children()]
             inner = ", ".join(children)
             return (
                 f"{cls_expr}({inner})" if cls is torch.nn.Sequential else f"{cls_expr}([{inner}])"
@@ -301,7 +301,7 @@ class TransformRenderer(RendererBase):
 
     def _instance(self, t: ClassTransform) -> str:
         wrapped_class = type(t)
-        user = _user_class(wrapped_class)
+        user = user_class_of(wrapped_class)
         init = t.__dict__.get("_pd_init")
         if init is None and "_pd_wrapped" in t.__dict__:
             if isinstance(t, torch.nn.Module):
@@ -430,7 +430,7 @@ def _hint(t: Transform) -> str:
     if isinstance(t, FunctionTransform):
         return getattr(t.function, "__name__", "f").replace("<lambda>", "f")
     if isinstance(t, ClassTransform):
-        return _user_class(type(t)).__name__.lower()
+        return user_class_of(type(t)).__name__.lower()
     return type(t).__name__.lower()
 
 

@@ -13,7 +13,12 @@ from typing import Any
 import torch
 
 from padlc.ir import nodes as ir
-from padlc.language.atomic import ClassTransform, FunctionTransform, TorchModuleTransform
+from padlc.language.atomic import (
+    ClassTransform,
+    FunctionTransform,
+    TorchModuleTransform,
+    user_class_of,
+)
 from padlc.language.base import Transform
 from padlc.language.combinators import Compose, Map, Parallel, Rollout
 from padlc.language.markers import Batchify, Identity, Unbatchify
@@ -110,24 +115,16 @@ def trace(t: Transform) -> ir.Node:
             arity=_arity(t.function, method=False),
             **common,
         )
-    if isinstance(t, TorchModuleTransform):
-        user_class = type(t).__dict__.get("_pd_user_class", type(t))
-        return ir.Call(
-            transform=t,
-            target=plain_callable(t),
-            kind="layer",
-            unpack=t._pd_unpack,
-            arity=_arity(user_class.forward, method=True),
-            **common,
-        )
     if isinstance(t, ClassTransform):
-        user_class = type(t).__dict__.get("_pd_user_class", type(t))
+        user_class = user_class_of(type(t))
+        is_layer = isinstance(t, TorchModuleTransform)
+        method = getattr(user_class, "forward" if is_layer else "__call__", None)
         return ir.Call(
             transform=t,
             target=plain_callable(t),
-            kind="object",
+            kind="layer" if is_layer else "object",
             unpack=t._pd_unpack,
-            arity=_arity(getattr(user_class, "__call__", lambda self: None), method=True),  # noqa: B004
+            arity=_arity(method or (lambda self: None), method=True),
             **common,
         )
     raise TypeError(  # pragma: no cover - every language class is handled above

@@ -40,7 +40,7 @@ def _path_to(root: Transform, target: Transform) -> list[int] | None:
     return None
 
 
-def annotate(exc: BaseException, pipeline: Transform, stage: str | None, where: str | None) -> None:
+def annotate(exc: BaseException, pipeline: Transform, where: str | None = None) -> None:
     """Add a note naming the transform that raised (and the item) to an exception, once."""
     if getattr(exc, "_padlc_noted", False):
         return
@@ -55,8 +55,6 @@ def annotate(exc: BaseException, pipeline: Transform, stage: str | None, where: 
         parts.append(f"raised by transform `{failed!r}`{position}{location} in `{pipeline!r}`")
     else:
         parts.append(f"raised in `{pipeline!r}`")
-    if stage:
-        parts.append(f"stage {stage}")
     if where:
         parts.append(where)
     note = "padlc: " + ", ".join(parts)
@@ -96,7 +94,7 @@ def infer_apply(pipeline: Transform, item: Any) -> Any:
         with torch.no_grad():
             output = pipeline._pd_call(item)
     except Exception as exc:
-        annotate(exc, pipeline, None, None)
+        annotate(exc, pipeline)
         raise
     finally:
         _context._CONTEXT.reset(token)
@@ -128,7 +126,7 @@ class _PerItem:
                 try:
                     output = self._pipeline._pd_call(item)
                 except Exception as exc:
-                    annotate(exc, self._pipeline, None, f"item {index}")
+                    annotate(exc, self._pipeline, f"item {index}")
                     raise
             yield output
 
@@ -176,7 +174,7 @@ class _Hooks:
             if leaf is not None:
                 with contextlib.suppress(AttributeError):
                     exc._padlc_transform = leaf  # type: ignore[attr-defined]
-        annotate(exc, self.pipeline, None, None)
+        annotate(exc, self.pipeline)
 
     def end(self) -> None:
         for layer in self.changed:

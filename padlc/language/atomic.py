@@ -45,17 +45,10 @@ def _takes_several(fn: Callable[..., Any]) -> bool:
 
 
 class AtomicTransform(Transform):
-    """A leaf: applies one callable, unpacking a tuple/list input into several parameters."""
+    """A leaf: applies one callable, unpacking a tuple/list input into several parameters
+    (``_pd_unpack``); each kind implements ``_pd_call`` for its callable."""
 
     _pd_unpack: bool = False
-
-    def _pd_target(self) -> Callable[..., Any]:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def _pd_call(self, value: Any) -> Any:
-        if self._pd_unpack and isinstance(value, tuple | list):
-            return self._pd_target()(*value)
-        return self._pd_target()(value)
 
 
 class FunctionTransform(AtomicTransform):
@@ -72,9 +65,6 @@ class FunctionTransform(AtomicTransform):
         self._pd_location = (site[0], site[1])
         self._pd_globals = site[2]
         functools.update_wrapper(self, function, updated=())  # type: ignore[arg-type]
-
-    def _pd_target(self) -> Callable[..., Any]:
-        return self.function
 
     def _pd_call(self, value: Any) -> Any:
         if self._pd_unpack and isinstance(value, tuple | list):
@@ -159,9 +149,6 @@ class ClassTransform(AtomicTransform):
         )
         return instance
 
-    def _pd_target(self) -> Callable[..., Any]:
-        return self.__class__.__call__.__get__(self)  # type: ignore[no-any-return]
-
     def _pd_call(self, value: Any) -> Any:
         call = type(self).__call__
         if self._pd_unpack and isinstance(value, tuple | list):
@@ -181,7 +168,7 @@ class ClassTransform(AtomicTransform):
         return self.pd_varname() or self._pd_call_repr()
 
     def _pd_call_repr(self) -> str:
-        name = _user_class(type(self)).__name__
+        name = user_class_of(type(self)).__name__
         if self._pd_init is None:
             return f"<{name} instance>"
         args, kwargs = self._pd_init
@@ -212,7 +199,7 @@ class TorchModuleTransform(ClassTransform):
 _WRAPPED: weakref.WeakKeyDictionary[type, type] = weakref.WeakKeyDictionary()
 
 
-def _user_class(cls: type) -> type:
+def user_class_of(cls: type) -> type:
     return cls.__dict__.get("_pd_user_class", cls)  # type: ignore[no-any-return]
 
 
