@@ -31,7 +31,7 @@ def test_stages_of_a_compose_split_at_the_markers():
 def test_pipeline_without_batch_is_all_forward():
     p = plus_one >> times_two
     assert isinstance(p.pd_preprocess, Identity)
-    assert p.pd_forward is p or repr(p.pd_forward) == repr(p)
+    assert repr(p.pd_forward) == "plus_one >> times_two"
     assert isinstance(p.pd_postprocess, Identity)
 
 
@@ -69,8 +69,11 @@ def test_map_split_is_a_map_in_every_stage():
 
 
 def test_branches_may_batch_at_different_points():
-    p = plus_one >> plus_one / batch >> batch / plus_one >> plus_one
-    assert p.pd_forward is not None  # no error: each path has exactly one batch
+    # each path passes exactly one `batch`, the first before `plus_one`, the second after it
+    p = identity + identity >> plus_one / batch >> batch / plus_one
+    assert repr(p.pd_preprocess) == "identity + identity >> plus_one / batch >> batch / identity"
+    assert repr(p.pd_forward) == "identity / plus_one"
+    assert [int(v) for v in p.infer_apply(1)] == [2, 2]
 
 
 def test_split_inside_mode_switch():
