@@ -230,7 +230,8 @@ def batched_apply(
     runner = run_batches(
         items,
         preprocess=_item_stage(pre, context),
-        forward=_StageCall(stages.forward, context, grad=training),
+        forward=InContext(stages.forward._pd_call, context, training),
+        outputs_to_cpu=True,  # postprocessing (and the caller) get CPU values, as unbatch gives
         postprocess=_item_stage(post, context),
         batch_size=batch_size,
         num_workers=num_workers,
@@ -262,20 +263,3 @@ class _Shuffled:
 
     def __getitem__(self, index: int) -> Any:
         return self._items[self._order[index]]
-
-
-class _StageCall(InContext):
-    """The forward stage: its output is moved back to the CPU for postprocessing."""
-
-    __slots__ = ()
-
-    def __init__(self, stage: Transform, context: ApplyContext, grad: bool) -> None:
-        super().__init__(stage._pd_call, context, grad)
-
-    def __call__(self, value: Any) -> Any:
-        output = super().__call__(value)
-        if self.context.device != "cpu":
-            from padl_runtime.collate import move_to_device
-
-            output = move_to_device(output, "cpu")
-        return output

@@ -144,6 +144,12 @@ def pin(value: Any) -> Any:
     return _map_tensors(value, lambda t: t.pin_memory() if t.device.type == "cpu" else t)
 
 
+def unpin(value: Any) -> Any:
+    """Every pinned CPU tensor in a nested structure copied into ordinary memory (so outputs handed
+    to the caller do not hold page-locked memory, which the executor reuses for the next batch)."""
+    return _map_tensors(value, lambda t: t.clone() if t.is_pinned() else t)
+
+
 def add_batch_axis(item: Any) -> Any:
     """A batch of one item: ``collate([item])``, with a fast path for a single tensor."""
     if type(item) is torch.Tensor:

@@ -39,7 +39,7 @@ from padl_runtime._batch_source import (
     span,
 )
 from padl_runtime._cuda import cuda_prefetch
-from padl_runtime.collate import move_to_device, uncollate
+from padl_runtime.collate import move_to_device, uncollate, unpin
 
 __all__ = ["BatchIterator", "RunHooks", "run_batches"]
 
@@ -67,6 +67,7 @@ class _Plan:
     progress: bool
     loader_kwargs: dict[str, Any]
     hooks: RunHooks | None = None
+    outputs_to_cpu: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ def run_batches(
     postprocess_batch: Callable[[Any], list[Any]] | None = None,
     post_threads: int | None = None,
     hooks: RunHooks | None = None,
+    outputs_to_cpu: bool = False,
     **loader_kwargs: Any,
 ) -> BatchIterator:
     """Run ``items`` through preprocess → collate → forward → uncollate → postprocess, in batches.
@@ -183,7 +185,9 @@ def run_batches(
     CUDA". ``postprocess_batch`` maps a whole forward output to a list of per-item outputs
     (instead of ``postprocess``). ``post_threads`` is the number of background threads for the
     post stage; the default is 1 on CUDA and 0 (inline) elsewhere. ``progress`` shows a tqdm bar
-    when tqdm is installed.
+    when tqdm is installed. ``outputs_to_cpu`` copies each forward output back to the CPU; on CUDA
+    the copy is asynchronous (into pinned memory) and the post stage waits for it, so the main
+    thread goes on to the next batch instead of waiting for the GPU.
 
     >>> import torch
     >>> outputs = run_batches(
@@ -234,6 +238,7 @@ def run_batches(
         progress=progress,
         loader_kwargs=loader_kwargs,
         hooks=hooks,
+        outputs_to_cpu=outputs_to_cpu and device.type != "cpu",
     )
     return BatchIterator(plan)
 
@@ -303,7 +308,7 @@ def _on_device(batches: Iterator[Batch], plan: _Plan) -> Iterator[Batch]:
 # --- stage 3: forward and post ------------------------------------------------------------------
 
 
-def _forward(plan: _Plan, start: int, count: int, batch: Any) -> Any:
+def _call_forward(plan: _Plan, start: int, count: int, batch: Any) -> Any:
     try:
         return plan.forward(batch)
     except Exception as exc:
@@ -311,8 +316,42 @@ def _forward(plan: _Plan, start: int, count: int, batch: Any) -> Any:
         raise
 
 
+def _forward(plan: _Plan, start: int, count: int, batch: Any) -> Any:
+    """The forward output of one batch, on the CPU when ``outputs_to_cpu`` (a blocking copy)."""
+    output = _call_forward(plan, start, count, batch)
+    return move_to_device(output, "cpu") if plan.outputs_to_cpu else output
+
+
+class _PendingCopy:
+    """A forward output on its way to the CPU: an asynchronous device-to-host copy into pinned
+    memory, issued on the forward's stream, and the event that marks its end. ``wait()`` (in the
+    post stage) blocks only the thread that needs the values, with the GIL released, then copies
+    them out of the pinned buffer so that what reaches the caller holds no page-locked memory."""
+
+    __slots__ = ("event", "output")
+
+    def __init__(self, output: Any, device: torch.device) -> None:
+        self.output = move_to_device(output, "cpu", non_blocking=True)
+        self.event = torch.cuda.Event()
+        self.event.record(torch.cuda.current_stream(device))
+
+    def wait(self) -> Any:
+        self.event.synchronize()
+        return unpin(self.output)
+
+
+def _forward_async(plan: _Plan, start: int, count: int, batch: Any) -> Any:
+    """The forward for a background post stage: on CUDA with ``outputs_to_cpu`` the copy back is
+    left in flight (a :class:`_PendingCopy` the post thread waits for); otherwise :func:`_forward`."""
+    if plan.outputs_to_cpu and plan.device.type == "cuda":
+        return _PendingCopy(_call_forward(plan, start, count, batch), plan.device)
+    return _forward(plan, start, count, batch)
+
+
 def _post_items(plan: _Plan, start: int, count: int, output: Any) -> list[Any]:
     """Per-item outputs of one batch: split the forward output, then postprocess each item."""
+    if isinstance(output, _PendingCopy):
+        output = output.wait()
     where = f"the batch of items {span(start, count)}"
     if plan.postprocess_batch is not None:
         try:
@@ -347,12 +386,13 @@ def _post_stage(plan: _Plan, batches: Iterator[Batch]) -> Iterator[list[Any]]:
     """Per-item outputs, batch by batch; post of batch k overlaps the forward of batch k+1.
 
     The overlap needs a thread, and a thread only helps when the forward releases the GIL for
-    long (a CUDA forward waits on the GPU; ``.item()`` in the post stage is where it syncs).
-    On a 2-core CPU (benchmarks/executor_cpu.py, a tiny MLP with an ``.item()`` post) a background
-    thread made runs 3-10% slower than doing the post inline, with and without workers: the post is
-    GIL-bound Python and the CPU forward is short, so the thread only adds hand-off and
-    contention. Hence post_threads defaults to 0 on CPU and 1 on CUDA. The queue is bounded (post_threads batches in flight) so memory
-    stays flat.
+    long. On CUDA it does: the main thread launches the forward and an asynchronous copy of its
+    output to the CPU, and the post thread waits for that copy (GIL released) while the main
+    thread fetches and launches the next batch. On a 2-core CPU (benchmarks/executor_cpu.py, a
+    tiny MLP with an ``.item()`` post) a background thread made runs 3-10% slower than doing the
+    post inline, with and without workers: the post is GIL-bound Python and the CPU forward is
+    short, so the thread only adds hand-off and contention. Hence post_threads defaults to 0 on
+    CPU and 1 on CUDA. The queue is bounded (post_threads batches in flight) so memory stays flat.
     """
     if plan.post_threads == 0:
         for start, count, batch in batches:
@@ -362,7 +402,7 @@ def _post_stage(plan: _Plan, batches: Iterator[Batch]) -> Iterator[list[Any]]:
     pending: deque[Future[list[Any]]] = deque()
     try:
         for start, count, batch in batches:
-            output = _forward(plan, start, count, batch)
+            output = _forward_async(plan, start, count, batch)
             pending.append(pool.submit(_post_items, plan, start, count, output))
             del output, batch  # the thread holds what it needs; don't pin it here too
             if len(pending) > plan.post_threads:

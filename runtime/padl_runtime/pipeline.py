@@ -120,8 +120,7 @@ class CompiledPipeline:
     # -- many items ----------------------------------------------------------------------------
     def _forward_batch(self, batch: Any) -> Any:
         with torch.no_grad():
-            output = self.forward(batch)
-        return output if self._on_cpu else move_to_device(output, "cpu")
+            return self.forward(batch)
 
     def eval_apply(
         self,
@@ -154,6 +153,7 @@ class CompiledPipeline:
             flatten=flatten,
             use_post=use_post,
             progress=progress,
+            outputs_to_cpu=True,
             **loader_kwargs,
         )
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One GPU session in one command: the environment, the CUDA tests, then the benchmark suite.
+#
+#   bash benchmarks/gpu.sh                  # from the repository root, on a machine with a GPU
+#
+# Runs from the source tree with the machine's own python3 and torch (nothing is installed).
+# Each step gets a time limit, all within BUDGET seconds (default 480), so that a slow or stuck
+# step cannot take the others' time. Logs and the suite's JSON go to $OUT (default
+# benchmarks/results). Environment: PYTHON, BUDGET, ITEMS (per workload), REPEAT, WORKERS.
+set -u
+cd "$(dirname "$0")/.."
+out=${OUT:-benchmarks/results}
+mkdir -p "$out"
+py=${PYTHON:-python3}
+export PYTHONPATH="$PWD:$PWD/runtime${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+start=$SECONDS
+budget=${BUDGET:-480}
+# The limit for the next step: at most $1 seconds, and never past the budget.
+limit() { local left=$((budget - (SECONDS - start))); ((left < 1)) && left=1; echo $((left < $1 ? left : $1)); }
+step() { echo; echo "=== $1 (at ${SECONDS}s, limit $2s)"; }
+
+step environment 30
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
+timeout 30 "$py" -c "import sys, torch, platform; print(platform.python_version(), torch.__version__, torch.cuda.get_device_name(), torch.get_num_threads(), 'threads')"
+
+# Python >= 3.12 warns when a multi-threaded process forks (CUDA and torch start threads; the
+# DataLoader workers fork): not an error of the code under test.
+pytest_args=(-q -p no:cacheprovider -W "ignore:This process:DeprecationWarning")
+t=$(limit 150); step "CUDA tests" "$t"
+timeout "$t" "$py" -m pytest "${pytest_args[@]}" -k "not aoti" tests/e2e/test_cuda.py \
+    tests/unit/padl_runtime/test_executor.py::test_cuda_outputs_match_cpu_outputs 2>&1 \
+    | tee "$out/cuda_tests.log" | tail -25
+
+bench=(-m benchmarks --device cuda --size full --batch-size 256 --workers "${WORKERS:-8}"
+       --items "${ITEMS:-100000}" --repeat "${REPEAT:-2}" --latency-calls 500
+       --backends eager,export,torchscript)
+t=$(limit 210); step "benchmark: image, tiny" "$t"
+timeout "$t" "$py" "${bench[@]}" --workloads image,tiny --json "$out/gpu_image_tiny.json" 2>&1 \
+    | tee "$out/bench_image_tiny.log"
+t=$(limit 180); step "benchmark: text, tabular" "$t"
+timeout "$t" "$py" "${bench[@]}" --workloads text,tabular --json "$out/gpu_text_tabular.json" 2>&1 \
+    | tee "$out/bench_text_tabular.log"
+
+t=$(limit 150); step "AOTInductor build on CUDA" "$t"
+if [ "$t" -gt 60 ]; then
+    timeout "$t" "$py" -m pytest "${pytest_args[@]}" -k aoti tests/e2e/test_cuda.py 2>&1 \
+        | tee "$out/cuda_aoti.log" | tail -15
+else
+    echo "skipped: ${t}s left"
+fi
+echo; echo "=== done at ${SECONDS}s"
