@@ -27,25 +27,17 @@ timeout 30 "$py" -c "import sys, torch, platform; print(platform.python_version(
 # DataLoader workers fork): not an error of the code under test.
 pytest_args=(-q -p no:cacheprovider -W "ignore:This process:DeprecationWarning")
 t=$(limit 150); step "CUDA tests" "$t"
-timeout "$t" "$py" -m pytest "${pytest_args[@]}" -k "not aoti" tests/e2e/test_cuda.py \
+timeout "$t" "$py" -m pytest "${pytest_args[@]}" tests/e2e/test_cuda.py \
     tests/unit/padl_runtime/test_executor.py::test_cuda_outputs_match_cpu_outputs 2>&1 \
     | tee "$out/cuda_tests.log" | tail -25
 
+# Every eval_apply also with the post stage inline (--post-threads 0; the default on CUDA is 1).
 bench=(-m benchmarks --device cuda --size full --batch-size 256 --workers "${WORKERS:-8}"
-       --items "${ITEMS:-100000}" --repeat "${REPEAT:-2}" --latency-calls 500
-       --backends eager,export,torchscript)
-t=$(limit 210); step "benchmark: image, tiny" "$t"
-timeout "$t" "$py" "${bench[@]}" --workloads image,tiny --json "$out/gpu_image_tiny.json" 2>&1 \
-    | tee "$out/bench_image_tiny.log"
-t=$(limit 180); step "benchmark: text, tabular" "$t"
-timeout "$t" "$py" "${bench[@]}" --workloads text,tabular --json "$out/gpu_text_tabular.json" 2>&1 \
-    | tee "$out/bench_text_tabular.log"
-
-t=$(limit 150); step "AOTInductor build on CUDA" "$t"
-if [ "$t" -gt 60 ]; then
-    timeout "$t" "$py" -m pytest "${pytest_args[@]}" -k aoti tests/e2e/test_cuda.py 2>&1 \
-        | tee "$out/cuda_aoti.log" | tail -15
-else
-    echo "skipped: ${t}s left"
-fi
+       --items "${ITEMS:-100000}" --repeat "${REPEAT:-2}" --latency-calls 500 --post-threads 0)
+t=$(limit 260); step "benchmark: image, text (with AOTInductor)" "$t"
+timeout "$t" "$py" "${bench[@]}" --workloads image,text --backends eager,export,torchscript,aoti \
+    --json "$out/gpu_image_text.json" 2>&1 | tee "$out/bench_image_text.log"
+t=$(limit 150); step "benchmark: tiny, tabular" "$t"
+timeout "$t" "$py" "${bench[@]}" --workloads tiny,tabular --backends eager,export,torchscript \
+    --json "$out/gpu_tiny_tabular.json" 2>&1 | tee "$out/bench_tiny_tabular.log"
 echo; echo "=== done at ${SECONDS}s"

@@ -52,6 +52,7 @@ class Options:
     memory: bool
     memory_items: int
     json_path: str
+    post_threads: tuple[int, ...] = ()
 
 
 def parse(argv: Sequence[str] | None) -> Options:
@@ -102,6 +103,12 @@ def parse(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument("--memory-items", type=int, default=100_000)
     parser.add_argument(
+        "--post-threads",
+        default="",
+        help="comma list: also time every eval_apply with this many post threads (rows named "
+        "'... (post threads N)'); the plain rows use the executor's default (1 on CUDA, 0 on CPU)",
+    )
+    parser.add_argument(
         "--json", dest="json_path", default=None, help="default benchmarks/results/<timestamp>.json"
     )
     args = parser.parse_args(argv)
@@ -145,6 +152,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         memory_items=args.memory_items,
         json_path=args.json_path
         or os.path.join(os.path.dirname(__file__), "results", f"{stamp}.json"),
+        post_threads=tuple(int(n) for n in args.post_threads.split(",") if n),
     )
 
 
@@ -186,8 +194,12 @@ def check(setup: handwritten.Setup, appliers: dict[str, Any], options: Options) 
     return wrong
 
 
-def eval_run(applier: Any, items: Sequence[Any], batch_size: int, workers: int) -> Run:
-    return lambda: drain(applier.eval_apply(items, batch_size=batch_size, num_workers=workers))
+def eval_run(
+    applier: Any, items: Sequence[Any], batch_size: int, workers: int, **options: Any
+) -> Run:
+    return lambda: drain(
+        applier.eval_apply(items, batch_size=batch_size, num_workers=workers, **options)
+    )
 
 
 def run_workload(workload: Workload, options: Options) -> dict[str, Any]:
@@ -228,9 +240,12 @@ def run_workload(workload: Workload, options: Options) -> dict[str, Any]:
                     setup, w, _discard
                 )
             for name, applier in appliers.items():
-                if name not in wrong:
-                    runs[f"{name} eval_apply"] = eval_run(
-                        applier, items, options.batch_size, workers
+                if name in wrong:
+                    continue
+                runs[f"{name} eval_apply"] = eval_run(applier, items, options.batch_size, workers)
+                for threads in options.post_threads:
+                    runs[f"{name} eval_apply (post threads {threads})"] = eval_run(
+                        applier, items, options.batch_size, workers, post_threads=threads
                     )
             rates = best_rates(runs, options.repeat, options.device)
             run = summarise(rates, workers)
@@ -312,6 +327,7 @@ def environment(argv: Sequence[str] | None, options: Options) -> dict[str, Any]:
             "backends": list(options.backends),
             "repeat": options.repeat,
             "latency_calls": options.latency_calls,
+            "post_threads": list(options.post_threads),
         },
     }
 

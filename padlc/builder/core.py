@@ -324,9 +324,14 @@ def _build(
             graph_source = ""
             if plan.has_batch:
                 batch = example_batch(root, inputs, STAGE_MODULE)
-                lowered = build_graph(
-                    plan.forward, batch, label=label, device=device, max_batch=max_batch
-                )
+                try:
+                    lowered = build_graph(
+                        plan.forward, batch, label=label, device=device, max_batch=max_batch
+                    )
+                except LoweringError as exc:
+                    if plan.moved_functions:  # try again with the functions left in the preprocess
+                        raise _MovedFunctionsFailed(str(exc).splitlines()[0]) from exc
+                    raise
                 graph_source = GRAPH_FILE
                 (root / "forward").mkdir(exist_ok=True)
                 (root / GRAPH_FILE).write_text(

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
+from padl_runtime.device import with_tensors_on
 from padl_runtime.treespec import flattener, spec_of
 from padlc.errors import LoweringError
 from padlc.ir import nodes as ir
@@ -217,10 +218,11 @@ def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
 
 def vmapped(function: Any) -> Any:
     """``torch.vmap(function)``, named ``vmap.<name>`` so the graph's code reads
-    ``normalise = vmap_normalise(x)`` (a preprocess step moved by the stage-boundary move)."""
+    ``normalise = vmap_normalise(x)`` (a preprocess step moved by the stage-boundary move).
+    The tensors the function reads from its module or closure follow the batch's device."""
 
     def run(batch: Any) -> Any:
-        return torch.vmap(function)(batch)
+        return torch.vmap(with_tensors_on(function, batch.device))(batch)
 
     name = re.sub(r"\W+", "_", getattr(function, "__name__", "function")).strip("_") or "function"
     run.__name__ = run.__qualname__ = "lambda_" if name == "lambda" else name

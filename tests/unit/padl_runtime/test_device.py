@@ -1,0 +1,62 @@
+"""with_tensors_on: a moved function's constant tensors follow the forward's device (here the
+meta device stands in for an accelerator: a CPU tensor mixed with a meta tensor is an error)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from padl_runtime.device import with_tensors_on
+
+MEAN = torch.tensor([0.5, 0.25])
+
+
+def centre(x: torch.Tensor) -> torch.Tensor:
+    return x - MEAN
+
+
+def make_scaler() -> object:
+    scale = torch.tensor([2.0, 4.0])
+
+    def scaled(x: torch.Tensor) -> torch.Tensor:
+        return x * scale
+
+    return scaled
+
+
+def test_a_module_tensor_the_function_reads_is_moved() -> None:
+    with pytest.raises(RuntimeError):
+        centre(torch.zeros(2, device="meta"))
+    out = with_tensors_on(centre, "meta")(torch.zeros(2, device="meta"))
+    assert out.device.type == "meta" and out.shape == (2,)
+
+
+def test_a_closure_tensor_is_moved() -> None:
+    scaled = make_scaler()
+    out = with_tensors_on(scaled, "meta")(torch.zeros(2, device="meta"))  # type: ignore[arg-type]
+    assert out.device.type == "meta"
+
+
+def test_the_original_function_and_module_are_untouched() -> None:
+    with_tensors_on(centre, "meta")
+    assert MEAN.device.type == "cpu"
+    assert centre(torch.ones(2)).tolist() == [0.5, 0.75]
+
+
+def test_the_moved_copy_is_made_once_per_device() -> None:
+    assert with_tensors_on(centre, "meta") is with_tensors_on(centre, torch.device("meta"))
+
+
+def test_on_the_cpu_the_function_is_returned_as_is() -> None:
+    assert with_tensors_on(centre, "cpu") is centre
+
+
+def test_a_function_without_tensors_is_returned_as_is() -> None:
+    def double(x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    assert with_tensors_on(double, "meta") is double
+
+
+def test_a_builtin_is_returned_as_is() -> None:
+    assert with_tensors_on(torch.exp, "meta") is torch.exp
