@@ -7,6 +7,8 @@
 # Each step gets a time limit, all within BUDGET seconds (default 480), so that a slow or stuck
 # step cannot take the others' time. Logs and the suite's JSON go to $OUT (default
 # benchmarks/results). Environment: PYTHON, BUDGET, ITEMS (per workload), REPEAT, WORKERS.
+# Output goes to files, not through a pipe: Inductor's compile workers outlive the suite and would
+# hold a pipe (and the script) open.
 set -u
 cd "$(dirname "$0")/.."
 out=${OUT:-benchmarks/results}
@@ -21,23 +23,28 @@ step() { echo; echo "=== $1 (at ${SECONDS}s, limit $2s)"; }
 
 step environment 30
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
-timeout 30 "$py" -c "import sys, torch, platform; print(platform.python_version(), torch.__version__, torch.cuda.get_device_name(), torch.get_num_threads(), 'threads')"
+timeout -k 5 30 "$py" -c "import sys, torch, platform; print(platform.python_version(), torch.__version__, torch.cuda.get_device_name(), torch.get_num_threads(), 'threads')"
 
 # Python >= 3.12 warns when a multi-threaded process forks (CUDA and torch start threads; the
 # DataLoader workers fork): not an error of the code under test.
 pytest_args=(-q -p no:cacheprovider -W "ignore:This process:DeprecationWarning")
 t=$(limit 150); step "CUDA tests" "$t"
-timeout "$t" "$py" -m pytest "${pytest_args[@]}" tests/e2e/test_cuda.py \
-    tests/unit/padl_runtime/test_executor.py::test_cuda_outputs_match_cpu_outputs 2>&1 \
-    | tee "$out/cuda_tests.log" | tail -25
+timeout -k 10 "$t" "$py" -m pytest "${pytest_args[@]}" tests/e2e/test_cuda.py \
+    tests/unit/padl_runtime/test_executor.py::test_cuda_outputs_match_cpu_outputs \
+    >"$out/cuda_tests.log" 2>&1
+tail -n 25 "$out/cuda_tests.log"
 
 # Every eval_apply also with the post stage inline (--post-threads 0; the default on CUDA is 1).
 bench=(-m benchmarks --device cuda --size full --batch-size 256 --workers "${WORKERS:-8}"
        --items "${ITEMS:-100000}" --repeat "${REPEAT:-2}" --latency-calls 500 --post-threads 0)
 t=$(limit 260); step "benchmark: image, text (with AOTInductor)" "$t"
-timeout "$t" "$py" "${bench[@]}" --workloads image,text --backends eager,export,torchscript,aoti \
-    --json "$out/gpu_image_text.json" 2>&1 | tee "$out/bench_image_text.log"
+timeout -k 10 "$t" "$py" "${bench[@]}" --workloads image,text \
+    --backends eager,export,torchscript,aoti --json "$out/gpu_image_text.json" \
+    >"$out/bench_image_text.log" 2>&1
+grep -v Warning "$out/bench_image_text.log" | tail -n 80
 t=$(limit 150); step "benchmark: tiny, tabular" "$t"
-timeout "$t" "$py" "${bench[@]}" --workloads tiny,tabular --backends eager,export,torchscript \
-    --json "$out/gpu_tiny_tabular.json" 2>&1 | tee "$out/bench_tiny_tabular.log"
+timeout -k 10 "$t" "$py" "${bench[@]}" --workloads tiny,tabular \
+    --backends eager,export,torchscript --json "$out/gpu_tiny_tabular.json" \
+    >"$out/bench_tiny_tabular.log" 2>&1
+grep -v Warning "$out/bench_tiny_tabular.log" | tail -n 80
 echo; echo "=== done at ${SECONDS}s"

@@ -14,10 +14,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import platform
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,9 +260,38 @@ def build(
     """
     from padlc.language.apply import layer_modes
 
-    # Layers are traced in eval mode (as infer_apply runs them) and restored afterwards.
-    with layer_modes(pipeline.pd_layers, training=False):
+    # Layers are traced in eval mode (as infer_apply runs them) and on the build's device, and
+    # restored afterwards.
+    device = str(torch.device(options.get("device", "cpu")))
+    with layer_modes(pipeline.pd_layers, training=False), _on_device(pipeline, device):
         return _build(pipeline, path, inputs=inputs, **options)
+
+
+@contextlib.contextmanager
+def _on_device(pipeline: Transform, device: str) -> Iterator[None]:
+    """``pipeline`` moved to ``device`` for the duration of the build (the reference outputs the
+    artifact is verified against are computed there too), then put back where it was."""
+    transforms = list(pipeline.pd_iter_transforms())
+    devices = [t._pd_device for t in transforms]
+    layers = [(layer, _device_of(layer)) for layer in pipeline.pd_layers]
+    if all(d == device for d in devices) and all(d in (None, device) for _, d in layers):
+        yield
+        return
+    pipeline.pd_to(device)
+    try:
+        yield
+    finally:
+        for layer, where in layers:
+            if where is not None:
+                layer.to(where)
+        for t, where in zip(transforms, devices, strict=True):
+            t.__dict__["_pd_device"] = where
+
+
+def _device_of(layer: torch.nn.Module) -> str | None:
+    for tensor in itertools.chain(layer.parameters(), layer.buffers()):
+        return str(tensor.device)
+    return None
 
 
 def _build(
@@ -385,12 +416,20 @@ def _build(
                         result = Lowered(files=(STAGE_MODULE,))
                     else:
                         result = impl.lower(lowered, root, context)
-                except LoweringError as exc:
-                    attempts.append((name, f"failed to lower: {str(exc).splitlines()[0]}"))
+                except Exception as exc:  # LoweringError, or torch failing inside a backend
+                    first = str(exc).splitlines()[0] if str(exc).strip() else ""
+                    if not isinstance(exc, LoweringError):
+                        first = f"{type(exc).__name__}: {first}"
+                    attempts.append((name, f"failed to lower: {first}"))
                     if plan.moved_functions:
                         raise _MovedFunctionsFailed(f"{name}: {attempts[-1][1]}") from exc
-                    if alone:
+                    if alone and isinstance(exc, LoweringError):
                         raise
+                    if alone:
+                        raise BuildError(
+                            f"Backend {name!r} failed while compiling the forward: {first}. Try "
+                            "another backend (--backend eager always builds)."
+                        ) from exc
                     return None
                 seconds = time.perf_counter() - tick
                 entry = BackendEntry(

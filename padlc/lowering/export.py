@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -15,17 +16,35 @@ FILE = "forward/forward.pt2"
 def export_program(forward: LoweredForward, backend: str) -> torch.export.ExportedProgram:
     try:
         with torch.no_grad():
-            return torch.export.export(
+            program = torch.export.export(
                 forward.module,
                 forward.example,
                 dynamic_shapes=dynamic_batch(forward),
                 strict=False,
             )
+            return _without_vmap(program)
     except Exception as exc:
         culprit = blame(exc, forward.calls)
         raise lowering_error(
             forward.label, culprit, exc, "cannot be traced by torch.export", backend
         ) from exc
+
+
+def _without_vmap(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """A moved function's ``torch.vmap`` leaves functorch calls in the exported graph
+    (``_add_batch_dim``, ``lazy_load_decompositions``, ...), which some torch releases cannot
+    serialise and every run would interpret. Decomposing to the ATen inference graph (no
+    decompositions beyond that) replaces them with the plain batched operations."""
+    if not any(
+        node.op == "call_function"
+        and getattr(node.target, "__module__", "").startswith("torch._functorch")
+        for node in program.graph.nodes
+    ):
+        return program
+    with warnings.catch_warnings():  # torch-internal deprecation notices (pytree, torch.jit)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return program.run_decompositions({})
 
 
 class ExportBackend:

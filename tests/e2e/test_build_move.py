@@ -83,3 +83,14 @@ def test_torchscript_falls_back_to_moving_only_same_steps(tmp_path: Path) -> Non
     pipeline = padl_runtime.load(result.path)
     expected = image_pipeline().infer_apply(7)
     assert abs(pipeline.infer_apply(7) - expected) <= 1e-5
+
+
+def test_exported_program_holds_plain_batched_operations_not_vmap(tmp_path: Path) -> None:
+    result = build(tmp_path, "moved.padl", backend="export")
+    program = torch.export.load(str(result.path / "forward/forward.pt2"))
+    modules = {
+        getattr(node.target, "__module__", "") or ""
+        for node in program.graph.nodes
+        if node.op == "call_function"
+    }
+    assert not any(m.startswith("torch._functorch") for m in modules), modules
