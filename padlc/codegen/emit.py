@@ -139,12 +139,8 @@ class _Emitter:
     def call_expr(self, call: ir.Call, src: str) -> ast.expr:
         function = self.leaf(call)
         if call.vmap:  # moved into the forward by the stage-boundary move: per item over the batch
-            # torch.vmap(with_tensors_on(f, x.device))(x): f's constant tensors follow the batch
-            self.imports.add("import torch")
-            self.imports.add("from padl_runtime.device import with_tensors_on")
-            device = ast.Attribute(self.name(src), "device", ast.Load())
-            function = ast.Call(self.name("with_tensors_on"), [function, device], [])
-            function = ast.Call(ast.parse("torch.vmap", mode="eval").body, [function], [])
+            self.imports.add("from padl_runtime.moved import per_item")
+            return ast.Call(self.name("per_item"), [function, self.name(src)], [])
         single = ast.Call(function, [self.name(src)], [])
         if not call.unpack:
             return single

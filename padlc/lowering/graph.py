@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from padl_runtime.device import with_tensors_on
+from padl_runtime.moved import with_tensors_on
 from padl_runtime.treespec import flattener, spec_of
 from padlc.errors import LoweringError
 from padlc.ir import nodes as ir

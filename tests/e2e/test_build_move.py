@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 import padl_runtime
@@ -44,9 +45,11 @@ def test_function_that_vmap_reproduces_moves_with_the_steps_before_it(tmp_path: 
     assert "vmap_normalise(" in (result.path / "forward/graph.py").read_text()
 
 
-def test_moved_function_outputs_equal_the_unoptimised_build(tmp_path: Path) -> None:
-    moved = build(tmp_path, "moved.padl", backend="export")
-    kept = build(tmp_path, "kept.padl", backend="export", move_to_forward=False)
+@pytest.mark.parametrize("backend", ["export", "eager"])
+def test_moved_function_outputs_equal_the_unoptimised_build(tmp_path: Path, backend: str) -> None:
+    moved = build(tmp_path, "moved.padl", backend=backend)
+    kept = build(tmp_path, "kept.padl", backend=backend, move_to_forward=False)
+    assert "normalise" in moved.moved_to_forward
     assert not kept.moved_to_forward
     # A fresh process with padl_runtime only: infer_apply per item and eval_apply in batches.
     script = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from padl_runtime.device import with_tensors_on
+from padl_runtime.moved import per_item, with_tensors_on
 
 MEAN = torch.tensor([0.5, 0.25])
 
@@ -60,3 +60,19 @@ def test_a_function_without_tensors_is_returned_as_is() -> None:
 
 def test_a_builtin_is_returned_as_is() -> None:
     assert with_tensors_on(torch.exp, "meta") is torch.exp
+
+
+def scale_by_max(x: torch.Tensor) -> torch.Tensor:
+    return x / x.amax()
+
+
+def test_per_item_equals_vmap_on_a_batch() -> None:
+    batch = torch.rand(5, 3)
+    assert torch.equal(per_item(scale_by_max, batch), torch.vmap(scale_by_max)(batch))
+
+
+def test_per_item_on_a_batch_of_one_equals_vmap() -> None:
+    batch = torch.rand(1, 3)
+    out = per_item(scale_by_max, batch)
+    assert out.shape == (1, 3)
+    assert torch.equal(out, torch.vmap(scale_by_max)(batch))
