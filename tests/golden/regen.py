@@ -5,7 +5,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from padlc.builder.core import STAGE_MODULE, _Plan, _write_stage_module
+from padlc.builder.files import STAGE_MODULE, write_stage_module
+from padlc.builder.plan import BuildPlan
 from tests.e2e.pipelines import FIXTURES, NO_BATCH
 
 GOLDEN = Path(__file__).parent / "stages"
@@ -15,7 +16,7 @@ def render(fixture) -> str:
     """The generated stages.py of one fixture (as `padlc build` writes it)."""
     pipeline = fixture.make()
     with tempfile.TemporaryDirectory() as scratch:
-        _write_stage_module(_Plan(pipeline, move=True), pipeline, Path(scratch))
+        write_stage_module(BuildPlan(pipeline, move=True), pipeline, Path(scratch))
         return (Path(scratch) / STAGE_MODULE).read_text()
 
 
