@@ -89,7 +89,9 @@ def build(
     ``inputs`` are raw examples (what ``infer_apply`` takes; at least two when the pipeline has a
     ``batch``, so the batch axis is traced as dynamic). Options: ``backend`` (``auto``, ``export``,
     ``aoti``, ``torchscript``, ``onnx``, ``eager``, or a list of them: the artifact then holds one
-    verified forward per entry, and the runtime prefers them in that order), ``device``, ``max_batch``, ``force_overwrite``,
+    verified forward per entry, and the runtime prefers them in that order), ``device`` (where the
+    forward is traced and verified: the pipeline is moved there for the build and back after it),
+    ``max_batch``, ``force_overwrite``,
     ``move_to_forward`` (default True), ``tolerance``, ``module`` (recorded), ``log`` (progress
     callback). Raises :class:`~padlc.BuildError` (bad inputs, existing target, failed
     verification) or :class:`~padlc.LoweringError` (a forward the chosen backend cannot compile,
