@@ -47,4 +47,8 @@ timeout -k 10 "$t" "$py" "${bench[@]}" --workloads tiny,tabular \
     --backends eager,export,torchscript --json "$out/gpu_tiny_tabular.json" \
     >"$out/bench_tiny_tabular.log" 2>&1
 grep -v Warning "$out/bench_tiny_tabular.log" | tail -n 80
+t=$(limit 60); step "profile: text, main process" "$t"
+timeout -k 10 "$t" "$py" -m benchmarks.profile --workload text --device cuda \
+    --workers "${WORKERS:-8}" --items 20000 --backend eager >"$out/profile_text.log" 2>&1
+grep -v Warning "$out/profile_text.log" | head -n 70
 echo; echo "=== done at ${SECONDS}s"

@@ -144,9 +144,11 @@ class CompiledPipeline:
 
         return run_batches(
             items,
-            preprocess=self.preprocess,
+            # Only the preprocess may travel to worker processes (spawn pickles it by reference to
+            # the artifact); in this process the generated functions are called directly.
+            preprocess=self.preprocess if num_workers else self._pre,
             forward=self._forward_batch,
-            postprocess=self.postprocess,
+            postprocess=self._post,
             batch_size=batch_size,
             num_workers=num_workers,
             device=self.device,

@@ -44,3 +44,39 @@ def test_memory_mode_reports_start_peak_and_end(tmp_path: Path) -> None:
     assert memory["items"] == 3000
     assert {"start_mb", "peak_mb", "end_mb", "growth_mb", "samples"} <= set(memory)
     assert memory["peak_mb"] >= memory["start_mb"]
+
+
+def test_profile_prints_each_contender(capsys) -> None:
+    from benchmarks.profile import main as profile_main
+
+    assert profile_main(["--workload", "tiny", "--items", "600", "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "== hand-written loop: 600 items" in out
+    assert "== padlc eval_apply: 600 items" in out
+
+
+def test_cuda_runs_are_checked_against_the_gpu_targets() -> None:
+    from benchmarks.report import targets
+
+    def run(vs_limit: float, built: float) -> dict:
+        return {
+            "workers": 8,
+            "throughput": {
+                "padlc eval_apply": {"vs_limit": vs_limit, "vs_hand": 1.0},
+                "built eager eval_apply": {"vs_limit": 1.0, "vs_hand": built},
+            },
+        }
+
+    results = {
+        "environment": {"device": "cuda"},
+        "workloads": {
+            "image": {"runs": [run(0.95, 1.7)], "latency": {}},
+            "text": {"runs": [run(0.5, 1.0)], "latency": {}},
+        },
+    }
+    found = {t["what"]: t["met"] for t in targets(results)}
+    assert found == {
+        "image, workers 8: padlc eval_apply / limit": True,
+        "image, workers 8: built eager eval_apply (moved) / hand-written": False,
+        "text, workers 8: padlc eval_apply / limit": False,
+    }
