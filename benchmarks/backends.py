@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 _CHILD = r"""
-import json, statistics, sys, time
+import json, sys, time
 import torch
 started = time.perf_counter()
 import padl_runtime
@@ -32,21 +32,8 @@ from tests.e2e.pipelines import FIXTURES
 fixture = next(f for f in FIXTURES if f.name == sys.argv[2])
 repeat = int(sys.argv[3])
 torch.set_num_threads(1)
-items = list(fixture.inputs) * 200
-for x in fixture.inputs:
-    pipeline.infer_apply(x)
-times = []
-for i in range(repeat):
-    x = fixture.inputs[i % len(fixture.inputs)]
-    t = time.perf_counter(); pipeline.infer_apply(x); times.append(time.perf_counter() - t)
-for _ in pipeline.eval_apply(items, batch_size=64, flatten=True):  # warm-up
-    pass
-t = time.perf_counter()
-for _ in range(3):
-    for _ in pipeline.eval_apply(items, batch_size=64, flatten=True):
-        pass
-rate = 3 * len(items) / (time.perf_counter() - t)
-print(json.dumps({"load": load, "infer_us": statistics.median(times) * 1e6, "eval_rate": rate}))
+from benchmarks.backends import speed
+print(json.dumps({"load": load, **speed(pipeline, fixture.inputs, repeat)}))
 """
 
 
@@ -54,16 +41,16 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _eager(fixture: Any, repeat: int) -> dict[str, float]:
-    import torch
-
-    pipeline = fixture.make()
-    items = list(fixture.inputs) * 200
-    for x in fixture.inputs:
+def speed(pipeline: Any, inputs: Any, repeat: int) -> dict[str, float]:
+    """``infer_apply`` median latency (µs) and ``eval_apply`` throughput (items/s, batch 64, best
+    after a warm-up pass, three timed passes over the inputs repeated 200 times): the same
+    measurement for a loaded artifact (in the child process) and for the eager pipeline."""
+    items = list(inputs) * 200
+    for x in inputs:
         pipeline.infer_apply(x)
     times = []
     for i in range(repeat):
-        x = fixture.inputs[i % len(fixture.inputs)]
+        x = inputs[i % len(inputs)]
         t = time.perf_counter()
         pipeline.infer_apply(x)
         times.append(time.perf_counter() - t)
@@ -74,7 +61,6 @@ def _eager(fixture: Any, repeat: int) -> dict[str, float]:
         for _ in pipeline.eval_apply(items, batch_size=64, flatten=True):
             pass
     rate = 3 * len(items) / (time.perf_counter() - t)
-    del torch
     return {"infer_us": statistics.median(times) * 1e6, "eval_rate": rate}
 
 
@@ -118,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     print(header)
     with tempfile.TemporaryDirectory() as scratch:
         for fixture in fixtures:
-            eager = _eager(fixture, args.repeat)
+            eager = speed(fixture.make(), fixture.inputs, args.repeat)
             print(
                 f"{fixture.name:<15}{'(padlc eager)':<12}{'':>8}{'':>9}{'':>8}{eager['infer_us']:>10.1f}{'1.00':>9}{eager['eval_rate']:>11.0f}{'1.00':>9}"
             )

@@ -48,7 +48,7 @@ timeout -k 10 "$t" "$py" "${bench[@]}" --workloads tiny,tabular \
     >"$out/bench_tiny_tabular.log" 2>&1
 grep -v Warning "$out/bench_tiny_tabular.log" | tail -n 80
 t=$(limit 60); step "profile: text, main process" "$t"
-timeout -k 10 "$t" "$py" -m benchmarks.profile --workload text --device cuda \
+timeout -k 10 "$t" "$py" -m benchmarks.hotspots --workload text --device cuda \
     --workers "${WORKERS:-8}" --items 20000 --backend eager >"$out/profile_text.log" 2>&1
 grep -v Warning "$out/profile_text.log" | head -n 70
 echo; echo "=== done at ${SECONDS}s"

@@ -222,6 +222,8 @@ def vmapped(function: Any) -> Any:
     The tensors the function reads from its module or closure follow the batch's device."""
 
     def run(batch: Any) -> Any:
+        # Always vmap (not padl_runtime.moved.per_item): under torch.export the batch size is
+        # symbolic, and testing it for 1 would specialise the exported graph.
         return torch.vmap(with_tensors_on(function, batch.device))(batch)
 
     name = re.sub(r"\W+", "_", getattr(function, "__name__", "function")).strip("_") or "function"

@@ -47,7 +47,7 @@ def test_memory_mode_reports_start_peak_and_end(tmp_path: Path) -> None:
 
 
 def test_profile_prints_each_contender(capsys) -> None:
-    from benchmarks.profile import main as profile_main
+    from benchmarks.hotspots import main as profile_main
 
     assert profile_main(["--workload", "tiny", "--items", "600", "--top", "3"]) == 0
     out = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.profile``: where the main process spends its time in one workload's loops.
+"""``python -m benchmarks.hotspots``: where the main process spends its time in one workload's loops.
 
 On a GPU machine the main process, not the GPU, bounds ``eval_apply`` (it receives batches, launches
 the forward and postprocesses every item, all under the one GIL). This profiles that process with
@@ -6,8 +6,8 @@ cProfile for the hand-written loop, padlc's ``eval_apply`` and, with ``--backend
 artifact's, each with the post stage inline (``post_threads=0``) so all of it is in the profile, and
 prints each one's wall time and top functions by own time.
 
-    python -m benchmarks.profile --workload text --device cuda --workers 8 --items 20000
-    python -m benchmarks.profile --workload tiny --backend eager          # on a laptop CPU
+    python -m benchmarks.hotspots --workload text --device cuda --workers 8 --items 20000
+    python -m benchmarks.hotspots --workload tiny --backend eager          # on a laptop CPU
 
 Profiling slows Python code down unevenly: compare where time goes, not the items/s.
 """
@@ -48,7 +48,7 @@ def profile(name: str, run: Callable[[], int], device: torch.device, top: int) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hotspots", description=__doc__)
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="tiny")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=0)
