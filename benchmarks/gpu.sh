@@ -6,7 +6,9 @@
 # Runs from the source tree with the machine's own python3 and torch (nothing is installed).
 # Each step gets a time limit, all within BUDGET seconds (default 480), so that a slow or stuck
 # step cannot take the others' time. Logs and the suite's JSON go to $OUT (default
-# benchmarks/results). Environment: PYTHON, BUDGET, ITEMS (per workload), REPEAT, WORKERS.
+# benchmarks/results). Environment: PYTHON, BUDGET, ITEMS (per workload), REPEAT, WORKERS,
+# POST_WORKERS, and
+# STEPS, the steps to run (default all: "tests bench profile"; e.g. STEPS="tests profile").
 # Output goes to files, not through a pipe: Inductor's compile workers outlive the suite and would
 # hold a pipe (and the script) open.
 set -u
@@ -20,6 +22,8 @@ budget=${BUDGET:-480}
 # The limit for the next step: at most $1 seconds, and never past the budget.
 limit() { local left=$((budget - (SECONDS - start))); ((left < 1)) && left=1; echo $((left < $1 ? left : $1)); }
 step() { echo; echo "=== $1 (at ${SECONDS}s, limit $2s)"; }
+steps=" ${STEPS:-tests bench profile} "
+wanted() { [[ $steps == *" $1 "* ]]; }
 
 step environment 30
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
@@ -28,15 +32,19 @@ timeout -k 5 30 "$py" -c "import sys, torch, platform; print(platform.python_ver
 # Python >= 3.12 warns when a multi-threaded process forks (CUDA and torch start threads; the
 # DataLoader workers fork): not an error of the code under test.
 pytest_args=(-q -p no:cacheprovider -W "ignore:This process:DeprecationWarning")
+if wanted tests; then
 t=$(limit 150); step "CUDA tests" "$t"
 timeout -k 10 "$t" "$py" -m pytest "${pytest_args[@]}" tests/e2e/test_cuda.py \
     tests/unit/padl_runtime/test_executor.py::test_cuda_outputs_match_cpu_outputs \
     >"$out/cuda_tests.log" 2>&1
-tail -n 25 "$out/cuda_tests.log"
+grep -E "^(E |FAILED|ERROR)|passed|failed" "$out/cuda_tests.log" | tail -n 40
+fi
 
-# Every eval_apply also with the post stage inline (--post-threads 0; the default on CUDA is 1).
+# Every eval_apply also with the post stage in worker processes (POST_WORKERS, a comma list).
 bench=(-m benchmarks --device cuda --size full --batch-size 256 --workers "${WORKERS:-8}"
-       --items "${ITEMS:-100000}" --repeat "${REPEAT:-2}" --latency-calls 500 --post-threads 0)
+       --items "${ITEMS:-100000}" --repeat "${REPEAT:-2}" --latency-calls 500
+       --post-workers "${POST_WORKERS:-2,4}")
+if wanted bench; then
 t=$(limit 260); step "benchmark: image, text (with AOTInductor)" "$t"
 timeout -k 10 "$t" "$py" "${bench[@]}" --workloads image,text \
     --backends eager,export,torchscript,aoti --json "$out/gpu_image_text.json" \
@@ -47,8 +55,14 @@ timeout -k 10 "$t" "$py" "${bench[@]}" --workloads tiny,tabular \
     --backends eager,export,torchscript --json "$out/gpu_tiny_tabular.json" \
     >"$out/bench_tiny_tabular.log" 2>&1
 grep -v Warning "$out/bench_tiny_tabular.log" | tail -n 80
-t=$(limit 60); step "profile: text, main process" "$t"
-timeout -k 10 "$t" "$py" -m benchmarks.hotspots --workload text --device cuda \
-    --workers "${WORKERS:-8}" --items 20000 --backend eager >"$out/profile_text.log" 2>&1
-grep -v Warning "$out/profile_text.log" | head -n 70
+fi
+if wanted profile; then
+for workload in ${PROFILE:-text}; do
+t=$(limit 60); step "profile: $workload, main process" "$t"
+timeout -k 10 "$t" "$py" -m benchmarks.hotspots --workload "$workload" --device cuda \
+    --workers "${WORKERS:-8}" --items 20000 --backend torchscript \
+    >"$out/profile_$workload.log" 2>&1
+grep -v Warning "$out/profile_$workload.log" | head -n 80
+done
+fi
 echo; echo "=== done at ${SECONDS}s"

@@ -53,6 +53,7 @@ class Options:
     memory_items: int
     json_path: str
     post_threads: tuple[int, ...] = ()
+    post_workers: tuple[int, ...] = ()
 
 
 def parse(argv: Sequence[str] | None) -> Options:
@@ -109,6 +110,12 @@ def parse(argv: Sequence[str] | None) -> Options:
         "'... (post threads N)'); the plain rows use the executor's default (1 on CUDA, 0 on CPU)",
     )
     parser.add_argument(
+        "--post-workers",
+        default="",
+        help="comma list: also time every eval_apply with the post stage in this many worker "
+        "processes (rows named '... (post workers N)')",
+    )
+    parser.add_argument(
         "--json", dest="json_path", default=None, help="default benchmarks/results/<timestamp>.json"
     )
     args = parser.parse_args(argv)
@@ -153,6 +160,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         json_path=args.json_path
         or os.path.join(os.path.dirname(__file__), "results", f"{stamp}.json"),
         post_threads=tuple(int(n) for n in args.post_threads.split(",") if n),
+        post_workers=tuple(int(n) for n in args.post_workers.split(",") if n),
     )
 
 
@@ -247,6 +255,10 @@ def run_workload(workload: Workload, options: Options) -> dict[str, Any]:
                     runs[f"{name} eval_apply (post threads {threads})"] = eval_run(
                         applier, items, options.batch_size, workers, post_threads=threads
                     )
+                for count in options.post_workers:
+                    runs[f"{name} eval_apply (post workers {count})"] = eval_run(
+                        applier, items, options.batch_size, workers, post_workers=count
+                    )
             rates = best_rates(runs, options.repeat, options.device)
             run = summarise(rates, workers)
             runs_out.append(run)
@@ -328,6 +340,7 @@ def environment(argv: Sequence[str] | None, options: Options) -> dict[str, Any]:
             "repeat": options.repeat,
             "latency_calls": options.latency_calls,
             "post_threads": list(options.post_threads),
+            "post_workers": list(options.post_workers),
         },
     }
 

@@ -139,6 +139,19 @@ def compare(
     return 0.0, None if got == want else f"{where}: {got!r} != {want!r}"
 
 
+def _crash_tail(output: str) -> list[str]:
+    """The lines worth reporting from a crashed child's output: faulthandler's report of a native
+    crash (the fault and the innermost Python frames) when there is one, else the last 5 lines."""
+    lines = [line.strip() for line in output.strip().splitlines()]
+    fatal = [i for i, line in enumerate(lines) if line.startswith("Fatal Python error")]
+    if not fatal:
+        return lines[-5:]
+    report = [
+        line for line in lines[fatal[-1] :] if line and not line.startswith("Extension modules")
+    ]
+    return report[:12]
+
+
 def verify_artifact(
     root: Path,
     backend: str,
@@ -157,6 +170,8 @@ def verify_artifact(
             sys.executable,
             "-I",
             "-B",
+            "-X",
+            "faulthandler",  # a crash in native code prints the Python stack it happened in
             "-c",
             _CHILD,
             json.dumps(sys.path),
@@ -174,7 +189,7 @@ def verify_artifact(
                 False, 0.0, f"the verifying process timed out after {timeout:.0f} s"
             )
         if process.returncode != 0 or not out_file.exists():
-            tail = (process.stderr or process.stdout).strip().splitlines()[-5:]
+            tail = _crash_tail(process.stderr or process.stdout)
             return Verification(
                 False,
                 0.0,

@@ -209,12 +209,19 @@ def batched_apply(
     Returns an iterator with ``len()``: one output per item when the pipeline has a postprocess
     stage (and ``use_post``) or ``flatten=True``, else one output per batch. ``items`` may be any
     sized indexable (list, tuple, tensor, range, numpy array) or a plain iterable. Preprocessing and
-    batching run in ``num_workers`` worker processes; other keyword arguments go to the
-    ``torch.utils.data.DataLoader`` (e.g. ``shuffle``, ``worker_init_fn``).
+    batching run in ``num_workers`` worker processes, postprocessing (eval only) in
+    ``post_workers`` processes; ``post_threads`` and other executor options go to
+    :func:`padl_runtime.executor.run_batches`, the rest to the ``torch.utils.data.DataLoader``
+    (e.g. ``worker_init_fn``).
     """
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    if mode == "train" and loader_kwargs.get("post_workers"):
+        raise ValueError(
+            "post_workers is for eval_apply: train_apply's outputs carry gradients, which cannot "
+            "cross to another process. Postprocess in this process (post_workers=0)."
+        )
     if loader_kwargs.pop("shuffle", False):
         items = _Shuffled(items, loader_kwargs.pop("generator", None))  # type: ignore[assignment]
     stages = pipeline._pd_stages()

@@ -6,6 +6,8 @@ import os
 import warnings
 from pathlib import Path
 
+import torch
+
 from padlc.lowering.export import export_program
 from padlc.lowering.graph import LoweredForward, blame, lowering_error
 from padlc.lowering.registry import Lowered, LoweringContext, host_arch, register
@@ -28,14 +30,17 @@ class AotiBackend:
     def lower(self, forward: LoweredForward, root: Path, context: LoweringContext) -> Lowered:
         from torch._inductor import aoti_compile_and_package
 
-        program = export_program(forward, self.name)
+        program = _tensors_on(export_program(forward, self.name), torch.device(forward.device))
         (root / FILE).parent.mkdir(parents=True, exist_ok=True)
         try:
-            # Inductor touches torch.jit internally, which torch 2.13 reports as deprecated; that
-            # is torch's business, not the user's, so it is not surfaced.
+            # Inductor touches torch.jit internally, which torch 2.13 reports as deprecated, and
+            # reports its own choices as UserWarnings (on CUDA: TF32 matmuls not enabled, "online
+            # softmax disabled"). Only torch's code runs here (the user's ran at export), so none
+            # of these is the user's business, and none may fail a build run with -W error.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", UserWarning)
                 aoti_compile_and_package(program, package_path=str(root / FILE))
         except Exception as exc:
             raise lowering_error(
@@ -49,3 +54,26 @@ class AotiBackend:
 
 
 register(AotiBackend())
+
+
+def _tensors_on(
+    program: torch.export.ExportedProgram, device: torch.device
+) -> torch.export.ExportedProgram:
+    """Every parameter, buffer and lifted constant of ``program`` on ``device``.
+
+    A forward built for CUDA can still hold CPU tensors (a constant a function created on the CPU,
+    a scalar tensor), which eager PyTorch accepts. An AOTInductor package for CUDA loads its
+    constants as device memory, and a CPU one crashes the loading process (pytorch/pytorch#172739).
+    The values are unchanged, only where they live."""
+    if device.type == "cpu":
+        return program
+    # In place: the ExportedProgram's dicts are its own (its setters refuse to replace them).
+    for values in (program.state_dict, program.constants):
+        for name, value in list(values.items()):
+            if not isinstance(value, torch.Tensor) or value.device == device:
+                continue
+            moved = value.detach().to(device)
+            if isinstance(value, torch.nn.Parameter):
+                moved = torch.nn.Parameter(moved, requires_grad=value.requires_grad)
+            values[name] = moved
+    return program

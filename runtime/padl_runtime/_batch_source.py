@@ -159,9 +159,12 @@ class WorkerFailure:
     notes: list[str] = field(default_factory=list)
     payload: bytes | None = None
     exc_type: type[BaseException] | None = None
+    process: str = "the DataLoader worker process"
 
     @classmethod
-    def capture(cls, exc: BaseException) -> WorkerFailure:
+    def capture(
+        cls, exc: BaseException, process: str = "the DataLoader worker process"
+    ) -> WorkerFailure:
         payload: bytes | None = None
         try:
             pickled = bytes(ForkingPickler.dumps(exc))
@@ -181,6 +184,7 @@ class WorkerFailure:
             notes=list(getattr(exc, "__notes__", [])),
             payload=payload,
             exc_type=exc_type,
+            process=process,
         )
 
     def rebuild(self) -> BaseException:
@@ -203,7 +207,7 @@ class WorkerFailure:
                 if note not in getattr(exc, "__notes__", []):
                     exc.add_note(note)
             exc.add_note(
-                "Traceback in the DataLoader worker process (most recent call last):\n"
+                f"Traceback in {self.process} (most recent call last):\n"
                 + self.worker_traceback.rstrip()
             )
         return exc

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+from torch.utils.data import get_worker_info
 
 __all__ = [
     "add_batch_axis",
@@ -26,6 +27,20 @@ def _is_namedtuple(value: object) -> bool:
     return isinstance(value, tuple) and hasattr(value, "_fields")
 
 
+def _stack(items: Sequence[torch.Tensor], first: torch.Tensor) -> torch.Tensor:
+    """``torch.stack``; in a DataLoader worker, straight into shared memory, as the DataLoader's
+    own collate does: the batch is about to be sent to the main process, which would otherwise
+    copy it into shared memory a second time."""
+    tensors = list(items)
+    if get_worker_info() is None or first.device.type != "cpu":
+        return torch.stack(tensors)
+    if any(t.shape != first.shape for t in tensors):
+        return torch.stack(tensors)  # let stack raise its own error
+    storage = first._typed_storage()._new_shared(len(tensors) * first.numel(), device="cpu")
+    out = first.new(storage).resize_(len(tensors), *first.shape)
+    return torch.stack(tensors, out=out)
+
+
 def collate(items: Sequence[Any]) -> Any:
     """Stack a non-empty sequence of items of the same structure into one batch (axis 0).
 
@@ -36,7 +51,7 @@ def collate(items: Sequence[Any]) -> Any:
     """
     first = items[0]
     if isinstance(first, torch.Tensor):
-        return torch.stack(list(items))
+        return _stack(items, first)
     if isinstance(first, bool | int | float):
         return torch.tensor(items)
     if type(first).__module__ == "numpy":

@@ -5,7 +5,8 @@
 * **preprocess + collate**, per batch, inline or whole batches at a time in DataLoader workers;
 * **forward**, per collated batch, in the main process, on ``device`` (on CUDA the next batch is
   copied on a side stream while the current one runs);
-* **postprocess**, per item after splitting the forward's output, inline or in a background thread.
+* **postprocess**, per item after splitting the forward's output, inline, in a background thread
+  or, with ``post_workers``, whole batches at a time in worker processes.
 
 Outputs come out in input order and are streamed: nothing is accumulated, so memory stays flat
 however many items go through. Failures keep their exception type and gain a note naming the
@@ -15,6 +16,7 @@ item or batch ("while preprocessing item 7"). Closing the iterator, an exception
 
 from __future__ import annotations
 
+import functools
 import itertools
 import multiprocessing
 from collections import deque
@@ -39,6 +41,7 @@ from padl_runtime._batch_source import (
     span,
 )
 from padl_runtime._cuda import cuda_prefetch
+from padl_runtime._post_workers import PostWorkers, run_in_workers
 from padl_runtime.collate import move_to_device, uncollate, unpin
 
 __all__ = ["BatchIterator", "RunHooks", "run_batches"]
@@ -56,8 +59,7 @@ class _Plan:
     items: Any
     preprocess: Callable[[Any], Any] | None
     forward: Callable[[Any], Any]
-    postprocess: Callable[[Any], Any] | None
-    postprocess_batch: Callable[[Any], list[Any]] | None
+    post: _Post
     per_item: bool
     batch_size: int
     num_workers: int
@@ -68,6 +70,19 @@ class _Plan:
     loader_kwargs: dict[str, Any]
     hooks: RunHooks | None = None
     outputs_to_cpu: bool = False
+    post_workers: int = 0
+
+
+@dataclass(frozen=True)
+class _Post:
+    """The post stage's functions (apart from the plan: with ``post_workers`` under spawn this is
+    what is pickled to the worker processes, and it must not drag the input items along)."""
+
+    postprocess: Callable[[Any], Any] | None = None
+    postprocess_batch: Callable[[Any], list[Any]] | None = None
+
+    def __bool__(self) -> bool:
+        return self.postprocess is not None or self.postprocess_batch is not None
 
 
 @dataclass(frozen=True)
@@ -167,6 +182,7 @@ def run_batches(
     pin_memory: bool | None = None,
     postprocess_batch: Callable[[Any], list[Any]] | None = None,
     post_threads: int | None = None,
+    post_workers: int = 0,
     hooks: RunHooks | None = None,
     outputs_to_cpu: bool = False,
     **loader_kwargs: Any,
@@ -184,7 +200,12 @@ def run_batches(
     they are ignored). ``pin_memory`` defaults to "device is
     CUDA". ``postprocess_batch`` maps a whole forward output to a list of per-item outputs
     (instead of ``postprocess``). ``post_threads`` is the number of background threads for the
-    post stage; the default is 1 on CUDA and 0 (inline) elsewhere. ``progress`` shows a tqdm bar
+    post stage; the default is 1 on CUDA and 0 (inline) elsewhere. ``post_workers`` > 0 runs the
+    post stage in that many worker processes instead, whole batches at a time: the main process
+    then only receives batches, launches the forward and collects the results, which is what makes
+    a GPU pipeline with a per-item Python postprocess faster than one process can be. The post
+    functions then run in another process: their side effects on this process's state are lost,
+    and their outputs must be picklable. ``progress`` shows a tqdm bar
     when tqdm is installed. ``outputs_to_cpu`` copies each forward output back to the CPU; on CUDA
     the copy is asynchronous (into pinned memory) and the post stage waits for it, so the main
     thread goes on to the next batch instead of waiting for the GPU.
@@ -220,13 +241,14 @@ def run_batches(
         post_threads = 1 if is_cuda else 0  # why: see _post_stage
     if post_threads < 0:
         raise ValueError(f"post_threads must be >= 0, got {post_threads!r}.")
+    if isinstance(post_workers, bool) or not isinstance(post_workers, int) or post_workers < 0:
+        raise ValueError(f"post_workers must be a non-negative integer, got {post_workers!r}.")
     use_post = use_post and (postprocess is not None or postprocess_batch is not None)
     plan = _Plan(
         items=items,
         preprocess=preprocess,
         forward=forward,
-        postprocess=postprocess if use_post else None,
-        postprocess_batch=postprocess_batch if use_post else None,
+        post=_Post(postprocess, postprocess_batch) if use_post else _Post(),
         per_item=use_post or flatten,
         batch_size=batch_size,
         num_workers=num_workers,
@@ -239,6 +261,7 @@ def run_batches(
         loader_kwargs=loader_kwargs,
         hooks=hooks,
         outputs_to_cpu=outputs_to_cpu and device.type != "cpu",
+        post_workers=post_workers,
     )
     return BatchIterator(plan)
 
@@ -259,21 +282,21 @@ def _start_method(context: Any) -> str:
     )
 
 
-def _check_picklable(plan: _Plan) -> None:
-    """Under spawn/forkserver, workers receive the input and the preprocess by pickling."""
+def _check_picklable(plan: _Plan, what: str, value: Any, workers: str, option: str) -> None:
+    """Under spawn/forkserver, worker processes receive their functions (and the DataLoader's
+    workers the input) by pickling."""
     method = _start_method(plan.loader_kwargs.get("multiprocessing_context"))
     if method == "fork":
         return
-    for what, value in (("preprocess", plan.preprocess), ("input", plan.items)):
-        try:
-            ForkingPickler.dumps(value)  # what the worker processes' queues will do
-        except Exception as exc:
-            raise TypeError(
-                f"The {what} ({type(value).__name__}) cannot be sent to DataLoader worker "
-                f"processes started with {method!r}: {exc}. Define functions at module level (no "
-                "lambdas or closures), pass a list instead of a generator, or use "
-                "num_workers=0 or multiprocessing_context='fork'."
-            ) from exc
+    try:
+        ForkingPickler.dumps(value)  # what the worker processes' queues will do
+    except Exception as exc:
+        raise TypeError(
+            f"The {what} ({type(value).__name__}) cannot be sent to {workers} worker processes "
+            f"started with {method!r}: {exc}. Define functions at module level (no lambdas or "
+            f"closures), pass a list instead of a generator, or use {option}=0 or "
+            "multiprocessing_context='fork'."
+        ) from exc
 
 
 def _loader_batches(loader_iter: Iterator[Any]) -> Iterator[Batch]:
@@ -339,23 +362,28 @@ class _PendingCopy:
         self.event.synchronize()
         return unpin(self.output)
 
+    def ready(self) -> Any:
+        """The output once copied, still in pinned memory (for a caller that copies it anyway)."""
+        self.event.synchronize()
+        return self.output
+
 
 def _forward_async(plan: _Plan, start: int, count: int, batch: Any) -> Any:
     """The forward for a background post stage: on CUDA with ``outputs_to_cpu`` the copy back is
-    left in flight (a :class:`_PendingCopy` the post thread waits for); otherwise :func:`_forward`."""
+    left in flight (a :class:`_PendingCopy` the post stage waits for); otherwise :func:`_forward`."""
     if plan.outputs_to_cpu and plan.device.type == "cuda":
         return _PendingCopy(_call_forward(plan, start, count, batch), plan.device)
     return _forward(plan, start, count, batch)
 
 
-def _post_items(plan: _Plan, start: int, count: int, output: Any) -> list[Any]:
+def _post_items(post: _Post, start: int, count: int, output: Any) -> list[Any]:
     """Per-item outputs of one batch: split the forward output, then postprocess each item."""
     if isinstance(output, _PendingCopy):
         output = output.wait()
     where = f"the batch of items {span(start, count)}"
-    if plan.postprocess_batch is not None:
+    if post.postprocess_batch is not None:
         try:
-            results = list(plan.postprocess_batch(output))
+            results = list(post.postprocess_batch(output))
         except Exception as exc:
             add_note(exc, f"while postprocessing {where}", "postprocess")
             raise
@@ -365,11 +393,10 @@ def _post_items(plan: _Plan, start: int, count: int, output: Any) -> list[Any]:
         except Exception as exc:
             add_note(exc, f"while splitting the forward output of {where} into items")
             raise
-        if plan.postprocess is not None:
-            post = plan.postprocess
+        if post.postprocess is not None:
             done: list[Any] = []
             try:
-                done.extend(map(post, results))  # keeps the items done before a failure
+                done.extend(map(post.postprocess, results))  # keeps the items done before a failure
             except Exception as exc:
                 add_note(exc, f"while postprocessing item {start + len(done)}", "postprocess")
                 raise
@@ -382,7 +409,9 @@ def _post_items(plan: _Plan, start: int, count: int, output: Any) -> list[Any]:
     return results
 
 
-def _post_stage(plan: _Plan, batches: Iterator[Batch]) -> Iterator[list[Any]]:
+def _post_stage(
+    plan: _Plan, batches: Iterator[Batch], workers: PostWorkers | None
+) -> Iterator[list[Any]]:
     """Per-item outputs, batch by batch; post of batch k overlaps the forward of batch k+1.
 
     The overlap needs a thread, and a thread only helps when the forward releases the GIL for
@@ -394,16 +423,20 @@ def _post_stage(plan: _Plan, batches: Iterator[Batch]) -> Iterator[list[Any]]:
     short, so the thread only adds hand-off and contention. Hence post_threads defaults to 0 on
     CPU and 1 on CUDA. The queue is bounded (post_threads batches in flight) so memory stays flat.
     """
+    if workers is not None:
+        outputs = ((s, c, _forward_async(plan, s, c, b)) for s, c, b in batches)
+        yield from run_in_workers(workers, outputs)
+        return
     if plan.post_threads == 0:
         for start, count, batch in batches:
-            yield _post_items(plan, start, count, _forward(plan, start, count, batch))
+            yield _post_items(plan.post, start, count, _forward(plan, start, count, batch))
         return
     pool = ThreadPoolExecutor(plan.post_threads, thread_name_prefix="padl-post")
     pending: deque[Future[list[Any]]] = deque()
     try:
         for start, count, batch in batches:
             output = _forward_async(plan, start, count, batch)
-            pending.append(pool.submit(_post_items, plan, start, count, output))
+            pending.append(pool.submit(_post_items, plan.post, start, count, output))
             del output, batch  # the thread holds what it needs; don't pin it here too
             if len(pending) > plan.post_threads:
                 yield pending.popleft().result()
@@ -427,12 +460,19 @@ def _progress_bar(plan: _Plan, total: int | None) -> Any:
 def _run(plan: _Plan) -> Generator[list[Any], None, None]:
     """The outputs, a list per batch (one output per item, or ``[forward output]`` per batch)."""
     loader_iter: Iterator[Any] | None = None
+    post_workers: PostWorkers | None = None
     stages: list[Iterator[Any]] = []  # closed last-to-first on the way out
     bar = None
     hooks = plan.hooks
     if hooks is not None:
         hooks.start()
     try:
+        if plan.per_item and plan.post and plan.post_workers:
+            # Before the DataLoader's workers and threads: the post workers are forked first.
+            _check_picklable(plan, "postprocess", plan.post, "post", "post_workers")
+            split = functools.partial(_post_items, plan.post)
+            method = _start_method(plan.loader_kwargs.get("multiprocessing_context"))
+            post_workers = PostWorkers(split, plan.post_workers, method)
         if plan.num_workers == 0:
             host: Iterator[Batch] = inline_batches(plan.items, plan.preprocess, plan.batch_size)
         else:
@@ -441,7 +481,8 @@ def _run(plan: _Plan) -> Generator[list[Any], None, None]:
                 dataset = ChunkDataset(plan.items, plan.preprocess, plan.batch_size)
             else:
                 dataset = ChunkStream(plan.items, plan.preprocess, plan.batch_size)
-            _check_picklable(plan)
+            _check_picklable(plan, "preprocess", plan.preprocess, "DataLoader", "num_workers")
+            _check_picklable(plan, "input", plan.items, "DataLoader", "num_workers")
             loader = DataLoader(
                 dataset,
                 batch_size=None,  # one dataset item is already a whole batch
@@ -465,7 +506,7 @@ def _run(plan: _Plan) -> Generator[list[Any], None, None]:
                 if bar is not None:
                     bar.update(1)
             return
-        post = _post_stage(plan, batches)
+        post = _post_stage(plan, batches, post_workers)
         stages.append(post)
         for outputs in post:
             yield outputs
@@ -480,6 +521,8 @@ def _run(plan: _Plan) -> Generator[list[Any], None, None]:
         # inner generators are only suspended, and their own cleanup must not wait for the GC.
         for stage in reversed(stages):
             stage.close()  # type: ignore[attr-defined]
+        if post_workers is not None:
+            post_workers.close()
         _shutdown_loader(loader_iter)
         if bar is not None:
             bar.close()

@@ -131,12 +131,14 @@ class CompiledPipeline:
         flatten: bool = False,
         use_post: bool = True,
         progress: bool = False,
+        post_workers: int = 0,
         **loader_kwargs: Any,
     ) -> Any:
         """Apply to many items in batches; an iterator of outputs in input order.
 
-        Preprocessing and collation run in ``num_workers`` processes (see
-        :func:`padl_runtime.executor.run_batches`, which takes the other options).
+        Preprocessing and collation run in ``num_workers`` processes, postprocessing in
+        ``post_workers`` processes (see :func:`padl_runtime.executor.run_batches`, which takes the
+        other options).
         """
         if not self._has_batch:
             return (self.infer_apply(item) for item in items)
@@ -144,11 +146,11 @@ class CompiledPipeline:
 
         return run_batches(
             items,
-            # Only the preprocess may travel to worker processes (spawn pickles it by reference to
+            # Only what travels to worker processes is wrapped (spawn pickles it by reference to
             # the artifact); in this process the generated functions are called directly.
             preprocess=self.preprocess if num_workers else self._pre,
             forward=self._forward_batch,
-            postprocess=self._post,
+            postprocess=self.postprocess if post_workers else self._post,
             batch_size=batch_size,
             num_workers=num_workers,
             device=self.device,
@@ -156,6 +158,7 @@ class CompiledPipeline:
             use_post=use_post,
             progress=progress,
             outputs_to_cpu=True,
+            post_workers=post_workers,
             **loader_kwargs,
         )
 

@@ -44,7 +44,19 @@ class AotiLoader:
         with warnings.catch_warnings():  # torch-internal torch.jit deprecation notices
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", FutureWarning)
-            runner = aoti_load_package(str(root / entry.files[0]))
+            dev = torch.device(device)
+            if dev.type == "cuda":
+                # The package's loader puts its constants in device memory: start CUDA on the
+                # device first, and load there (not on whatever device is current).
+                index = dev.index if dev.index is not None else torch.cuda.current_device()
+                torch.cuda.init()
+                with torch.cuda.device(index):
+                    try:
+                        runner = aoti_load_package(str(root / entry.files[0]), device_index=index)
+                    except TypeError:  # torch < 2.6: no device_index; the current device is used
+                        runner = aoti_load_package(str(root / entry.files[0]))
+            else:
+                runner = aoti_load_package(str(root / entry.files[0]))
         return LoadedForward(lambda *tensors: tuple(runner(*tensors)))
 
 

@@ -277,3 +277,22 @@ def test_eval_error_in_a_single_step_stage_names_the_step():
         list(p.eval_apply([1, 2, 3], batch_size=2, num_workers=2))
     notes = "\n".join(getattr(info.value, "__notes__", []))
     assert "raised by transform `fails_on_three` at position 0" in notes
+
+
+def test_eval_apply_with_post_workers_gives_the_same_outputs_in_order():
+    p = plus_one >> batch >> times_two >> unbatch >> times_three
+    outputs = p.eval_apply(range(40), batch_size=3, num_workers=2, post_workers=2)
+    assert [int(o) for o in outputs] == [6 * (i + 1) for i in range(40)]
+
+
+def test_eval_error_in_a_post_worker_names_the_failing_step():
+    p = plus_one >> batch >> times_two >> unbatch >> fails_on_three
+    with pytest.raises(ValueError) as info:
+        list(p.eval_apply([0.5, 1.0, 1.5], batch_size=2, post_workers=1))
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "raised by transform `fails_on_three` at position 4" in notes
+
+
+def test_train_apply_refuses_post_workers(staged):
+    with pytest.raises(ValueError, match="post_workers is for eval_apply"):
+        staged.train_apply([1, 2], post_workers=2)
