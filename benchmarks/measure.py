@@ -6,6 +6,8 @@ every round runs each contender once, in turn, and a contender's figure is its b
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 import resource
 import statistics
@@ -99,6 +101,27 @@ def rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def children_rss_mb() -> float:
+    """The summed resident set size of this process's live children (worker processes), in MiB;
+    0 where /proc is missing."""
+    total = 0.0
+    for tasks in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+        try:
+            with open(tasks) as handle:
+                pids = handle.read().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/status") as status:
+                    match = _VMRSS.search(status.read())
+            except OSError:  # it has just exited
+                continue
+            if match:
+                total += int(match.group(1)) / 1024
+    return total
 
 
 def drain(outputs: Iterable[Any]) -> int:

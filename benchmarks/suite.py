@@ -255,9 +255,9 @@ def run_workload(workload: Workload, options: Options) -> dict[str, Any]:
                     runs[f"{name} eval_apply (post threads {threads})"] = eval_run(
                         applier, items, options.batch_size, workers, post_threads=threads
                     )
-                for count in options.post_workers:
-                    runs[f"{name} eval_apply (post workers {count})"] = eval_run(
-                        applier, items, options.batch_size, workers, post_workers=count
+                for post_workers in options.post_workers:
+                    runs[f"{name} eval_apply (post workers {post_workers})"] = eval_run(
+                        applier, items, options.batch_size, workers, post_workers=post_workers
                     )
             rates = best_rates(runs, options.repeat, options.device)
             run = summarise(rates, workers)
@@ -358,17 +358,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if options.memory:
         workers = options.workers[-1]
+        post_workers = options.post_workers[-1] if options.post_workers else 0
         print(
-            f"\n== memory: eval_apply over {options.memory_items:,} tiny items (batch {options.batch_size}, workers {workers}), outputs streamed"
+            f"\n== memory: eval_apply over {options.memory_items:,} tiny items (batch {options.batch_size}, workers {workers}, post workers {post_workers}), outputs streamed"
         )
         results["memory"] = memory.measure(
-            options.memory_items, options.batch_size, workers, options.device
+            options.memory_items,
+            options.batch_size,
+            workers,
+            options.device,
+            post_workers=post_workers,
         )
         m = results["memory"]
         print(
             f"   RSS start {m['start_mb']} MiB, peak {m['peak_mb']} MiB, end {m['end_mb']} MiB (growth {m['growth_mb']} MiB)"
         )
         print("   samples (items, MiB): " + ", ".join(f"{n:,}: {mb}" for n, mb in m["samples"]))
+        if m["workers_peak_mb"] is not None:
+            print(
+                f"   worker processes together: first sample {m['workers_first_mb']} MiB, peak {m['workers_peak_mb']} MiB"
+            )
     else:
         for name in options.workloads:
             results["workloads"][name] = run_workload(WORKLOADS[name], options)

@@ -36,6 +36,15 @@ def test_suite_writes_tables_for_one_workload(tmp_path: Path, capsys) -> None:
     assert "hand-written loop" in capsys.readouterr().out
 
 
+def test_post_workers_add_rows_and_keep_the_item_count(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    assert main(["--workloads", "tiny", *TINY_RUN, "--post-workers", "2", "--json", str(out)]) == 0
+
+    tiny = json.loads(out.read_text())["workloads"]["tiny"]
+    assert tiny["items"] == 300
+    assert "padlc eval_apply (post workers 2)" in tiny["runs"][0]["throughput"]
+
+
 def test_memory_mode_reports_start_peak_and_end(tmp_path: Path) -> None:
     out = tmp_path / "memory.json"
     assert main(["--memory", "--memory-items", "3000", "--json", str(out)]) == 0
@@ -80,3 +89,12 @@ def test_cuda_runs_are_checked_against_the_gpu_targets() -> None:
         "image, workers 8: built eager eval_apply (moved) / hand-written": False,
         "text, workers 8: padlc eval_apply / limit": False,
     }
+
+
+def test_memory_mode_with_post_workers_samples_the_worker_processes(tmp_path: Path) -> None:
+    out = tmp_path / "memory.json"
+    argv = ["--memory", "--memory-items", "3000", "--post-workers", "1", "--json", str(out)]
+    assert main(argv) == 0
+    memory = json.loads(out.read_text())["memory"]
+    assert memory["items"] == 3000 and memory["post_workers"] == 1
+    assert memory["workers_peak_mb"] >= memory["workers_first_mb"] > 0
