@@ -17,6 +17,7 @@ process closes its pipe or exits (it watches the parent's sentinel), so none out
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import multiprocessing
 import pickle
@@ -47,6 +48,14 @@ def _rebuild_tensor(data: bytearray, dtype: torch.dtype, shape: tuple[int, ...])
     return torch.frombuffer(data, dtype=torch.uint8).view(dtype).reshape(shape)
 
 
+def _raw_bytes(tensor: torch.Tensor) -> bytearray:
+    """A copy of a contiguous CPU tensor's memory (through ctypes: the runtime needs no numpy)."""
+    size = tensor.numel() * tensor.element_size()
+    if size == 0:
+        return bytearray()
+    return bytearray((ctypes.c_char * size).from_address(tensor.data_ptr()))
+
+
 class _Pickler(pickle.Pickler):
     """A pickler that sends dense CPU tensors as their bytes (one copy) instead of torch's
     reduction, which serialises each storage with ``torch.save`` (tens of microseconds each)."""
@@ -54,8 +63,7 @@ class _Pickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         if type(obj) is torch.Tensor and obj.layout is torch.strided and not obj.is_quantized:
             tensor = obj.detach().cpu().resolve_conj().resolve_neg().contiguous()
-            raw = tensor.reshape(-1).view(torch.uint8).numpy()
-            return _rebuild_tensor, (bytearray(raw.data), tensor.dtype, tuple(tensor.shape))
+            return _rebuild_tensor, (_raw_bytes(tensor), tensor.dtype, tuple(tensor.shape))
         return NotImplemented
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -68,6 +70,7 @@ def interrupt_forward_at_3(batch: torch.Tensor) -> torch.Tensor:
         pytest.param(torch.tensor(7, dtype=torch.int64), id="0-dim"),
         pytest.param(torch.empty(0, 5), id="empty"),
         pytest.param(torch.arange(12.0).reshape(3, 4).t(), id="non-contiguous"),
+        pytest.param(torch.arange(10.0)[3:7], id="view-with-offset"),
         pytest.param(torch.tensor([1 + 2j]).conj(), id="conjugate-view"),
     ],
 )
@@ -181,3 +184,39 @@ def test_keyboard_interrupt_in_the_forward_shuts_down_post_and_loader_workers() 
             )
         )
     assert wait_for_no_children(before) == set()
+
+
+_WITHOUT_NUMPY = """
+import sys
+
+class NoNumpy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy" or name.startswith("numpy."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NoNumpy())
+import torch
+from padl_runtime.executor import run_batches
+
+def pre(i):
+    return torch.tensor([float(i)])
+
+def post(out):
+    return float(out)
+
+print(list(run_batches(range(5), preprocess=pre, forward=lambda b: b * 2, postprocess=post,
+                       batch_size=2, post_workers=1)))
+"""
+
+
+def test_post_workers_need_no_numpy() -> None:
+    """padl_runtime needs torch only; torch itself runs without numpy."""
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_NUMPY],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[0.0, 2.0, 4.0, 6.0, 8.0]"
