@@ -23,7 +23,16 @@ def _ratio(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}×"
 
 
+def _shares(entry: dict[str, Any]) -> str:
+    main = entry.get("main_thread")
+    if not main:
+        return ""
+    return " / ".join(f"{main[part]:.0%}" for part in ("input", "forward", "post"))
+
+
 def throughput_table(run: dict[str, Any]) -> str:
+    """Items/s and ratios per contender; for the executor's runs also where the main thread's
+    time went (input / forward / post, from ``BatchIterator.stats``)."""
     rows = []
     for name, entry in run["throughput"].items():
         rows.append(
@@ -32,10 +41,13 @@ def throughput_table(run: dict[str, Any]) -> str:
                 f"{entry['items_per_s']:,.0f}",
                 _ratio(entry.get("vs_hand")),
                 _ratio(entry.get("vs_limit")),
+                _shares(entry),
             ]
         )
-    rows.insert(3, ["limit (slowest stage alone)", f"{run['limit_items_per_s']:,.0f}", "", ""])
-    return table(["", "items/s", "vs hand-written", "vs limit"], rows)
+    rows.insert(3, ["limit (slowest stage alone)", f"{run['limit_items_per_s']:,.0f}", "", "", ""])
+    return table(
+        ["", "items/s", "vs hand-written", "vs limit", "main thread: input / forward / post"], rows
+    )
 
 
 def latency_table(latency: dict[str, Any]) -> str:

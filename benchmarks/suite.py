@@ -203,11 +203,25 @@ def check(setup: handwritten.Setup, appliers: dict[str, Any], options: Options) 
 
 
 def eval_run(
-    applier: Any, items: Sequence[Any], batch_size: int, workers: int, **options: Any
+    applier: Any,
+    items: Sequence[Any],
+    batch_size: int,
+    workers: int,
+    stats: dict[str, Any] | None = None,
+    name: str = "",
+    **options: Any,
 ) -> Run:
-    return lambda: drain(
-        applier.eval_apply(items, batch_size=batch_size, num_workers=workers, **options)
-    )
+    """An eval_apply over ``items``; its run statistics (the executor's ``RunStats``) of the
+    latest round go to ``stats[name]``."""
+
+    def run() -> int:
+        outputs = applier.eval_apply(items, batch_size=batch_size, num_workers=workers, **options)
+        count = drain(outputs)
+        if stats is not None and hasattr(outputs, "stats"):
+            stats[name] = outputs.stats
+        return count
+
+    return run
 
 
 def run_workload(workload: Workload, options: Options) -> dict[str, Any]:
@@ -247,20 +261,25 @@ def run_workload(workload: Workload, options: Options) -> dict[str, Any]:
                 runs["PADL-style post loop"] = lambda w=workers: handwritten.padl_style_loop(
                     setup, w, _discard
                 )
+            stats: dict[str, Any] = {}
             for name, applier in appliers.items():
                 if name in wrong:
                     continue
-                runs[f"{name} eval_apply"] = eval_run(applier, items, options.batch_size, workers)
+                variants: dict[str, dict[str, int]] = {f"{name} eval_apply": {}}
                 for threads in options.post_threads:
-                    runs[f"{name} eval_apply (post threads {threads})"] = eval_run(
-                        applier, items, options.batch_size, workers, post_threads=threads
-                    )
+                    variants[f"{name} eval_apply (post threads {threads})"] = {
+                        "post_threads": threads
+                    }
                 for post_workers in options.post_workers:
-                    runs[f"{name} eval_apply (post workers {post_workers})"] = eval_run(
-                        applier, items, options.batch_size, workers, post_workers=post_workers
+                    variants[f"{name} eval_apply (post workers {post_workers})"] = {
+                        "post_workers": post_workers
+                    }
+                for row, extra in variants.items():
+                    runs[row] = eval_run(
+                        applier, items, options.batch_size, workers, stats, row, **extra
                     )
             rates = best_rates(runs, options.repeat, options.device)
-            run = summarise(rates, workers)
+            run = summarise(rates, workers, stats)
             runs_out.append(run)
             print(f"\n   workers {workers}\n" + _indent(report.throughput_table(run)))
 
@@ -293,7 +312,9 @@ def run_workload(workload: Workload, options: Options) -> dict[str, Any]:
     }
 
 
-def summarise(rates: dict[str, float], workers: int) -> dict[str, Any]:
+def summarise(
+    rates: dict[str, float], workers: int, stats: dict[str, Any] | None = None
+) -> dict[str, Any]:
     limit = min(rates[stage] for stage in STAGES)
     hand = rates["hand-written loop"]
     throughput: dict[str, Any] = {}
@@ -301,6 +322,14 @@ def summarise(rates: dict[str, float], workers: int) -> dict[str, Any]:
         entry: dict[str, Any] = {"items_per_s": rate}
         if name not in STAGES:
             entry.update(vs_hand=rate / hand, vs_limit=rate / limit)
+        run_stats = (stats or {}).get(name)
+        if run_stats is not None and run_stats.seconds:
+            # Shares of the main thread's time in the latest round (the executor's RunStats).
+            entry["main_thread"] = {
+                "input": run_stats.input_seconds / run_stats.seconds,
+                "forward": run_stats.forward_seconds / run_stats.seconds,
+                "post": run_stats.post_seconds / run_stats.seconds,
+            }
         throughput[name] = entry
     return {"workers": workers, "limit_items_per_s": limit, "throughput": throughput}
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 import functools
 import itertools
 import multiprocessing
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.reduction import ForkingPickler
 from types import TracebackType
 from typing import Any
@@ -44,12 +45,52 @@ from padl_runtime._cuda import cuda_prefetch
 from padl_runtime._post_workers import PostWorkers, run_in_workers
 from padl_runtime.collate import move_to_device, uncollate, unpin
 
-__all__ = ["BatchIterator", "RunHooks", "run_batches"]
+__all__ = ["BatchIterator", "RunHooks", "RunStats", "run_batches"]
 
 # The executor builds the DataLoader's batching itself (one dataset item = one whole batch).
 _RESERVED_LOADER_KWARGS = frozenset(
     {"dataset", "batch_size", "sampler", "batch_sampler", "collate_fn", "drop_last", "pin_memory"}
 )
+
+
+@dataclass
+class RunStats:
+    """Where one run's main thread spent its time, updated as the run goes (``BatchIterator.stats``).
+
+    ``seconds`` is the time inside the executor, not counting the caller's own time between
+    outputs. ``input_seconds`` is the part spent getting the next batch: preprocessing and
+    collating it inline, or waiting for the DataLoader workers, plus the copy to the device;
+    ``forward_seconds`` the part in the forward call (on CUDA mostly launching its kernels);
+    ``post_seconds`` the rest: postprocessing inline, or handing outputs to the post thread or
+    workers and waiting for their results. The largest share names the stage to speed up (more
+    ``num_workers``, a compiled forward, ``post_workers``).
+    """
+
+    batches: int = 0
+    items: int = 0
+    seconds: float = 0.0
+    input_seconds: float = 0.0
+    forward_seconds: float = 0.0
+
+    @property
+    def post_seconds(self) -> float:
+        return max(0.0, self.seconds - self.input_seconds - self.forward_seconds)
+
+    def __str__(self) -> str:
+        if not self.seconds:
+            return "no batches yet"
+        shares = ", ".join(
+            f"{name} {part / self.seconds:.0%}"
+            for name, part in (
+                ("input", self.input_seconds),
+                ("forward", self.forward_seconds),
+                ("post", self.post_seconds),
+            )
+        )
+        return (
+            f"{self.batches:,} batches, {self.items:,} outputs in {self.seconds:.2f} s "
+            f"({self.items / self.seconds:,.0f}/s); main thread: {shares}"
+        )
 
 
 @dataclass(frozen=True)
@@ -71,6 +112,7 @@ class _Plan:
     hooks: RunHooks | None = None
     outputs_to_cpu: bool = False
     post_workers: int = 0
+    stats: RunStats = field(default_factory=RunStats)
 
 
 @dataclass(frozen=True)
@@ -102,7 +144,7 @@ class BatchIterator(Iterator[Any]):
     ``len()`` is the number of outputs (items, or batches when outputs are per batch) and raises
     ``TypeError`` for an input without a length. Nothing starts before the first ``next()``.
     ``close()`` (or leaving a ``with`` block, or dropping the last reference) stops the run and
-    shuts down its worker processes and threads.
+    shuts down its worker processes and threads. ``stats`` says where the run's time went.
     """
 
     def __init__(self, plan: _Plan) -> None:
@@ -110,6 +152,11 @@ class BatchIterator(Iterator[Any]):
         self._runner: Generator[list[Any], None, None] | None = None
         self._outputs: Iterator[Any] | None = None
         self._length = _output_count(plan)
+
+    @property
+    def stats(self) -> RunStats:
+        """Where the main thread's time went so far (see :class:`RunStats`)."""
+        return self._plan.stats
 
     def __len__(self) -> int:
         if self._length is None:
@@ -332,11 +379,14 @@ def _on_device(batches: Iterator[Batch], plan: _Plan) -> Iterator[Batch]:
 
 
 def _call_forward(plan: _Plan, start: int, count: int, batch: Any) -> Any:
+    started = time.perf_counter()
     try:
         return plan.forward(batch)
     except Exception as exc:
         add_note(exc, f"in the forward of the batch of items {span(start, count)}", "forward")
         raise
+    finally:
+        plan.stats.forward_seconds += time.perf_counter() - started
 
 
 def _forward(plan: _Plan, start: int, count: int, batch: Any) -> Any:
@@ -449,6 +499,41 @@ def _post_stage(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _whole_outputs(plan: _Plan, batches: Iterator[Batch]) -> Iterator[list[Any]]:
+    """``[forward output]`` per batch (outputs per batch, no post stage)."""
+    for start, count, batch in batches:
+        output = _forward(plan, start, count, batch)
+        del batch  # not kept alive while the caller holds the output
+        yield [output]
+
+
+def _timed_input(batches: Iterator[Batch], stats: RunStats) -> Iterator[Batch]:
+    """``batches``, adding the time spent getting each one to ``stats.input_seconds``."""
+    clock = time.perf_counter
+    while True:
+        started = clock()
+        entry = next(batches, None)
+        stats.input_seconds += clock() - started
+        if entry is None:
+            return
+        yield entry
+
+
+def _timed(outputs: Iterator[list[Any]], stats: RunStats) -> Iterator[list[Any]]:
+    """``outputs``, adding the time spent producing each batch's outputs to ``stats.seconds``
+    (the caller's time between them is not the executor's)."""
+    clock = time.perf_counter
+    while True:
+        started = clock()
+        entry = next(outputs, None)
+        stats.seconds += clock() - started
+        if entry is None:
+            return
+        stats.batches += 1
+        stats.items += len(entry)
+        yield entry
+
+
 def _progress_bar(plan: _Plan, total: int | None) -> Any:
     try:
         from tqdm.auto import tqdm  # optional: the runtime needs only torch
@@ -494,20 +579,23 @@ def _run(plan: _Plan) -> Generator[list[Any], None, None]:
             # Workers are started (forked) here, before any thread of ours exists.
             loader_iter = iter(loader)
             host = _loader_batches(loader_iter)
-        batches = _on_device(host, plan)
-        stages += [host, batches]
+        on_device = _on_device(host, plan)
+        batches = _timed_input(on_device, plan.stats)
+        stages += [host, on_device, batches]
         if plan.progress:
             bar = _progress_bar(plan, _output_count(plan))
         if not plan.per_item:
-            for start, count, batch in batches:
-                output = _forward(plan, start, count, batch)
-                del batch
-                yield [output]
+            forwards = _whole_outputs(plan, batches)
+            whole = _timed(forwards, plan.stats)
+            stages += [forwards, whole]
+            for outputs in whole:
+                yield outputs
                 if bar is not None:
                     bar.update(1)
             return
-        post = _post_stage(plan, batches, post_workers)
-        stages.append(post)
+        posts = _post_stage(plan, batches, post_workers)
+        post = _timed(posts, plan.stats)
+        stages += [posts, post]
         for outputs in post:
             yield outputs
             if bar is not None:

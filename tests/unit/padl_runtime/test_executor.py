@@ -586,3 +586,49 @@ def test_run_hooks_are_called_around_the_run_and_on_errors():
     with pytest.raises(ValueError, match="three"):
         list(outputs)
     assert events == ["start", "error ValueError", "end"]
+
+
+# --- run statistics -----------------------------------------------------------------------------
+
+
+def slow_preprocess(x: int) -> torch.Tensor:
+    time.sleep(0.002)
+    return to_tensor(x)
+
+
+def slow_forward(batch: torch.Tensor) -> torch.Tensor:
+    time.sleep(0.02)
+    return double(batch)
+
+
+def slow_postprocess(out: torch.Tensor) -> int:
+    time.sleep(0.002)
+    return to_int(out)
+
+
+@pytest.mark.parametrize(
+    ("slow", "stage"),
+    [
+        ({"preprocess": slow_preprocess}, "input_seconds"),
+        ({"forward": slow_forward}, "forward_seconds"),
+        ({"postprocess": slow_postprocess}, "post_seconds"),
+    ],
+)
+def test_stats_put_the_time_in_the_slow_stage(slow: dict[str, Any], stage: str) -> None:
+    # Each slow stage sleeps 20 ms per batch; the others take microseconds.
+    options = {"preprocess": to_tensor, "forward": double, "postprocess": to_int, **slow}
+    outputs = run_batches(range(40), batch_size=10, **options)
+    assert list(outputs) == [2 * i for i in range(40)]
+    stats = outputs.stats
+    assert (stats.batches, stats.items) == (4, 40)
+    shares = {s: getattr(stats, s) for s in ("input_seconds", "forward_seconds", "post_seconds")}
+    assert max(shares, key=shares.__getitem__) == stage
+    assert shares[stage] >= 0.06  # 4 batches x 20 ms, less the timer's own slack
+
+
+def test_stats_leave_out_the_callers_time_between_outputs() -> None:
+    outputs = run_ints(range(8), batch_size=4)
+    for _ in outputs:
+        time.sleep(0.01)  # 80 ms of the caller's own work
+    assert outputs.stats.seconds < 0.06  # with the caller's time it would be over 0.08
+    assert "2 batches, 8 outputs" in str(outputs.stats)
