@@ -72,6 +72,15 @@ class RunStats:
     input_seconds: float = 0.0
     forward_seconds: float = 0.0
 
+    def add_input(self, seconds: float, _batch: Any) -> None:
+        self.input_seconds += seconds
+
+    def add_outputs(self, seconds: float, outputs: list[Any] | None) -> None:
+        self.seconds += seconds
+        if outputs is not None:
+            self.batches += 1
+            self.items += len(outputs)
+
     @property
     def post_seconds(self) -> float:
         return max(0.0, self.seconds - self.input_seconds - self.forward_seconds)
@@ -507,30 +516,16 @@ def _whole_outputs(plan: _Plan, batches: Iterator[Batch]) -> Iterator[list[Any]]
         yield [output]
 
 
-def _timed_input(batches: Iterator[Batch], stats: RunStats) -> Iterator[Batch]:
-    """``batches``, adding the time spent getting each one to ``stats.input_seconds``."""
+def _timed(values: Iterator[Any], record: Callable[[float, Any], None]) -> Iterator[Any]:
+    """``values``, passing the time spent getting each one (and the value, ``None`` at the end)
+    to ``record``; the caller's time between values is not counted."""
     clock = time.perf_counter
     while True:
         started = clock()
-        entry = next(batches, None)
-        stats.input_seconds += clock() - started
+        entry = next(values, None)
+        record(clock() - started, entry)
         if entry is None:
             return
-        yield entry
-
-
-def _timed(outputs: Iterator[list[Any]], stats: RunStats) -> Iterator[list[Any]]:
-    """``outputs``, adding the time spent producing each batch's outputs to ``stats.seconds``
-    (the caller's time between them is not the executor's)."""
-    clock = time.perf_counter
-    while True:
-        started = clock()
-        entry = next(outputs, None)
-        stats.seconds += clock() - started
-        if entry is None:
-            return
-        stats.batches += 1
-        stats.items += len(entry)
         yield entry
 
 
@@ -580,13 +575,13 @@ def _run(plan: _Plan) -> Generator[list[Any], None, None]:
             loader_iter = iter(loader)
             host = _loader_batches(loader_iter)
         on_device = _on_device(host, plan)
-        batches = _timed_input(on_device, plan.stats)
+        batches = _timed(on_device, plan.stats.add_input)
         stages += [host, on_device, batches]
         if plan.progress:
             bar = _progress_bar(plan, _output_count(plan))
         if not plan.per_item:
             forwards = _whole_outputs(plan, batches)
-            whole = _timed(forwards, plan.stats)
+            whole = _timed(forwards, plan.stats.add_outputs)
             stages += [forwards, whole]
             for outputs in whole:
                 yield outputs
@@ -594,7 +589,7 @@ def _run(plan: _Plan) -> Generator[list[Any], None, None]:
                     bar.update(1)
             return
         posts = _post_stage(plan, batches, post_workers)
-        post = _timed(posts, plan.stats)
+        post = _timed(posts, plan.stats.add_outputs)
         stages += [posts, post]
         for outputs in post:
             yield outputs
