@@ -41,6 +41,7 @@ def stage_layout(pipeline: Transform) -> StageLayout:
         forward=stages.forward._pd_short_repr(),
         postprocess=stages.postprocess._pd_short_repr(),
         has_batch=bool(stages.has_batch),
+        has_unbatch=bool(stages.has_unbatch),
     )
 
 

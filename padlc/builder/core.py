@@ -26,9 +26,9 @@ from typing import Any
 
 import torch
 
-from padl_runtime.manifest import MANIFEST_FILE, BackendEntry, StageLayout
+from padl_runtime.manifest import MANIFEST_FILE, BackendEntry
 from padlc.artifact import ArtifactWriter, artifact_path
-from padlc.artifact.saving import requirements_text
+from padlc.artifact.saving import requirements_text, stage_layout
 from padlc.builder.examples import batched_outputs, example_batch, example_outputs
 from padlc.builder.files import (
     GRAPH_FILE,
@@ -227,12 +227,7 @@ def _build(
                 "kind": "built",
                 "pipeline": repr(pipeline)[:500],
                 "module": module,
-                "stages": StageLayout(
-                    preprocess=stages.preprocess._pd_short_repr(),
-                    forward=stages.forward._pd_short_repr(),
-                    postprocess=stages.postprocess._pd_short_repr(),
-                    has_batch=stages.has_batch,
-                ),
+                "stages": stage_layout(pipeline),
                 "python_version": platform.python_version(),
                 "torch_version": torch.__version__,
             }

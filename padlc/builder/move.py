@@ -1,7 +1,11 @@
-"""The stage-boundary optimisation: trailing per-item tensor steps of the preprocess run batched.
+"""The stage-boundary optimisation: per-item tensor steps next to the forward run batched in it.
 
 ``load >> same.float() >> same.div(255) >> same.permute(2, 0, 1) >> batch >> model`` collates uint8
-images and converts them inside the compiled forward, on the device, for the whole batch.
+images and converts them inside the compiled forward, on the device, for the whole batch. On the
+other side, ``model >> unbatch >> same.softmax(-1) >> same.argmax(-1) >> to_label`` runs the softmax
+and argmax batched at the end of the forward (:func:`move_from_post`): the postprocess receives each
+item's label index instead of computing it item by item. Only ``same`` steps move out of the
+postprocess (it has no examples of forward outputs to check functions on).
 
 Two kinds of step move, as a trailing run (a step moves only when every step after it does):
 
@@ -32,7 +36,13 @@ import torch
 
 from padlc.ir import nodes as ir
 
-__all__ = ["batched_operations", "move_to_forward", "split_trailing", "vmap_reproduces"]
+__all__ = [
+    "batched_operations",
+    "move_from_post",
+    "move_to_forward",
+    "split_trailing",
+    "vmap_reproduces",
+]
 
 _ELEMENTWISE = frozenset(
     {
@@ -275,3 +285,24 @@ def move_to_forward(
     new_pre = replace(pre, steps=(*kept, pre.steps[-1]))
     new_forward = ir.Seq(steps=(*moved, forward), label=forward.label, location=forward.location)
     return new_pre, new_forward, tuple(m.label for m in moved)
+
+
+def move_from_post(forward: ir.Node, post: ir.Node) -> tuple[ir.Node, ir.Node, tuple[str, ...]]:
+    """Move leading batch-safe ``same`` steps of ``post`` (which starts with ``unbatch``) to the end
+    of ``forward``; returns the new forward, the new postprocess and the labels of the moved steps.
+    """
+    if not isinstance(post, ir.Seq) or not post.steps or not isinstance(post.steps[0], ir.Unbatch):
+        return forward, post, ()
+    steps = post.steps[1:]
+    moved: list[ir.Attr] = []
+    for node in steps:
+        operations = batched_operations(node)
+        if operations is None:
+            break
+        assert isinstance(node, ir.Attr)  # batched_operations takes only `same` steps
+        moved.append(replace(node, operations=operations))
+    if not moved:
+        return forward, post, ()
+    new_forward = ir.Seq(steps=(forward, *moved), label=forward.label, location=forward.location)
+    new_post = replace(post, steps=(post.steps[0], *steps[len(moved) :]))
+    return new_forward, new_post, tuple(m.label for m in moved)

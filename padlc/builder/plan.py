@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from padlc.builder.move import move_from_post
 from padlc.builder.move import move_to_forward as move_steps
 from padlc.ir import nodes as ir
 from padlc.ir import resolve_mode, trace_stages
@@ -40,13 +41,16 @@ class BuildPlan:
         forward = resolve_mode(traced.forward, "infer")
         post = resolve_mode(traced.postprocess, "infer")
         moved: tuple[str, ...] = ()
+        vmapped_calls: list[ir.Call] = []
         if move and self.has_batch:
             pre, forward, moved = move_steps(
                 pre, forward, examples, tolerance=tolerance, functions=functions
             )
+            if moved and isinstance(forward, ir.Seq):
+                vmapped_calls = [s for s in forward.steps if isinstance(s, ir.Call) and s.vmap]
+            forward, post, moved_post = move_from_post(forward, post)
+            moved += moved_post
         self.pre, self.forward, self.post, self.moved = pre, forward, post, moved
-        steps = forward.steps if moved and isinstance(forward, ir.Seq) else ()
-        vmapped_calls = [s for s in steps if isinstance(s, ir.Call) and s.vmap]
         self.moved_functions = tuple(s.label for s in vmapped_calls)
         #: how the forward's graph code names them (``vmap_<name>``)
         self.vmap_names = tuple(vmapped(s.target).__name__ for s in vmapped_calls)

@@ -55,12 +55,16 @@ class FileEntry:
 
 @dataclass(frozen=True, slots=True)
 class StageLayout:
-    """How the pipeline splits into stages; the strings are the stages' short ``repr``."""
+    """How the pipeline splits into stages; the strings are the stages' short ``repr``.
+
+    ``has_unbatch``: the pipeline has ``unbatch``, so ``eval_apply`` yields one output per item even
+    when nothing is left to run after it (absent in older manifests: ``False``)."""
 
     preprocess: str
     forward: str
     postprocess: str
     has_batch: bool
+    has_unbatch: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +178,7 @@ class Manifest:
                 kind=data["kind"],
                 pipeline=str(data["pipeline"]),
                 module=str(data["module"]),
-                stages=StageLayout(**data["stages"]),
+                stages=_stage_layout(data["stages"]),
                 files=tuple(FileEntry(**f) for f in data["files"]),
                 python_version=str(data.get("python_version", "")),
                 torch_version=str(data.get("torch_version", "")),
@@ -207,6 +211,12 @@ class Manifest:
                 path=path,
                 file=MANIFEST_FILE,
             ) from exc
+
+
+def _stage_layout(data: Mapping[str, Any]) -> StageLayout:
+    # Keys this runtime does not know are left out, so that a later writer may add some.
+    known = StageLayout.__dataclass_fields__
+    return StageLayout(**{key: value for key, value in data.items() if key in known})
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -49,6 +49,7 @@ class CompiledPipeline:
         self._pre = getattr(preprocess, "fn", preprocess)
         self._post = getattr(postprocess, "fn", postprocess)
         self._has_batch = manifest.stages.has_batch
+        self._has_unbatch = manifest.stages.has_unbatch
         self._on_cpu = torch.device(device).type == "cpu"
         section = manifest.forward
         assert section is not None
@@ -154,7 +155,9 @@ class CompiledPipeline:
             batch_size=batch_size,
             num_workers=num_workers,
             device=self.device,
-            flatten=flatten,
+            # `unbatch` with nothing after it (or only steps moved into the forward) still means
+            # one output per item, as the pipeline's own eval_apply gives.
+            flatten=flatten or (use_post and self._has_unbatch),
             use_post=use_post,
             progress=progress,
             outputs_to_cpu=True,

@@ -35,3 +35,7 @@ class Classifier(nn.Module):
 
 def top_probability(probabilities: torch.Tensor) -> float:
     return round(float(probabilities.max()), 6)
+
+
+def label_index(index: torch.Tensor) -> int:
+    return int(index)

@@ -97,3 +97,56 @@ def test_exported_program_holds_plain_batched_operations_not_vmap(tmp_path: Path
         if node.op == "call_function"
     }
     assert not any(m.startswith("torch._functorch") for m in modules), modules
+
+
+def classifier_with_tensor_postprocess() -> Transform:
+    torch.manual_seed(0)
+    return (
+        transform(code.load) >> same.permute(2, 0, 1) >> same.float()
+        >> batch >> transform(code.Classifier)()
+        >> unbatch >> same.softmax(-1) >> same.argmax(-1) >> transform(code.label_index)
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["export", "torchscript"])
+def test_leading_postprocess_same_steps_run_batched_in_the_forward(
+    tmp_path: Path, backend: str
+) -> None:
+    pipeline = classifier_with_tensor_postprocess()
+    moved = padlc.build(pipeline, tmp_path / "moved.padl", inputs=INPUTS, backend=backend)
+    assert moved.moved_to_forward[-2:] == ("same.softmax(-1)", "same.argmax(-1)")
+    assert read_manifest(moved.path).forward.outputs[0]["dtype"] == "int64"  # labels cross back
+    kept = padlc.build(
+        pipeline, tmp_path / "kept.padl", inputs=INPUTS, backend=backend, move_to_forward=False
+    )
+    assert not kept.moved_to_forward
+    script = (
+        "import sys, padl_runtime\n"
+        "a, b = padl_runtime.load(sys.argv[1]), padl_runtime.load(sys.argv[2])\n"
+        "items = [1, 2, 3, 7, 8, 11]\n"
+        "print([a.infer_apply(x) for x in items] == [b.infer_apply(x) for x in items],\n"
+        "      list(a.eval_apply(items, batch_size=4)) == list(b.eval_apply(items, batch_size=4)))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(moved.path), str(kept.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    assert run.stdout.split() == ["True", "True"]
+
+
+def test_built_eval_apply_gives_one_output_per_item_when_only_unbatch_follows(
+    tmp_path: Path,
+) -> None:
+    torch.manual_seed(0)
+    pipeline = (
+        transform(code.load) >> same.permute(2, 0, 1) >> same.float()
+        >> batch >> transform(code.Classifier)() >> unbatch
+    )  # fmt: skip
+    built = padl_runtime.load(padlc.build(pipeline, tmp_path / "u.padl", inputs=INPUTS).path)
+    outputs = list(built.eval_apply([1, 2, 3, 4, 5], batch_size=2))
+    expected = list(pipeline.eval_apply([1, 2, 3, 4, 5], batch_size=2))
+    assert len(outputs) == len(expected) == 5
+    assert all(torch.allclose(o, e, atol=1e-5) for o, e in zip(outputs, expected, strict=True))

@@ -62,6 +62,20 @@ def test_manifest_lists_every_file_with_its_hash_and_the_stages(artifact: Path) 
     assert manifest["stages"]["has_batch"] is True
 
 
+def test_manifest_records_that_the_pipeline_has_unbatch(artifact: Path) -> None:
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["stages"]["has_unbatch"] is True
+
+
+def test_stage_keys_this_runtime_does_not_know_are_ignored() -> None:
+    from padl_runtime.manifest import Manifest
+
+    data = {"format": "padl", "format_version": 1, "files": [], **MANIFEST}
+    data["stages"] = {**MANIFEST["stages"], "from_a_later_writer": 1}
+    manifest = Manifest.from_dict(data)
+    assert manifest.stages.has_batch and not manifest.stages.has_unbatch
+
+
 def test_existing_target_needs_force_overwrite(artifact: Path) -> None:
     with pytest.raises(FileExistsError, match="force_overwrite"):
         padlc.save(_pipeline(), artifact)

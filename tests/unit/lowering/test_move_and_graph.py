@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from padlc import LoweringError, batch, same, transform, unbatch
-from padlc.builder.move import batched_operations, move_to_forward
+from padlc.builder.move import batched_operations, move_from_post, move_to_forward
 from padlc.ir import nodes as ir
 from padlc.ir import trace, trace_stages
 from padlc.lowering import build_graph
@@ -48,6 +48,27 @@ def test_a_function_before_batch_is_never_moved() -> None:
     stages = trace_stages(p)
     _, _, moved = move_to_forward(stages.preprocess, stages.forward)
     assert moved == ()
+
+
+def test_leading_same_steps_of_the_postprocess_join_the_forward_batched() -> None:
+    p = (
+        transform(lambda x: x) >> batch >> same.neg()
+        >> unbatch >> same.softmax(0) >> same.argmax(0) >> transform(lambda x: x) >> same.real
+    )  # fmt: skip
+    stages = trace_stages(p)
+    forward, post, moved = move_from_post(stages.forward, stages.postprocess)
+    assert moved == ("same.softmax(0)", "same.argmax(0)")
+    assert isinstance(forward, ir.Seq)
+    assert [s.operations[1][1] for s in forward.steps[1:]] == [(1,), (1,)]  # the item axis + 1
+    assert isinstance(post, ir.Seq)
+    assert [type(s) for s in post.steps] == [ir.Unbatch, ir.Call, ir.Attr]
+
+
+def test_a_postprocess_reduction_over_every_axis_stays() -> None:
+    stages = trace_stages(transform(lambda x: x) >> batch >> same.neg() >> unbatch >> same.argmax())
+    _, post, moved = move_from_post(stages.forward, stages.postprocess)
+    assert moved == ()
+    assert post == stages.postprocess
 
 
 def test_graph_flattens_inputs_and_outputs_with_tree_specs() -> None:
