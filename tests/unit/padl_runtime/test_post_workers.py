@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -220,3 +221,57 @@ def test_post_workers_need_no_numpy() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[0.0, 2.0, 4.0, 6.0, 8.0]"
+
+
+_KILLED_MAIN = """
+import itertools, os, sys, time
+import torch
+from padl_runtime.executor import run_batches
+
+def pre(i):
+    return torch.tensor([float(i)])
+
+def post(out):
+    return os.getpid()
+
+seen = set()
+for pid in run_batches(itertools.count(), preprocess=pre, forward=lambda b: b, postprocess=post,
+                       batch_size=4, post_workers=2):
+    if pid not in seen:
+        seen.add(pid)
+        if len(seen) == 2:
+            print(*sorted(seen), flush=True)
+            time.sleep(60)  # killed here, with both workers alive and waiting
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_post_workers_exit_when_the_main_process_is_killed() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", _KILLED_MAIN],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    ) as child:
+        try:
+            assert child.stdout is not None
+            workers = [int(pid) for pid in child.stdout.readline().split()]
+            assert len(workers) == 2 and all(map(_alive, workers))
+        finally:
+            child.kill()  # SIGKILL: no cleanup code of the main process runs
+            child.wait()
+    deadline = time.monotonic() + 10
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    orphans = [pid for pid in workers if _alive(pid)]
+    for pid in orphans:  # leave no process behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert orphans == []
