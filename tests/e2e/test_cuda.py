@@ -49,6 +49,15 @@ def test_eval_apply_on_cuda_equals_cpu(expected: list[float], num_workers: int) 
     assert got == pytest.approx(expected, abs=1e-5)
 
 
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_eval_apply_with_post_workers_on_cuda_equals_cpu(
+    expected: list[float], num_workers: int
+) -> None:
+    pipeline = image_pipeline().pd_to("cuda")
+    outputs = pipeline.eval_apply(ITEMS, batch_size=8, num_workers=num_workers, post_workers=2)
+    assert list(outputs) == pytest.approx(expected, abs=1e-5)
+
+
 def test_eval_apply_on_cuda_returns_unpinned_cpu_tensors() -> None:
     pipeline = (
         transform(code.load) >> same.permute(2, 0, 1) >> same.float() >> batch
