@@ -347,10 +347,14 @@ def _check_picklable(plan: _Plan, what: str, value: Any, workers: str, option: s
     try:
         ForkingPickler.dumps(value)  # what the worker processes' queues will do
     except Exception as exc:
+        fix = (
+            "pass a list instead of a generator"
+            if what == "input"
+            else "define it at module level (no lambda or closure)"
+        )
         raise TypeError(
             f"The {what} ({type(value).__name__}) cannot be sent to {workers} worker processes "
-            f"started with {method!r}: {exc}. Define functions at module level (no lambdas or "
-            f"closures), pass a list instead of a generator, or use {option}=0 or "
+            f"started with {method!r}: {exc}. To fix it, {fix}, or use {option}=0 or "
             "multiprocessing_context='fork'."
         ) from exc
 
@@ -549,7 +553,9 @@ def _run(plan: _Plan) -> Generator[list[Any], None, None]:
     try:
         if plan.per_item and plan.post and plan.post_workers:
             # Before the DataLoader's workers and threads: the post workers are forked first.
-            _check_picklable(plan, "postprocess", plan.post, "post", "post_workers")
+            for function in (plan.post.postprocess, plan.post.postprocess_batch):
+                if function is not None:
+                    _check_picklable(plan, "postprocess", function, "post", "post_workers")
             split = functools.partial(_post_items, plan.post)
             method = _start_method(plan.loader_kwargs.get("multiprocessing_context"))
             post_workers = PostWorkers(split, plan.post_workers, method)
