@@ -7,9 +7,10 @@ processes take it away: the main process sends each batch's forward output (alre
 to a worker, which splits it into items, postprocesses them and sends the list back.
 
 Transport is one pair of pipes per worker, batches dealt round-robin and read back in the same
-order, so outputs keep input order with no reordering buffer. Tensors travel as raw bytes (a copy
-of their memory, not torch's file-descriptor sharing, which costs more than it saves for the small
-outputs of a forward); everything else is pickled. Pickle is used only between these processes,
+order, so outputs keep input order with no reordering buffer. Tensors travel as raw bytes (one copy
+of their memory) rather than through torch's sharing, which sets up a shared-memory segment and
+passes a file descriptor per tensor: more work than copying the few kilobytes a forward typically
+returns per batch. Everything else is pickled. Pickle is used only between these processes,
 never for anything written to disk. A worker exits when it reads the stop message, when the main
 process closes its pipe or exits (it watches the parent's sentinel), so none outlives the run.
 """
@@ -57,8 +58,8 @@ def _raw_bytes(tensor: torch.Tensor) -> bytearray:
 
 
 class _Pickler(pickle.Pickler):
-    """A pickler that sends dense CPU tensors as their bytes (one copy) instead of torch's
-    reduction, which serialises each storage with ``torch.save`` (tens of microseconds each)."""
+    """A pickler that sends dense tensors as their bytes (one copy, on the CPU) instead of torch's
+    own reduction, which serialises each storage through ``torch.save``."""
 
     def reducer_override(self, obj: Any) -> Any:
         if type(obj) is torch.Tensor and obj.layout is torch.strided and not obj.is_quantized:
