@@ -69,9 +69,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "num_workers": args.workers,
         "post_threads": 0,
     }
+    stats: dict[str, Any] = {}
+
+    def applied(name: str, applier: Any) -> Callable[[], int]:
+        def run() -> int:
+            outputs = applier.eval_apply(items, **options)
+            count = drain(outputs)
+            stats[name] = outputs.stats  # the executor's own account of its main thread
+            return count
+
+        return run
+
     runs: dict[str, Callable[[], int]] = {
         "hand-written loop": lambda: handwritten.loop(setup, args.workers, lambda _: None),
-        "padlc eval_apply": lambda: drain(pipeline.eval_apply(items, **options)),
+        "padlc eval_apply": applied("padlc eval_apply", pipeline),
     }
     with tempfile.TemporaryDirectory(prefix="padlc-profile-") as directory:
         if args.backend:
@@ -81,14 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             path = f"{directory}/{args.backend}.padl"
             padlc.build(pipeline, path, inputs=items[:8], backend=args.backend, device=str(device))
             built = padl_runtime.load(path, device=str(device), backend=args.backend)
-            runs[f"built {args.backend} eval_apply"] = lambda: drain(
-                built.eval_apply(items, **options)
-            )
+            name = f"built {args.backend} eval_apply"
+            runs[name] = applied(name, built)
         print(f"{workload.name}: {args.items:,} items, batch {args.batch_size}, "
               f"workers {args.workers}, device {device}, post stage inline")  # fmt: skip
         for name, run in runs.items():
             run()  # warm-up: worker start, allocator, kernels
             print("\n" + profile(name, run, device, args.top))
+            if name in stats:
+                print(f"   executor stats (profiled round): {stats[name]}")
     return 0
 
 
