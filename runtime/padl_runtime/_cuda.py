@@ -1,4 +1,5 @@
-"""Host-to-device copies overlapped with the forward, on a CUDA side stream (for the executor)."""
+"""CUDA copies for the executor: batches to the device on a side stream, overlapped with the
+forward, and forward outputs back to the CPU asynchronously."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any
 import torch
 
 from padl_runtime._batch_source import Batch
-from padl_runtime.collate import move_to_device, pin
+from padl_runtime.collate import move_to_device, pin, unpin
 
-__all__ = ["cuda_prefetch"]
+__all__ = ["PendingCopy", "cuda_prefetch"]
 
 
 def _record_stream(value: Any, stream: torch.cuda.Stream) -> None:
@@ -64,3 +65,26 @@ def cuda_prefetch(
         yield current
         if deferred is not None:
             raise deferred
+
+
+class PendingCopy:
+    """A forward output on its way to the CPU: an asynchronous device-to-host copy into pinned
+    memory, issued on the forward's stream, and the event that marks its end. ``wait()`` (in the
+    post stage) blocks only the thread that needs the values, with the GIL released, then copies
+    them out of the pinned buffer so that what reaches the caller holds no page-locked memory."""
+
+    __slots__ = ("event", "output")
+
+    def __init__(self, output: Any, device: torch.device) -> None:
+        self.output = move_to_device(output, "cpu", non_blocking=True)
+        self.event = torch.cuda.Event()
+        self.event.record(torch.cuda.current_stream(device))
+
+    def wait(self) -> Any:
+        self.event.synchronize()
+        return unpin(self.output)
+
+    def ready(self) -> Any:
+        """The output once copied, still in pinned memory (for a caller that copies it anyway)."""
+        self.event.synchronize()
+        return self.output

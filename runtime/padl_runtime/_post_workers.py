@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from padl_runtime._batch_source import WorkerFailure, add_note, span
+from padl_runtime._cuda import PendingCopy
 
 __all__ = ["PostWorkers", "Split", "dumps", "loads", "run_in_workers"]
 
@@ -223,7 +224,7 @@ def run_in_workers(
     """Per-item outputs, batch by batch, for forward outputs ``(start, count, output)``.
 
     Batch k is sent when batch k+1's forward has been launched, so that on CUDA its copy to the
-    CPU has had that time to finish (``output`` may be a pending copy with a ``ready()``)."""
+    CPU has had that time to finish (``output`` may be a :class:`PendingCopy`)."""
     staged: tuple[int, int, Any] | None = None
     for entry in outputs:
         if staged is not None:
@@ -239,5 +240,4 @@ def run_in_workers(
 
 def _ready(entry: tuple[int, int, Any]) -> tuple[int, int, Any]:
     start, count, output = entry
-    ready = getattr(output, "ready", None)
-    return (start, count, output if ready is None else ready())
+    return (start, count, output.ready() if isinstance(output, PendingCopy) else output)

@@ -41,9 +41,10 @@ from padl_runtime._batch_source import (
     is_indexable,
     span,
 )
-from padl_runtime._cuda import cuda_prefetch
+from padl_runtime._cuda import PendingCopy, cuda_prefetch
 from padl_runtime._post_workers import PostWorkers, run_in_workers
-from padl_runtime.collate import move_to_device, uncollate, unpin
+from padl_runtime._stats import RunStats, timed
+from padl_runtime.collate import move_to_device, uncollate
 
 __all__ = ["BatchIterator", "RunHooks", "RunStats", "run_batches"]
 
@@ -51,55 +52,6 @@ __all__ = ["BatchIterator", "RunHooks", "RunStats", "run_batches"]
 _RESERVED_LOADER_KWARGS = frozenset(
     {"dataset", "batch_size", "sampler", "batch_sampler", "collate_fn", "drop_last", "pin_memory"}
 )
-
-
-@dataclass
-class RunStats:
-    """Where one run's main thread spent its time, updated as the run goes (``BatchIterator.stats``).
-
-    ``seconds`` is the time inside the executor, not counting the caller's own time between
-    outputs. ``input_seconds`` is the part spent getting the next batch: preprocessing and
-    collating it inline, or waiting for the DataLoader workers, plus the copy to the device;
-    ``forward_seconds`` the part in the forward call (on CUDA mostly launching its kernels);
-    ``post_seconds`` the rest: postprocessing inline, or handing outputs to the post thread or
-    workers and waiting for their results. The largest share names the stage to speed up (more
-    ``num_workers``, a compiled forward, ``post_workers``).
-    """
-
-    batches: int = 0
-    items: int = 0
-    seconds: float = 0.0
-    input_seconds: float = 0.0
-    forward_seconds: float = 0.0
-
-    def add_input(self, seconds: float, _batch: Any) -> None:
-        self.input_seconds += seconds
-
-    def add_outputs(self, seconds: float, outputs: list[Any] | None) -> None:
-        self.seconds += seconds
-        if outputs is not None:
-            self.batches += 1
-            self.items += len(outputs)
-
-    @property
-    def post_seconds(self) -> float:
-        return max(0.0, self.seconds - self.input_seconds - self.forward_seconds)
-
-    def __str__(self) -> str:
-        if not self.seconds:
-            return "no batches yet"
-        shares = ", ".join(
-            f"{name} {part / self.seconds:.0%}"
-            for name, part in (
-                ("input", self.input_seconds),
-                ("forward", self.forward_seconds),
-                ("post", self.post_seconds),
-            )
-        )
-        return (
-            f"{self.batches:,} batches, {self.items:,} outputs in {self.seconds:.2f} s "
-            f"({self.items / self.seconds:,.0f}/s); main thread: {shares}"
-        )
 
 
 @dataclass(frozen=True)
@@ -408,40 +360,17 @@ def _forward(plan: _Plan, start: int, count: int, batch: Any) -> Any:
     return move_to_device(output, "cpu") if plan.outputs_to_cpu else output
 
 
-class _PendingCopy:
-    """A forward output on its way to the CPU: an asynchronous device-to-host copy into pinned
-    memory, issued on the forward's stream, and the event that marks its end. ``wait()`` (in the
-    post stage) blocks only the thread that needs the values, with the GIL released, then copies
-    them out of the pinned buffer so that what reaches the caller holds no page-locked memory."""
-
-    __slots__ = ("event", "output")
-
-    def __init__(self, output: Any, device: torch.device) -> None:
-        self.output = move_to_device(output, "cpu", non_blocking=True)
-        self.event = torch.cuda.Event()
-        self.event.record(torch.cuda.current_stream(device))
-
-    def wait(self) -> Any:
-        self.event.synchronize()
-        return unpin(self.output)
-
-    def ready(self) -> Any:
-        """The output once copied, still in pinned memory (for a caller that copies it anyway)."""
-        self.event.synchronize()
-        return self.output
-
-
 def _forward_async(plan: _Plan, start: int, count: int, batch: Any) -> Any:
     """The forward for a background post stage: on CUDA with ``outputs_to_cpu`` the copy back is
-    left in flight (a :class:`_PendingCopy` the post stage waits for); otherwise :func:`_forward`."""
+    left in flight (a :class:`PendingCopy` the post stage waits for); otherwise :func:`_forward`."""
     if plan.outputs_to_cpu and plan.device.type == "cuda":
-        return _PendingCopy(_call_forward(plan, start, count, batch), plan.device)
+        return PendingCopy(_call_forward(plan, start, count, batch), plan.device)
     return _forward(plan, start, count, batch)
 
 
 def _post_items(post: _Post, start: int, count: int, output: Any) -> list[Any]:
     """Per-item outputs of one batch: split the forward output, then postprocess each item."""
-    if isinstance(output, _PendingCopy):
+    if isinstance(output, PendingCopy):
         output = output.wait()
     where = f"the batch of items {span(start, count)}"
     if post.postprocess_batch is not None:
@@ -520,19 +449,6 @@ def _whole_outputs(plan: _Plan, batches: Iterator[Batch]) -> Iterator[list[Any]]
         yield [output]
 
 
-def _timed(values: Iterator[Any], record: Callable[[float, Any], None]) -> Iterator[Any]:
-    """``values``, passing the time spent getting each one (and the value, ``None`` at the end)
-    to ``record``; the caller's time between values is not counted."""
-    clock = time.perf_counter
-    while True:
-        started = clock()
-        entry = next(values, None)
-        record(clock() - started, entry)
-        if entry is None:
-            return
-        yield entry
-
-
 def _progress_bar(plan: _Plan, total: int | None) -> Any:
     try:
         from tqdm.auto import tqdm  # optional: the runtime needs only torch
@@ -581,13 +497,13 @@ def _run(plan: _Plan) -> Generator[list[Any], None, None]:
             loader_iter = iter(loader)
             host = _loader_batches(loader_iter)
         on_device = _on_device(host, plan)
-        batches = _timed(on_device, plan.stats.add_input)
+        batches = timed(on_device, plan.stats.add_input)
         stages += [host, on_device, batches]
         if plan.progress:
             bar = _progress_bar(plan, _output_count(plan))
         if not plan.per_item:
             forwards = _whole_outputs(plan, batches)
-            whole = _timed(forwards, plan.stats.add_outputs)
+            whole = timed(forwards, plan.stats.add_outputs)
             stages += [forwards, whole]
             for outputs in whole:
                 yield outputs
@@ -595,7 +511,7 @@ def _run(plan: _Plan) -> Generator[list[Any], None, None]:
                     bar.update(1)
             return
         posts = _post_stage(plan, batches, post_workers)
-        post = _timed(posts, plan.stats.add_outputs)
+        post = timed(posts, plan.stats.add_outputs)
         stages += [posts, post]
         for outputs in post:
             yield outputs
