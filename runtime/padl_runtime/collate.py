@@ -32,10 +32,13 @@ def _stack(items: Sequence[torch.Tensor], first: torch.Tensor) -> torch.Tensor:
     own collate does: the batch is about to be sent to the main process, which would otherwise
     copy it into shared memory a second time."""
     tensors = list(items)
-    if get_worker_info() is None or first.device.type != "cpu":
+    if (
+        get_worker_info() is None
+        or first.device.type != "cpu"
+        # mixed shapes: stack's own error; mixed dtypes: stack's type promotion
+        or any(t.shape != first.shape or t.dtype != first.dtype for t in tensors)
+    ):
         return torch.stack(tensors)
-    if any(t.shape != first.shape for t in tensors):
-        return torch.stack(tensors)  # let stack raise its own error
     storage = first._typed_storage()._new_shared(len(tensors) * first.numel(), device="cpu")
     out = first.new(storage).resize_(len(tensors), *first.shape)
     return torch.stack(tensors, out=out)
