@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import platform
 import warnings
 from pathlib import Path
@@ -50,11 +51,11 @@ class AotiLoader:
                 # device first, and load there (not on whatever device is current).
                 index = dev.index if dev.index is not None else torch.cuda.current_device()
                 torch.cuda.init()
+                # torch < 2.6 has no device_index and loads on the current device.
+                takes_index = "device_index" in inspect.signature(aoti_load_package).parameters
+                options: dict[str, Any] = {"device_index": index} if takes_index else {}
                 with torch.cuda.device(index):
-                    try:
-                        runner = aoti_load_package(str(root / entry.files[0]), device_index=index)
-                    except TypeError:  # torch < 2.6: no device_index; the current device is used
-                        runner = aoti_load_package(str(root / entry.files[0]))
+                    runner = aoti_load_package(str(root / entry.files[0]), **options)
             else:
                 runner = aoti_load_package(str(root / entry.files[0]))
         return LoadedForward(lambda *tensors: tuple(runner(*tensors)))
