@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from padlc.lowering.export import export_program
+from padlc.lowering.export import export_program, fused_note
 from padlc.lowering.graph import LoweredForward, blame, lowering_error
 from padlc.lowering.registry import Lowered, LoweringContext, host_arch, register
 
@@ -50,7 +50,7 @@ class AotiBackend:
                 "cannot be compiled by AOTInductor",
                 self.name,
             ) from exc
-        return Lowered(files=(FILE,), arch=host_arch(forward.device))
+        return Lowered(files=(FILE,), arch=host_arch(forward.device), note=fused_note(program))
 
 
 register(AotiBackend())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from padlc.lowering.fastpath import fused_calls, fused_fastpaths
 from padlc.lowering.graph import LoweredForward, blame, lowering_error
 from padlc.lowering.registry import Lowered, LoweringContext, dynamic_batch, register
 
@@ -15,7 +16,7 @@ FILE = "forward/forward.pt2"
 
 def export_program(forward: LoweredForward, backend: str) -> torch.export.ExportedProgram:
     try:
-        with torch.no_grad():
+        with torch.no_grad(), fused_fastpaths(forward.module):
             program = torch.export.export(
                 forward.module,
                 forward.example,
@@ -47,6 +48,16 @@ def _without_vmap(program: torch.export.ExportedProgram) -> torch.export.Exporte
         return program.run_decompositions({})
 
 
+def fused_note(program: torch.export.ExportedProgram) -> str:
+    """The build note saying which layers run on PyTorch's fused inference kernels (see
+    :mod:`padlc.lowering.fastpath`), or ``""``."""
+    counts = fused_calls(program)
+    if not counts:
+        return ""
+    layers = ", ".join(f"{count} {kind}" for kind, count in counts.items())
+    return f"fused inference kernels kept, as in eager: {layers}"
+
+
 class ExportBackend:
     name = "export"
 
@@ -57,7 +68,7 @@ class ExportBackend:
         program = export_program(forward, self.name)
         (root / FILE).parent.mkdir(parents=True, exist_ok=True)
         torch.export.save(program, str(root / FILE))
-        return Lowered(files=(FILE,))
+        return Lowered(files=(FILE,), note=fused_note(program))
 
 
 register(ExportBackend())

@@ -117,6 +117,18 @@ def test_stage_boundary_move_is_recorded_in_the_manifest(built: dict[str, Any]) 
     assert manifest.forward.inputs[0]["dtype"] == "uint8"  # collated before the conversion
 
 
+def test_an_export_keeps_eager_inferences_fused_transformer_kernels_and_says_so(
+    built: dict[str, Any],
+) -> None:
+    from padl_runtime import read_manifest
+
+    manifest = read_manifest(built["results"]["transformer-export"].path)
+    assert manifest.forward is not None
+    entry = manifest.forward.backend("export")
+    assert entry is not None
+    assert "2 TransformerEncoderLayer" in entry.note
+
+
 def test_torchscript_deprecation_is_reported_once_in_the_build_output(
     built: dict[str, Any],
 ) -> None:
