@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from padl_runtime._transport import BY_VALUE_BYTES, ByValue, tensor_bytes
 from padl_runtime.collate import collate
 
 __all__ = [
@@ -213,11 +214,17 @@ class WorkerFailure:
         return exc
 
 
-def _in_worker(build: Callable[[], Batch]) -> Batch | WorkerFailure:
+def _sendable(batch: Batch) -> Batch | ByValue:
+    """A batch as it leaves a worker: by value when its tensors are small (cheaper for the main
+    process to receive than torch's shared memory; see :mod:`padl_runtime._transport`)."""
+    return ByValue(batch) if tensor_bytes(batch[2]) <= BY_VALUE_BYTES else batch
+
+
+def _in_worker(build: Callable[[], Batch]) -> Batch | ByValue | WorkerFailure:
     # BaseException: a KeyboardInterrupt or SystemExit raised by user code must reach the main
     # process too, not end the worker silently (see WorkerFailure).
     try:
-        return build()
+        return _sendable(build())
     except BaseException as exc:
         return WorkerFailure.capture(exc)
 
@@ -233,7 +240,7 @@ class ChunkDataset(Dataset[Any]):
     def __len__(self) -> int:
         return -(-len(self.items) // self.batch_size)
 
-    def __getitem__(self, k: int) -> Batch | WorkerFailure:
+    def __getitem__(self, k: int) -> Batch | ByValue | WorkerFailure:
         def build() -> Batch:
             start = k * self.batch_size
             stop = min(start + self.batch_size, len(self.items))
@@ -254,7 +261,7 @@ class ChunkStream(IterableDataset[Any]):
         self.preprocess = preprocess
         self.batch_size = batch_size
 
-    def __iter__(self) -> Iterator[Batch | WorkerFailure]:
+    def __iter__(self) -> Iterator[Batch | ByValue | WorkerFailure]:
         info = get_worker_info()
         workers, me = (info.num_workers, info.id) if info is not None else (1, 0)
         try:
@@ -270,7 +277,7 @@ class ChunkStream(IterableDataset[Any]):
                 if not chunk:
                     return
                 if mine:
-                    batch: Batch | WorkerFailure = (start, *_build(chunk, start, self.preprocess))
+                    batch = _sendable((start, *_build(chunk, start, self.preprocess)))
             except BaseException as exc:
                 # The worker owning the failing chunk reports first, in order; others stop here.
                 yield WorkerFailure.capture(exc)

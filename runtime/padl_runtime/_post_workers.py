@@ -7,21 +7,17 @@ processes take it away: the main process sends each batch's forward output (alre
 to a worker, which splits it into items, postprocesses them and sends the list back.
 
 Transport is one pair of pipes per worker, batches dealt round-robin and read back in the same
-order, so outputs keep input order with no reordering buffer. Tensors travel as raw bytes (one copy
-of their memory) rather than through torch's sharing, which sets up a shared-memory segment and
-passes a file descriptor per tensor: more work than copying the few kilobytes a forward typically
-returns per batch. Everything else is pickled. Pickle is used only between these processes,
-never for anything written to disk. A worker exits when it reads the stop message, when the main
-process closes its pipe or exits (it watches the parent's sentinel), so none outlives the run.
+order, so outputs keep input order with no reordering buffer. Forward outputs and results travel
+by value (:mod:`padl_runtime._transport`): a forward typically returns a few kilobytes per batch,
+for which torch's shared-memory tensors cost more than a copy. A worker exits when it reads the
+stop message, when the main process closes its pipe or exits (it watches the parent's
+sentinel), so none outlives the run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import io
 import multiprocessing
-import pickle
 import queue
 import signal
 import threading
@@ -34,51 +30,15 @@ import torch
 
 from padl_runtime._batch_source import WorkerFailure, add_note, span
 from padl_runtime._cuda import PendingCopy
+from padl_runtime._transport import dumps, loads
 
-__all__ = ["PostWorkers", "Split", "dumps", "loads", "run_in_workers"]
+__all__ = ["PostWorkers", "Split", "run_in_workers"]
 
 _STOP = b""
 _PROCESS = "a post worker process"
 #: Batches queued per worker: one being postprocessed and one waiting, so a worker never idles
 #: while the main process is busy, and memory stays bounded.
 _QUEUED_PER_WORKER = 2
-
-
-def _rebuild_tensor(data: bytearray, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
-    if not data:
-        return torch.empty(shape, dtype=dtype)
-    return torch.frombuffer(data, dtype=torch.uint8).view(dtype).reshape(shape)
-
-
-def _raw_bytes(tensor: torch.Tensor) -> bytearray:
-    """A copy of a contiguous CPU tensor's memory (through ctypes: the runtime needs no numpy)."""
-    size = tensor.numel() * tensor.element_size()
-    if size == 0:
-        return bytearray()
-    return bytearray((ctypes.c_char * size).from_address(tensor.data_ptr()))
-
-
-class _Pickler(pickle.Pickler):
-    """A pickler that sends dense tensors as their bytes (one copy, on the CPU) instead of torch's
-    own reduction, which serialises each storage through ``torch.save``."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is torch.Tensor and obj.layout is torch.strided and not obj.is_quantized:
-            tensor = obj.detach().cpu().resolve_conj().resolve_neg().contiguous()
-            return _rebuild_tensor, (_raw_bytes(tensor), tensor.dtype, tuple(tensor.shape))
-        return NotImplemented
-
-
-def dumps(value: Any) -> bytes:
-    """``value`` as bytes for another process of this run (tensors by their raw bytes)."""
-    buffer = io.BytesIO()
-    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
-    return buffer.getvalue()
-
-
-def loads(data: bytes) -> Any:
-    return pickle.loads(data)
-
 
 Split = Callable[[int, int, Any], list[Any]]
 """What a worker runs on one batch ``(start, count, output)``: split it into items and

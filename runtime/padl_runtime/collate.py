@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch.utils.data import get_worker_info
 
+from padl_runtime._transport import BY_VALUE_BYTES
+
 __all__ = [
     "add_batch_axis",
     "collate",
@@ -28,13 +30,14 @@ def _is_namedtuple(value: object) -> bool:
 
 
 def _stack(items: Sequence[torch.Tensor], first: torch.Tensor) -> torch.Tensor:
-    """``torch.stack``; in a DataLoader worker, straight into shared memory, as the DataLoader's
-    own collate does: the batch is about to be sent to the main process, which would otherwise
-    copy it into shared memory a second time."""
+    """``torch.stack``; in a DataLoader worker, a large batch goes straight into shared memory, as
+    the DataLoader's own collate does: it is about to be sent to the main process, which would
+    otherwise copy it into shared memory a second time. (A small one is sent by value instead.)"""
     tensors = list(items)
     if (
         get_worker_info() is None
         or first.device.type != "cpu"
+        or len(tensors) * first.numel() * first.element_size() <= BY_VALUE_BYTES
         # mixed shapes: stack's own error; mixed dtypes: stack's type promotion
         or any(t.shape != first.shape or t.dtype != first.dtype for t in tensors)
     ):

@@ -7,23 +7,41 @@ import torch
 
 
 class _SharedCheck(torch.utils.data.Dataset[bool]):
+    """Whether a batch of two items of ``size`` floats, collated here, is in shared memory."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
     def __len__(self) -> int:
         return 1
 
     def __getitem__(self, index: int) -> list[bool]:
         from padl_runtime.collate import collate
 
-        return [collate([torch.ones(3), torch.zeros(3)]).is_shared()]
+        return [collate([torch.ones(self.size), torch.zeros(self.size)]).is_shared()]
+
+
+def _shared(size: int, num_workers: int) -> bool:
+    loader = torch.utils.data.DataLoader(
+        _SharedCheck(size), batch_size=None, num_workers=num_workers, collate_fn=lambda x: x
+    )
+    ((shared,),) = list(loader)
+    return bool(shared)
+
+
+LARGE = 64 * 1024  # floats per item: a 512 KiB batch, above what travels by value
+SMALL = 1024  # a 8 KiB batch
 
 
 @pytest.mark.parametrize(("num_workers", "shared"), [(0, False), (1, True)])
-def test_collate_in_a_worker_stacks_straight_into_shared_memory(
+def test_a_large_batch_collated_in_a_worker_is_stacked_straight_into_shared_memory(
     num_workers: int, shared: bool
 ) -> None:
-    loader = torch.utils.data.DataLoader(
-        _SharedCheck(), batch_size=None, num_workers=num_workers, collate_fn=lambda x: x
-    )
-    assert list(loader) == [[shared]]
+    assert _shared(LARGE, num_workers) is shared
+
+
+def test_a_small_batch_collated_in_a_worker_stays_in_ordinary_memory() -> None:
+    assert _shared(SMALL, num_workers=1) is False
 
 
 class _MixedDtypes(torch.utils.data.Dataset[torch.Tensor]):

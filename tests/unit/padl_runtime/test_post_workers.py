@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from padl_runtime._post_workers import dumps, loads
+from padl_runtime._transport import dumps, loads
 from padl_runtime.executor import run_batches
 from tests.unit.padl_runtime.test_executor import (
     child_pids,
