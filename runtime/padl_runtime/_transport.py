@@ -3,12 +3,13 @@
 Private to the executor. torch's own way of sending a tensor to another process moves its storage
 into shared memory and passes a file descriptor: the receiver connects back to the sender for
 the descriptor and maps the segment, once per tensor. That is the right trade for megabytes and
-the wrong one for the kilobytes most batches and forward outputs are. Measured on this project's
-2-core CPU (a DataLoader with 2 workers, main-thread CPU time per batch received): 195 µs by
-shared memory against 38 µs by value for 16 KiB, 206 against 128 µs for 256 KiB, even at 512 KiB
-and 3× worse by value at 1 MiB. So :func:`dumps` sends dense tensors as their raw bytes (one copy
-of their memory, through ctypes: the runtime needs no numpy), and the DataLoader path sends a
-batch by value only up to :data:`BY_VALUE_BYTES`.
+the wrong one for the kilobytes most batches and forward outputs are. ``python -m
+benchmarks.transport`` (main-thread CPU time per batch received from 2 DataLoader workers, on
+this project's 2-core CPU): 218 µs by shared memory against 43 µs by value for 16 KiB, 225
+against 156 µs for 256 KiB, even at 512 KiB, 2.4× worse by value at 1 MiB. So :func:`dumps`
+sends dense tensors as their raw bytes (one copy of their memory, through ctypes: the runtime
+needs no numpy), and the DataLoader path sends a batch by value only up to
+:data:`BY_VALUE_BYTES`.
 
 Pickle is used only between the processes of a run, never for anything written to disk.
 """

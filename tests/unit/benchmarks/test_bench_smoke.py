@@ -98,3 +98,11 @@ def test_memory_mode_with_post_workers_samples_the_worker_processes(tmp_path: Pa
     memory = json.loads(out.read_text())["memory"]
     assert memory["items"] == 3000 and memory["post_workers"] == 1
     assert memory["workers_peak_mb"] >= memory["workers_first_mb"] > 0
+
+
+def test_transport_prints_a_row_per_batch_size(capsys) -> None:
+    from benchmarks import transport
+
+    transport.main(["--batches", "3", "--repeat", "1", "--workers", "1"])
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [row.split()[0] for row in rows] == [str(kib) for kib in transport.SIZES_KIB]
