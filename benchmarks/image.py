@@ -52,5 +52,5 @@ WORKLOAD = Workload(
     preprocess=normalise,
     make_model=make_model,
     postprocess=label_and_probability,
-    items={"small": 2048, "full": 100_000},
+    items={"small": 8192, "full": 100_000},
 )

@@ -61,5 +61,5 @@ WORKLOAD = Workload(
     preprocess=to_ids,
     make_model=make_model,
     postprocess=label_and_score,
-    items={"small": 2048, "full": 100_000},
+    items={"small": 8192, "full": 100_000},
 )

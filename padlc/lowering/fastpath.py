@@ -66,8 +66,8 @@ def fused_calls(program: torch.export.ExportedProgram) -> dict[str, int]:
 
 
 def _why_not_fused(layer: nn.TransformerEncoderLayer, src: torch.Tensor) -> str | None:
-    """Eager's conditions for the fastpath (``TransformerEncoderLayer.forward``, torch 2.4 to
-    2.13), apart from the one export always fails: "no argument is a tensor subclass"."""
+    """Eager's conditions for the fastpath (``TransformerEncoderLayer.forward`` as of torch 2.13),
+    apart from the one export always fails: "no argument is a tensor subclass"."""
     attention = layer.self_attn
     parameters = [p for p in layer.parameters() if p is not None]
     reasons = {
