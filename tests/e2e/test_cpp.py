@@ -158,6 +158,14 @@ SCRIPTABLE = (
 )  # fmt: skip
 SCRIPTABLE_INPUTS = [code.to_image(seed) for seed in (1, 2, 3, 4)]
 
+#: A transformer text classifier. Its export keeps eager inference's fused encoder-layer kernel,
+#: which AOTInductor has no C shim for and runs through its proxy executor: C++ must run that too.
+TRANSFORMER = (
+    transform(code.tokenize) >> transform(code.lookup)
+    >> batch >> transform(code.Encoder)(16, 16, N_CLASSES) >> unbatch
+)  # fmt: skip
+TRANSFORMER_INPUTS = ["The cat sat on the mat", "a dog ran fast", "slow cat", "the end"]
+
 
 def padlc_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -530,3 +538,20 @@ def test_classify_aoti_forward_matches_padl_runtime(
     assert "backend aoti (forward/forward.aoti.pt2)" in result.stderr
     expected = _forward_outputs(padl_runtime.load(artifact), collated)
     _assert_outputs_equal(tmp_path / "out", expected, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_classify_aoti_forward_with_a_fused_transformer_kernel_matches_padl_runtime(
+    cpp_build: Path, tmp_path: Path
+) -> None:
+    artifact = padlc_build("TRANSFORMER", tmp_path / "transformer.padl", backend="aoti")
+    manifest = read_manifest(artifact)
+    assert manifest.forward is not None
+    entry = manifest.forward.backend("aoti")
+    assert entry is not None and "2 TransformerEncoderLayer" in entry.note
+    texts = ["a cat", "the dog sat on a mat", "fast", "slow slow cat", "mat", "ran", "on", "the"]
+    pipeline, collated = preprocessed_batch(artifact, texts, tmp_path / "batch.tensor")
+    result = classify(cpp_build, "--out", tmp_path / "out", artifact, tmp_path / "batch.tensor")
+    assert result.returncode == 0, result.stderr
+    assert "backend aoti (forward/forward.aoti.pt2)" in result.stderr
+    _assert_outputs_equal(tmp_path / "out", _forward_outputs(pipeline, collated), rtol=1e-4)
