@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from padl_runtime._transport import BY_VALUE_BYTES, ByValue, tensor_bytes
+from padl_runtime._transport import BY_VALUE_BYTES, ByValue, by_value_bytes
 from padl_runtime.collate import collate
 
 __all__ = [
@@ -215,9 +215,11 @@ class WorkerFailure:
 
 
 def _sendable(batch: Batch) -> Batch | ByValue:
-    """A batch as it leaves a worker: by value when its tensors are small (cheaper for the main
-    process to receive than torch's shared memory; see :mod:`padl_runtime._transport`)."""
-    return ByValue(batch) if tensor_bytes(batch[2]) <= BY_VALUE_BYTES else batch
+    """A batch as it leaves a worker: by value when its tensors are small, plain CPU tensors
+    (cheaper for the main process to receive than torch's shared memory; see
+    :mod:`padl_runtime._transport`)."""
+    size = by_value_bytes(batch[2])
+    return ByValue(batch) if size is not None and size <= BY_VALUE_BYTES else batch
 
 
 def _in_worker(build: Callable[[], Batch]) -> Batch | ByValue | WorkerFailure:

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["BY_VALUE_BYTES", "ByValue", "dumps", "loads", "tensor_bytes"]
+__all__ = ["BY_VALUE_BYTES", "ByValue", "by_value_bytes", "dumps", "loads"]
 
 #: Batches whose tensors hold at most this many bytes in all travel from the DataLoader's workers
 #: by value (see the module docstring for the measurement behind it).
@@ -45,12 +45,24 @@ def _raw_bytes(tensor: torch.Tensor) -> bytearray:
     return bytearray((ctypes.c_char * size).from_address(tensor.data_ptr()))
 
 
+def _plain(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is all its bytes say: a dense tensor of torch's own type (no subclass,
+    not quantized) that needs no gradient. Other tensors keep torch's own pickling."""
+    return (
+        type(tensor) is torch.Tensor
+        and tensor.layout is torch.strided
+        and not tensor.is_quantized
+        and not tensor.requires_grad
+    )
+
+
 class _Pickler(pickle.Pickler):
-    """A pickler that sends dense tensors as their bytes instead of torch's own reduction."""
+    """A pickler that sends plain tensors as their bytes (on the CPU) instead of torch's own
+    reduction."""
 
     def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is torch.Tensor and obj.layout is torch.strided and not obj.is_quantized:
-            tensor = obj.detach().cpu().resolve_conj().resolve_neg().contiguous()
+        if isinstance(obj, torch.Tensor) and _plain(obj):
+            tensor = obj.cpu().resolve_conj().resolve_neg().contiguous()
             return _rebuild_tensor, (_raw_bytes(tensor), tensor.dtype, tuple(tensor.shape))
         return NotImplemented
 
@@ -66,15 +78,27 @@ def loads(data: bytes) -> Any:
     return pickle.loads(data)
 
 
-def tensor_bytes(value: Any) -> int:
-    """The bytes held by the CPU tensors of a nested batch (tuples, lists, dicts)."""
+def by_value_bytes(value: Any) -> int | None:
+    """The bytes the tensors of a nested batch (tuples, lists, dicts) hold, or ``None`` when one of
+    them must keep torch's own way between processes: on a device (CUDA tensors are shared, not
+    copied), needing a gradient, sparse, quantized or a subclass."""
     if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size() if value.device.type == "cpu" else 0
+        if value.device.type != "cpu" or not _plain(value):
+            return None
+        return value.numel() * value.element_size()
     if isinstance(value, Mapping):
-        return sum(tensor_bytes(v) for v in value.values())
-    if isinstance(value, tuple | list):
-        return sum(tensor_bytes(v) for v in value)
-    return 0
+        values: Any = value.values()
+    elif isinstance(value, tuple | list):
+        values = value
+    else:
+        return 0
+    total = 0
+    for item in values:
+        size = by_value_bytes(item)
+        if size is None:
+            return None
+        total += size
+    return total
 
 
 class ByValue:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from padl_runtime._transport import BY_VALUE_BYTES, ByValue, tensor_bytes
+from padl_runtime._transport import BY_VALUE_BYTES, ByValue, by_value_bytes
 from padl_runtime.executor import run_batches
 
 # --- the wrapper ------------------------------------------------------------------------------
@@ -54,9 +54,31 @@ def test_a_tensor_sent_by_value_is_writable_memory_of_its_own() -> None:
     assert torch.equal(original, torch.zeros(4))
 
 
-def test_tensor_bytes_counts_the_cpu_tensors_of_a_nested_batch() -> None:
+def test_by_value_bytes_counts_the_tensors_of_a_nested_batch() -> None:
     batch = {"a": torch.zeros(4, dtype=torch.int64), "b": (torch.zeros(2, 3), ["x"]), "c": 5}
-    assert tensor_bytes(batch) == 4 * 8 + 6 * 4
+    assert by_value_bytes(batch) == 4 * 8 + 6 * 4
+
+
+@pytest.mark.parametrize(
+    "tensor",
+    [
+        pytest.param(torch.zeros(2, requires_grad=True), id="requires grad"),
+        pytest.param(torch.zeros(2, 2).to_sparse(), id="sparse"),
+        pytest.param(torch.nn.Parameter(torch.zeros(2), requires_grad=False), id="subclass"),
+        pytest.param(torch.zeros(2, device="meta"), id="on a device"),
+    ],
+)
+def test_a_batch_holding_a_tensor_torch_must_send_itself_is_not_sent_by_value(
+    tensor: torch.Tensor,
+) -> None:
+    assert by_value_bytes((torch.zeros(3), [tensor])) is None
+
+
+def test_a_tensor_that_needs_a_gradient_keeps_it_through_the_by_value_pickler() -> None:
+    leaf = torch.ones(3, requires_grad=True)
+    received = _through_a_queue(ByValue([leaf, torch.zeros(2)]))
+    assert received[0].requires_grad and torch.equal(received[0], leaf)
+    assert not received[1].requires_grad
 
 
 # --- what the main process receives from DataLoader workers ----------------------------------
