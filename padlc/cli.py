@@ -165,8 +165,12 @@ def inspect_text(path: str | Path) -> str:
         f"{root}  ({m.kind}, format {m.format_version}, padlc {m.padlc_version}, torch {m.torch_version})",
         f"pipeline: {m.pipeline}",
     ]
-    if m.module:
-        lines.append(f"from: {m.module}")
+    # A build records where the pipeline came from; older builds put it in `module`.
+    source = m.extra.get("build", {}).get("source") or (
+        m.module if m.kind == "built" and not m.module.endswith(".py") else ""
+    )
+    if source:
+        lines.append(f"from: {source}")
     lines += [
         "stages:",
         f"  preprocess:  {m.stages.preprocess}",

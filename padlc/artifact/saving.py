@@ -106,24 +106,27 @@ def load(path: str | os.PathLike[str], **params: Any) -> Transform:
     manifest = read_manifest(root)
     verify_files(root, manifest)
     listed = {entry.path for entry in manifest.files}
-    if manifest.module not in listed:
+    module_file = manifest.module
+    if manifest.kind == "built" and module_file not in listed and MODULE_FILE in listed:
+        module_file = MODULE_FILE  # an older build, whose `module` held the build's source
+    if module_file not in listed:
         raise ArtifactError(
-            f"{root}: the module {manifest.module!r} is not listed in manifest.json, so it cannot "
+            f"{root}: the module {module_file!r} is not listed in manifest.json, so it cannot "
             "be verified. Re-save the pipeline.",
             path=str(root),
-            file=manifest.module,
+            file=module_file,
         )
-    module = _execute(root, manifest.module, params)
+    module = _execute(root, module_file, params)
     main = getattr(module, "_pd_main", None)
     if not isinstance(main, Transform):
         raise ArtifactError(
-            f"{root / manifest.module} does not define `_pd_main` as a transform.",
+            f"{root / module_file} does not define `_pd_main` as a transform.",
             path=str(root),
-            file=manifest.module,
+            file=module_file,
         )
     layers = list(main.pd_layers) + list(getattr(module, "_pd_extra_layers", []))
     if WEIGHTS_FILE in listed:
-        load_weights(root / manifest.module, WEIGHTS_FILE, layers)
+        load_weights(root / module_file, WEIGHTS_FILE, layers)
     for i, t in enumerate(hooked_transforms(main, "post_load")):
         hook = getattr(t, "post_load", None)
         if callable(hook):

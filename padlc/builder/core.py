@@ -44,6 +44,8 @@ from padlc.builder.files import (
 )
 from padlc.builder.plan import DEFAULT_TOLERANCE, BuildPlan, MovedFunctionsFailed
 from padlc.builder.verify import verify_artifact
+from padlc.capture import MODULE_FILE
+from padlc.capture.shared import SharedData
 from padlc.errors import BuildError, LoweringError
 from padlc.language.base import Transform
 from padlc.lowering import BACKENDS, LoweredForward, LoweringContext, build_graph, strategy
@@ -191,8 +193,9 @@ def _build(
         """Write, lower and verify the artifact for ``plan``; the backends kept."""
         with ArtifactWriter(target, force_overwrite=force_overwrite) as writer:
             root = writer.root
-            requirements = write_stage_module(plan, pipeline, root)
-            requirements.update(capture_lineage(pipeline, root))
+            shared = SharedData()  # identical data files of the generated modules, stored once
+            lineage = capture_lineage(pipeline, root, shared)
+            requirements = {**write_stage_module(plan, pipeline, root, shared), **lineage}
             lowered: LoweredForward | None = None
             graph_source = ""
             if plan.has_batch:
@@ -226,12 +229,14 @@ def _build(
                 "padlc_version": _version(),
                 "kind": "built",
                 "pipeline": repr(pipeline)[:500],
-                "module": module,
+                "module": MODULE_FILE,  # the lineage: padlc.load reads a built artifact too
                 "stages": stage_layout(pipeline),
                 "python_version": platform.python_version(),
                 "torch_version": torch.__version__,
             }
-            context = LoweringContext(write_eager_forward=eager_forward_writer(plan, pipeline))
+            context = LoweringContext(
+                write_eager_forward=eager_forward_writer(plan, pipeline, shared)
+            )
             kept: list[BackendEntry] = []
 
             def lower_one(name: str, alone: bool) -> BackendEntry | None:
@@ -347,6 +352,7 @@ def _build(
                     "cpp": cpp,
                     "extra": {
                         "build": {
+                            "source": module,
                             "backend_requested": backend,
                             "attempts": [list(a) for a in attempts],
                             "seconds": round(time.perf_counter() - started, 3),

@@ -20,6 +20,7 @@ from padl_runtime.manifest import (
 )
 from padlc.builder.cpp import script_pipeline
 from padlc.builder.plan import BuildPlan
+from padlc.capture.shared import SharedData
 from padlc.codegen import StageSpec, emit_module, render_module
 from padlc.ir import iter_calls
 from padlc.language.base import Transform
@@ -29,19 +30,22 @@ STAGE_MODULE = "stages.py"
 GRAPH_FILE = "forward/graph.py"
 
 
-def capture_code(leaves: Sequence[Transform], root: Path, module_name: str) -> Any:
+def capture_code(
+    leaves: Sequence[Transform], root: Path, module_name: str, shared: SharedData
+) -> Any:
     from padlc.capture import capture_plain
 
-    captured = capture_plain(leaves, root, module_name)
+    captured = capture_plain(leaves, root, module_name, shared)
     (root / f"{module_name}.py").write_text(captured.source, encoding="utf-8")
     return captured
 
 
-def capture_lineage(pipeline: Transform, root: Path) -> dict[str, str]:
-    """The saved lineage (pipeline.py + weights) so ``padlc.load`` works on the built artifact."""
+def capture_lineage(pipeline: Transform, root: Path, shared: SharedData) -> dict[str, str]:
+    """The saved lineage (pipeline.py + weights) so ``padlc.load`` works on the built artifact.
+    Captured first: the modules captured after it read identical data files from it."""
     from padlc.capture import capture_pipeline
 
-    return dict(capture_pipeline(pipeline, root).requirements)
+    return dict(capture_pipeline(pipeline, root, shared).requirements)
 
 
 def header(pipeline: Transform, what: str) -> tuple[str, ...]:
@@ -56,7 +60,9 @@ def header(pipeline: Transform, what: str) -> tuple[str, ...]:
     )
 
 
-def write_stage_module(plan: BuildPlan, pipeline: Transform, root: Path) -> dict[str, str]:
+def write_stage_module(
+    plan: BuildPlan, pipeline: Transform, root: Path, shared: SharedData | None = None
+) -> dict[str, str]:
     """``stages.py`` (+ the captured code it imports); returns requirements."""
     pre_stage = None if BuildPlan.is_empty(plan.pre) else plan.pre
     post_stage = None if BuildPlan.is_empty(plan.post) else plan.post
@@ -75,7 +81,7 @@ def write_stage_module(plan: BuildPlan, pipeline: Transform, root: Path) -> dict
         )
     )
     leaves = [c.transform for s in specs if s.node is not None for c in iter_calls(s.node)]
-    captured = capture_code(leaves, root, "stage_code")
+    captured = capture_code(leaves, root, "stage_code", shared or SharedData())
     view = emit_module(
         specs,
         captured.names,
@@ -88,13 +94,15 @@ def write_stage_module(plan: BuildPlan, pipeline: Transform, root: Path) -> dict
     return dict(captured.requirements)
 
 
-def eager_forward_writer(plan: BuildPlan, pipeline: Transform) -> Callable[[Path], tuple[str, ...]]:
+def eager_forward_writer(
+    plan: BuildPlan, pipeline: Transform, shared: SharedData
+) -> Callable[[Path], tuple[str, ...]]:
     def write(root: Path) -> tuple[str, ...]:
         folder = root / "forward"
         folder.mkdir(parents=True, exist_ok=True)
         before = {p for p in root.rglob("*") if p.is_file()}
         leaves = [c.transform for c in iter_calls(plan.forward)]
-        captured = capture_code(leaves, folder, "eager_code")
+        captured = capture_code(leaves, folder, "eager_code", shared)
         view = emit_module(
             [StageSpec("forward", plan.forward, "A collated batch -> the forward's output.")],
             captured.names,

@@ -22,6 +22,7 @@ from padl_runtime.values import TIES_KEY
 from padlc.capture import installed
 from padlc.capture.markers import loading_params, param, value
 from padlc.capture.render import ATOM, SHIFT, Renderer
+from padlc.capture.shared import SharedData
 from padlc.errors import SaveError
 from padlc.language.atomic import FunctionTransform
 from padlc.language.base import Transform
@@ -163,12 +164,16 @@ def _save_weights(layers: Sequence[torch.nn.Module], path: Path) -> bool:
     return True
 
 
-def capture_pipeline(pipeline: Transform, root: Path) -> CapturedCode:
+def capture_pipeline(
+    pipeline: Transform, root: Path, shared: SharedData | None = None
+) -> CapturedCode:
     """Write the lineage module ``root/pipeline.py``, ``root/weights.safetensors`` and the data
-    files under ``root/data``; the module ends with ``_pd_main = <the pipeline>``."""
+    files under ``root/data``; the module ends with ``_pd_main = <the pipeline>``. ``shared``
+    (a build's) stores data files identical to ones written before in the artifact once."""
     root = Path(root)
     transforms = list(pipeline.pd_iter_transforms())
     renderer = Renderer(root, plain=False, data_dir="data", scopes=_scopes(transforms))
+    renderer.shared = shared
     renderer.varnames.pop(id(pipeline), None)
     renderer.transforms = transforms
     singletons = (Identity, Batchify, Unbatchify)
@@ -189,6 +194,8 @@ def capture_pipeline(pipeline: Transform, root: Path) -> CapturedCode:
         tail.append(f"_pd_extra_layers = [{', '.join(renderer.name_of[id(x)] for x in extras)}]")
     if _save_weights(layers + extras, root / WEIGHTS_FILE):
         renderer.import_modules.add("safetensors")
+        if shared is not None:  # padlc.load reads it from here: it is kept, others may share it
+            shared.keep(root, WEIGHTS_FILE)
     for i, t in enumerate(hooked_transforms(pipeline, "pre_save")):
         hook = getattr(t, "pre_save", None)
         if callable(hook):
@@ -224,7 +231,9 @@ def _main_expression(renderer: Renderer, pipeline: Transform) -> str:
     return f"_pd_main = {text}"
 
 
-def capture_plain(leaves: Sequence[Transform], root: Path, module_name: str) -> CapturedCode:
+def capture_plain(
+    leaves: Sequence[Transform], root: Path, module_name: str, shared: SharedData | None = None
+) -> CapturedCode:
     """Plain Python for a build's stage module: the leaves' code without padlc (functions and
     classes undecorated, instances built from the user's classes), data under
     ``root/data/<module_name>/`` and the layers' weights loaded through ``padl_runtime``.
@@ -232,11 +241,13 @@ def capture_plain(leaves: Sequence[Transform], root: Path, module_name: str) -> 
     The source expects to live directly in ``root`` (data paths are relative to ``__file__``).
     ``names[id(leaf)]`` is an expression for a plain callable applied to the leaf's input
     (``prepare``, ``lookup``, ``np.cos``); padlc built-ins (``same``, ``identity``, markers) are
-    skipped.
+    skipped. ``shared`` (a build's) stores data files identical to ones written before in the
+    artifact once.
     """
     root = Path(root)
     data_dir = f"data/{module_name}"
     renderer = Renderer(root, plain=True, data_dir=data_dir, scopes=_scopes(leaves))
+    renderer.shared = shared
     names: dict[int, str] = {}
     hooked: list[str] = []
     for leaf in leaves:
@@ -274,7 +285,10 @@ def capture_plain(leaves: Sequence[Transform], root: Path, module_name: str) -> 
             renderer.import_modules.add("safetensors")
             load_weights = renderer.runtime("load_weights")
             listed = ", ".join(renderer.name_of[id(x)] for x in layers)
-            tail.append(f"{load_weights}(__file__, {f'{data_dir}/{WEIGHTS_FILE}'!r}, [{listed}])")
+            weights = f"{data_dir}/{WEIGHTS_FILE}"
+            if shared is not None:
+                weights = shared.share(root, weights)
+            tail.append(f"{load_weights}(__file__, {weights!r}, [{listed}])")
     for i, expr in enumerate(hooked):
         resolve = renderer.runtime("resolve")
         tail.append(

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from padlc.capture import installed
+from padlc.capture.shared import SharedData
 from padlc.errors import SaveError
 from padlc.language.atomic import ModuleProxy
 from padlc.language.base import Transform
@@ -71,6 +72,9 @@ class RendererBase:
         self.name_of: dict[int, str] = {}
         self.keep: list[Any] = []  # objects whose ids are keys of name_of stay alive
         self.data_files: set[str] = set()
+        #: Set by a build: data files identical to ones another module of the artifact wrote are
+        #: stored once (see padlc.capture.shared).
+        self.shared: SharedData | None = None
         self.layers: list[torch.nn.Module] = []
         self.hoist: set[int] = set()
         self.functions: dict[int, tuple[str, bool]] = {}

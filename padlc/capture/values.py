@@ -195,6 +195,11 @@ class ValueRenderer(RendererBase):
         (self.root / relative).parent.mkdir(parents=True, exist_ok=True)
         return relative
 
+    def _stored(self, relative: str) -> str:
+        """Where the module reads the data file just written at ``relative``: there, or at an
+        identical file another module of the artifact wrote (see :class:`SharedData`)."""
+        return relative if self.shared is None else self.shared.share(self.root, relative)
+
     def _data_file(self, obj: Any, hint: str, *, forced: bool) -> str:
         if isinstance(obj, torch.Tensor):
             return self._tensor(obj, hint)
@@ -203,6 +208,7 @@ class ValueRenderer(RendererBase):
         if _exact_json(obj):
             relative = self._data_path(hint, ".json")
             (self.root / relative).write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+            relative = self._stored(relative)
             expr = f"{self.runtime('load_json')}(__file__, {relative!r})"
         elif isinstance(obj, dict) and self._pairs_json(obj):
             relative = self._data_path(hint, ".json")
@@ -210,12 +216,14 @@ class ValueRenderer(RendererBase):
             (self.root / relative).write_text(
                 json.dumps(pairs, ensure_ascii=False), encoding="utf-8"
             )
+            relative = self._stored(relative)
             expr = f"{self.runtime('load_json_pairs')}(__file__, {relative!r})"
         elif isinstance(obj, tuple) and _exact_json(list(obj)):
             relative = self._data_path(hint, ".json")
             (self.root / relative).write_text(
                 json.dumps(list(obj), ensure_ascii=False), encoding="utf-8"
             )
+            relative = self._stored(relative)
             expr = f"tuple({self.runtime('load_json')}(__file__, {relative!r}))"
         else:
             raise self.error(
@@ -247,6 +255,7 @@ class ValueRenderer(RendererBase):
                 f"The numpy array {hint!r} holds Python objects (dtype {obj.dtype}); it cannot be "
                 "saved without pickle. Use a numeric or string dtype, or a list."
             ) from exc
+        relative = self._stored(relative)
         return f"{self.runtime('load_npy')}(__file__, {relative!r})"
 
     def _tensor(self, obj: torch.Tensor, hint: str) -> str:
@@ -255,6 +264,7 @@ class ValueRenderer(RendererBase):
         relative = self._data_path(hint, ".safetensors")
         self.import_modules.add("safetensors")
         save_file({"value": obj.detach().cpu().contiguous().clone()}, str(self.root / relative))
+        relative = self._stored(relative)
         expr = f"{self.runtime('load_tensor')}(__file__, {relative!r})"
         torch_name = self.import_module(torch)
         if isinstance(obj, torch.nn.Parameter):
