@@ -3,7 +3,8 @@
 1. Run the eager pipeline on the example inputs (the reference outputs).
 2. Trace it into the IR, stage by stage; resolve mode switches for inference; move trailing
    batch-safe preprocessing steps into the forward (:mod:`padlc.builder.move`).
-3. Generate ``stages.py`` (preprocess/postprocess) from the captured user code.
+3. Capture the lineage (``pipeline.py``, the weights) and generate ``stages.py``
+   (preprocess/postprocess) from the captured user code; data they share is stored once.
 4. Build the forward's fx graph on a batch of at least two examples; write ``forward/graph.py``.
 5. Lower it with each backend of the strategy (``auto``: export, torchscript, eager) and verify
    the artifact in a fresh process without padlc; keep the first that matches the eager outputs.
@@ -48,7 +49,14 @@ from padlc.capture import MODULE_FILE
 from padlc.capture.shared import SharedData
 from padlc.errors import BuildError, LoweringError
 from padlc.language.base import Transform
-from padlc.lowering import BACKENDS, LoweredForward, LoweringContext, build_graph, strategy
+from padlc.lowering import (
+    BACKENDS,
+    Lowered,
+    LoweredForward,
+    LoweringContext,
+    build_graph,
+    strategy,
+)
 
 __all__ = ["BuildResult", "build"]
 
@@ -155,7 +163,6 @@ def _build(
 ) -> BuildResult:
     """:func:`build` with the layers already in eval mode."""
     started = time.perf_counter()
-    say = log or (lambda message: None)
     target = artifact_path(path).absolute()
     if target.exists() and not force_overwrite:
         raise BuildError(
@@ -165,10 +172,10 @@ def _build(
     if not requested:
         raise BuildError("No backend requested: pass backend='auto', a name, or a list of names.")
     slots = [strategy(name) for name in requested]
-    inputs = list(inputs)
-    if not inputs:
+    examples = list(inputs)
+    if not examples:
         raise BuildError("No example inputs: pass a list of raw items, e.g. inputs=[item1, item2].")
-    plan = BuildPlan(pipeline, move_to_forward, inputs, tolerance)
+    plan = BuildPlan(pipeline, move_to_forward, examples, tolerance)
     notes: list[str] = []
     if not plan.has_batch:
         notes.append(
@@ -177,214 +184,286 @@ def _build(
             "`batch`/`unbatch` around the model to compile it."
         )
         slots = [("eager",)]
-    elif len(inputs) < 2:
+    elif len(examples) < 2:
         raise BuildError(
-            f"Got {len(inputs)} example input; the build needs at least 2, so the batch axis is "
+            f"Got {len(examples)} example input; the build needs at least 2, so the batch axis is "
             "traced with a batch of several items and stays dynamic (a batch of 1 would be "
             "specialised). Pass two or more raw items, e.g. inputs=[item1, item2]."
         )
-    expected = example_outputs(pipeline, inputs)
-    expected_batched = batched_outputs(pipeline, inputs, expected)
-    stages = pipeline._pd_stages()
-    label = repr(stages.forward)
-    attempts: list[tuple[str, str]] = []
-
-    def attempt(plan: BuildPlan) -> list[BackendEntry]:
-        """Write, lower and verify the artifact for ``plan``; the backends kept."""
-        with ArtifactWriter(target, force_overwrite=force_overwrite) as writer:
-            root = writer.root
-            shared = SharedData()  # identical data files of the generated modules, stored once
-            lineage = capture_lineage(pipeline, root, shared)
-            requirements = {**write_stage_module(plan, pipeline, root, shared), **lineage}
-            lowered: LoweredForward | None = None
-            graph_source = ""
-            if plan.has_batch:
-                batch = example_batch(root, inputs, STAGE_MODULE)
-                try:
-                    lowered = build_graph(
-                        plan.forward, batch, label=label, device=device, max_batch=max_batch
-                    )
-                except LoweringError as exc:
-                    if plan.moved_functions:  # try again with the functions left in the preprocess
-                        raise MovedFunctionsFailed(str(exc).splitlines()[0]) from exc
-                    raise
-                graph_source = GRAPH_FILE
-                (root / "forward").mkdir(exist_ok=True)
-                (root / GRAPH_FILE).write_text(
-                    "# "
-                    + "\n# ".join(
-                        header(pipeline, "the forward stage as a torch.fx graph (for reading)")
-                    )
-                    + "\n# Inputs: the collated batch, flattened; outputs: a flat tuple of tensors.\n"
-                    + "".join(
-                        f"# vmap_{name}(batch) is torch.vmap({name})(batch): the preprocess step "
-                        f"`{name}` applied per item over the batch (stage-boundary move).\n"
-                        for name in plan.vmap_names
-                    )
-                    + "\n".join(line.rstrip() for line in lowered.code.strip("\n").splitlines())
-                    + "\n",
-                    encoding="utf-8",
-                )
-            base: dict[str, Any] = {
-                "padlc_version": _version(),
-                "kind": "built",
-                "pipeline": repr(pipeline)[:500],
-                "module": MODULE_FILE,  # the lineage: padlc.load reads a built artifact too
-                "stages": stage_layout(pipeline),
-                "python_version": platform.python_version(),
-                "torch_version": torch.__version__,
-            }
-            context = LoweringContext(
-                write_eager_forward=eager_forward_writer(plan, pipeline, shared)
-            )
-            kept: list[BackendEntry] = []
-
-            def lower_one(name: str, alone: bool) -> BackendEntry | None:
-                """Lower, write and verify one backend; ``None`` (with the reason recorded) if it
-                fails and another candidate may follow (``alone``: it is the only one, so raise)."""
-                impl = BACKENDS[name]
-                reason = impl.unavailable(device)
-                if reason is not None:
-                    attempts.append((name, f"unavailable: {reason}"))
-                    if alone:
-                        raise BuildError(f"Backend {name!r} cannot build here: {reason}.")
-                    return None
-                say(f"lowering the forward with {name} ...")
-                tick = time.perf_counter()
-                try:
-                    if lowered is None:  # no batch: the forward is generated Python in stages.py
-                        from padlc.lowering import Lowered
-
-                        result = Lowered(files=(STAGE_MODULE,))
-                    else:
-                        result = impl.lower(lowered, root, context)
-                except Exception as exc:  # LoweringError, or torch failing inside a backend
-                    first = str(exc).splitlines()[0] if str(exc).strip() else ""
-                    if not isinstance(exc, LoweringError):
-                        first = f"{type(exc).__name__}: {first}"
-                    attempts.append((name, f"failed to lower: {first}"))
-                    if plan.moved_functions:
-                        raise MovedFunctionsFailed(f"{name}: {attempts[-1][1]}") from exc
-                    if alone and isinstance(exc, LoweringError):
-                        raise
-                    if alone:
-                        raise BuildError(
-                            f"Backend {name!r} failed while compiling the forward: {first}. Try "
-                            "another backend (--backend eager always builds)."
-                        ) from exc
-                    return None
-                seconds = time.perf_counter() - tick
-                entry = BackendEntry(
-                    name=name,
-                    files=result.files,
-                    device=device,
-                    arch=result.arch,
-                    torch_version=torch.__version__,
-                    tolerance=tolerance,
-                    build_seconds=round(seconds, 3),
-                    note=result.note,
-                )
-                section = forward_section(
-                    plan, lowered, (*kept, entry), graph_source, device, max_batch
-                )
-                write_manifest(root, {**base, "forward": section})
-                if (
-                    not verify
-                ):  # the caller checks the artifact itself (the test matrix batches checks)
-                    attempts.append(
-                        (name, f"built, not verified (verify=False), lowered in {seconds:.1f} s")
-                    )
-                    if result.note:
-                        notes.append(f"{name}: {result.note}")
-                    return entry
-                say(f"verifying the {name} artifact in a fresh process ...")
-                check = verify_artifact(root, name, inputs, expected, expected_batched, tolerance)
-                if check.ok:
-                    attempts.append(
-                        (
-                            name,
-                            f"verified (max abs error {check.max_abs_error:.3g}, lowered in {seconds:.1f} s)",
-                        )
-                    )
-                    if result.note:
-                        notes.append(f"{name}: {result.note}")
-                    return BackendEntry(**{**_fields(entry), "max_abs_error": check.max_abs_error})
-                attempts.append((name, f"verification failed: {check.message.splitlines()[0]}"))
-                if plan.moved_functions:
-                    raise MovedFunctionsFailed(f"{name}: {attempts[-1][1]}")
-                if alone:
-                    raise BuildError(
-                        f"The {name} artifact does not reproduce the eager pipeline: {check.message}\n"
-                        "Try another backend (--backend eager always matches) and report the pipeline."
-                    )
-                if result.files != (STAGE_MODULE,):
-                    remove_files(root, result.files)
-                return None
-
-            # Each requested backend is one slot ("auto" tries several candidates in order); the
-            # artifact keeps the first verified candidate of every slot, in the order requested.
-            for candidates in slots:
-                if any(entry.name in candidates for entry in kept):
-                    continue
-                for name in candidates:
-                    entry = lower_one(name, alone=len(candidates) == 1)
-                    if entry is not None:
-                        kept.append(entry)
-                        break
-                else:
-                    tried = "; ".join(f"{n}: {o}" for n, o in attempts)
-                    raise BuildError(f"No backend could build a verified artifact ({tried}).")
-            chosen = next((e for e in kept if e.name in ("torchscript", "aoti")), kept[0])
-            cpp = cpp_section(plan, lowered, chosen, root, notes)
-            # The compiled forward needs torch even when the captured code does not import it.
-            requirements.setdefault("torch", torch.__version__.split("+")[0])
-            (root / "requirements.txt").write_text(
-                requirements_text(requirements), encoding="utf-8"
-            )
-            section = forward_section(plan, lowered, tuple(kept), graph_source, device, max_batch)
-            (root / MANIFEST_FILE).unlink(missing_ok=True)
-            for cache in list(root.rglob("__pycache__")):
-                shutil.rmtree(cache, ignore_errors=True)
-            writer.commit(
-                {
-                    **base,
-                    "forward": section,
-                    "cpp": cpp,
-                    "extra": {
-                        "build": {
-                            "source": module,
-                            "backend_requested": backend,
-                            "attempts": [list(a) for a in attempts],
-                            "seconds": round(time.perf_counter() - started, 3),
-                            "device": device,
-                            "notes": notes,
-                            "modes": "IfInMode switches resolved for infer mode",
-                        }
-                    },
-                }
-            )
-        return kept
-
+    expected = example_outputs(pipeline, examples)
+    job = _Job(
+        pipeline=pipeline,
+        target=target,
+        inputs=examples,
+        backend=backend,
+        slots=slots,
+        device=device,
+        max_batch=max_batch,
+        force_overwrite=force_overwrite,
+        tolerance=tolerance,
+        verify=verify,
+        module=module,
+        say=log or (lambda message: None),
+        started=started,
+        expected=expected,
+        expected_batched=batched_outputs(pipeline, examples, expected),
+        label=repr(pipeline._pd_stages().forward),
+        notes=notes,
+    )
     # With moved functions (vmap steps) the artifact is tried first; if a backend cannot lower or
     # reproduce them, the whole artifact (stages.py is shared) is built again moving only `same`.
     try:
-        kept = attempt(plan)
+        kept = _attempt(job, plan)
     except MovedFunctionsFailed as exc:
         notes.append(
             f"moving {', '.join(f'`{n}`' for n in plan.moved_functions)} into the forward "
             f"(torch.vmap) failed ({exc}); built again without moving functions"
         )
-        plan = BuildPlan(pipeline, move_to_forward, inputs, tolerance, functions=False)
-        kept = attempt(plan)
+        plan = BuildPlan(pipeline, move_to_forward, examples, tolerance, functions=False)
+        kept = _attempt(job, plan)
     return BuildResult(
         path=target,
         backend=kept[0].name,
         backends=tuple(e.name for e in kept),
-        attempts=tuple(attempts),
+        attempts=tuple(job.attempts),
         moved_to_forward=plan.moved,
         max_abs_error=kept[0].max_abs_error,
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
+    )
+
+
+@dataclass
+class _Job:
+    """One build: its options, the eager reference outputs, and what happened so far."""
+
+    pipeline: Transform
+    target: Path
+    inputs: list[Any]
+    backend: str | Sequence[str]  # as requested (recorded in the manifest)
+    slots: list[tuple[str, ...]]  # per requested backend, the candidates in order
+    device: str
+    max_batch: int | None
+    force_overwrite: bool
+    tolerance: float
+    verify: bool
+    module: str
+    say: Callable[[str], None]
+    started: float
+    expected: Any
+    expected_batched: Any
+    label: str
+    attempts: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Draft:
+    """The artifact directory of one attempt, before its commit: what every backend shares."""
+
+    root: Path
+    plan: BuildPlan
+    requirements: dict[str, str]
+    lowered: LoweredForward | None
+    graph_source: str
+    base: dict[str, Any]
+    context: LoweringContext
+    kept: list[BackendEntry] = field(default_factory=list)
+
+
+def _attempt(job: _Job, plan: BuildPlan) -> list[BackendEntry]:
+    """Write, lower and verify the artifact for ``plan``, commit it; the backends kept."""
+    with ArtifactWriter(job.target, force_overwrite=job.force_overwrite) as writer:
+        draft = _draft(job, plan, writer.root)
+        # Each requested backend is one slot ("auto" tries several candidates in order); the
+        # artifact keeps the first verified candidate of every slot, in the order requested.
+        for candidates in job.slots:
+            if any(entry.name in candidates for entry in draft.kept):
+                continue
+            for name in candidates:
+                entry = _lower_one(job, draft, name, alone=len(candidates) == 1)
+                if entry is not None:
+                    draft.kept.append(entry)
+                    break
+            else:
+                tried = "; ".join(f"{n}: {o}" for n, o in job.attempts)
+                raise BuildError(f"No backend could build a verified artifact ({tried}).")
+        _commit(job, draft, writer)
+    return draft.kept
+
+
+def _draft(job: _Job, plan: BuildPlan, root: Path) -> _Draft:
+    """The files every backend shares: the lineage, the stage module, the forward's graph."""
+    shared = SharedData()  # identical data files of the generated modules, stored once
+    lineage = capture_lineage(job.pipeline, root, shared)
+    requirements = {**write_stage_module(plan, job.pipeline, root, shared), **lineage}
+    lowered: LoweredForward | None = None
+    graph_source = ""
+    if plan.has_batch:
+        batch = example_batch(root, job.inputs, STAGE_MODULE)
+        try:
+            lowered = build_graph(
+                plan.forward, batch, label=job.label, device=job.device, max_batch=job.max_batch
+            )
+        except LoweringError as exc:
+            if plan.moved_functions:  # try again with the functions left in the preprocess
+                raise MovedFunctionsFailed(str(exc).splitlines()[0]) from exc
+            raise
+        graph_source = GRAPH_FILE
+        _write_graph(job, plan, root, lowered)
+    base: dict[str, Any] = {
+        "padlc_version": _version(),
+        "kind": "built",
+        "pipeline": repr(job.pipeline)[:500],
+        "module": MODULE_FILE,  # the lineage: padlc.load reads a built artifact too
+        "stages": stage_layout(job.pipeline),
+        "python_version": platform.python_version(),
+        "torch_version": torch.__version__,
+    }
+    context = LoweringContext(write_eager_forward=eager_forward_writer(plan, job.pipeline, shared))
+    return _Draft(root, plan, requirements, lowered, graph_source, base, context)
+
+
+def _write_graph(job: _Job, plan: BuildPlan, root: Path, lowered: LoweredForward) -> None:
+    """``forward/graph.py``: the forward's fx graph, for reading."""
+    (root / "forward").mkdir(exist_ok=True)
+    (root / GRAPH_FILE).write_text(
+        "# "
+        + "\n# ".join(header(job.pipeline, "the forward stage as a torch.fx graph (for reading)"))
+        + "\n# Inputs: the collated batch, flattened; outputs: a flat tuple of tensors.\n"
+        + "".join(
+            f"# vmap_{name}(batch) is torch.vmap({name})(batch): the preprocess step "
+            f"`{name}` applied per item over the batch (stage-boundary move).\n"
+            for name in plan.vmap_names
+        )
+        + "\n".join(line.rstrip() for line in lowered.code.strip("\n").splitlines())
+        + "\n",
+        encoding="utf-8",
+    )
+
+
+def _lower_one(job: _Job, draft: _Draft, name: str, alone: bool) -> BackendEntry | None:
+    """Lower, write and verify one backend; ``None`` (with the reason recorded) if it fails and
+    another candidate may follow (``alone``: it is the only one, so raise)."""
+    impl = BACKENDS[name]
+    reason = impl.unavailable(job.device)
+    if reason is not None:
+        job.attempts.append((name, f"unavailable: {reason}"))
+        if alone:
+            raise BuildError(f"Backend {name!r} cannot build here: {reason}.")
+        return None
+    job.say(f"lowering the forward with {name} ...")
+    tick = time.perf_counter()
+    try:
+        if draft.lowered is None:  # no batch: the forward is generated Python in stages.py
+            result = Lowered(files=(STAGE_MODULE,))
+        else:
+            result = impl.lower(draft.lowered, draft.root, draft.context)
+    except Exception as exc:  # LoweringError, or torch failing inside a backend
+        first = str(exc).splitlines()[0] if str(exc).strip() else ""
+        if not isinstance(exc, LoweringError):
+            first = f"{type(exc).__name__}: {first}"
+        job.attempts.append((name, f"failed to lower: {first}"))
+        if draft.plan.moved_functions:
+            raise MovedFunctionsFailed(f"{name}: {job.attempts[-1][1]}") from exc
+        if alone and isinstance(exc, LoweringError):
+            raise
+        if alone:
+            raise BuildError(
+                f"Backend {name!r} failed while compiling the forward: {first}. Try "
+                "another backend (--backend eager always builds)."
+            ) from exc
+        return None
+    seconds = time.perf_counter() - tick
+    entry = BackendEntry(
+        name=name,
+        files=result.files,
+        device=job.device,
+        arch=result.arch,
+        torch_version=torch.__version__,
+        tolerance=job.tolerance,
+        build_seconds=round(seconds, 3),
+        note=result.note,
+    )
+    kept = (*draft.kept, entry)
+    section = forward_section(
+        draft.plan, draft.lowered, kept, draft.graph_source, job.device, job.max_batch
+    )
+    write_manifest(draft.root, {**draft.base, "forward": section})
+    if not job.verify:  # the caller checks the artifact itself (the test matrix batches checks)
+        job.attempts.append(
+            (name, f"built, not verified (verify=False), lowered in {seconds:.1f} s")
+        )
+        if result.note:
+            job.notes.append(f"{name}: {result.note}")
+        return entry
+    return _verified(job, draft, entry, result, alone)
+
+
+def _verified(
+    job: _Job, draft: _Draft, entry: BackendEntry, result: Lowered, alone: bool
+) -> BackendEntry | None:
+    """``entry`` with its measured error if the artifact reproduces the eager outputs in a fresh
+    process; else ``None`` with its files removed (or an error when it was the only candidate)."""
+    name, seconds = entry.name, entry.build_seconds
+    job.say(f"verifying the {name} artifact in a fresh process ...")
+    check = verify_artifact(
+        draft.root, name, job.inputs, job.expected, job.expected_batched, job.tolerance
+    )
+    if check.ok:
+        job.attempts.append(
+            (
+                name,
+                f"verified (max abs error {check.max_abs_error:.3g}, lowered in {seconds:.1f} s)",
+            )
+        )
+        if result.note:
+            job.notes.append(f"{name}: {result.note}")
+        return BackendEntry(**{**_fields(entry), "max_abs_error": check.max_abs_error})
+    job.attempts.append((name, f"verification failed: {check.message.splitlines()[0]}"))
+    if draft.plan.moved_functions:
+        raise MovedFunctionsFailed(f"{name}: {job.attempts[-1][1]}")
+    if alone:
+        raise BuildError(
+            f"The {name} artifact does not reproduce the eager pipeline: {check.message}\n"
+            "Try another backend (--backend eager always matches) and report the pipeline."
+        )
+    if result.files != (STAGE_MODULE,):
+        remove_files(draft.root, result.files)
+    return None
+
+
+def _commit(job: _Job, draft: _Draft, writer: ArtifactWriter) -> None:
+    """Write the requirements and the final manifest, then move the directory into place."""
+    root, kept = draft.root, tuple(draft.kept)
+    chosen = next((e for e in kept if e.name in ("torchscript", "aoti")), kept[0])
+    cpp = cpp_section(draft.plan, draft.lowered, chosen, root, job.notes)
+    # The compiled forward needs torch even when the captured code does not import it.
+    draft.requirements.setdefault("torch", torch.__version__.split("+")[0])
+    (root / "requirements.txt").write_text(requirements_text(draft.requirements), encoding="utf-8")
+    section = forward_section(
+        draft.plan, draft.lowered, kept, draft.graph_source, job.device, job.max_batch
+    )
+    (root / MANIFEST_FILE).unlink(missing_ok=True)
+    for cache in list(root.rglob("__pycache__")):
+        shutil.rmtree(cache, ignore_errors=True)
+    writer.commit(
+        {
+            **draft.base,
+            "forward": section,
+            "cpp": cpp,
+            "extra": {
+                "build": {
+                    "source": job.module,
+                    "backend_requested": job.backend,
+                    "attempts": [list(a) for a in job.attempts],
+                    "seconds": round(time.perf_counter() - job.started, 3),
+                    "device": job.device,
+                    "notes": job.notes,
+                    "modes": "IfInMode switches resolved for infer mode",
+                }
+            },
+        }
     )
 
 
