@@ -24,10 +24,16 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return padlc.build(code.PIPELINE, target, inputs=code.INPUTS, backend=["eager", "export"]).path
 
 
-def _fresh(script: str, *args: str) -> list[object]:
-    """Run ``script`` in a fresh process (from another directory); it prints JSON."""
+def _outputs_in_a_fresh_process(module: str, load: str, built: Path) -> list[object]:
+    """``infer_apply`` of every example, by the pipeline ``module.load`` rebuilds from ``built``
+    in a fresh process started in another directory."""
+    script = (
+        f"import json, sys, {module}\n"
+        f"p = {module}.{load}\n"
+        "print(json.dumps([p.infer_apply(x) for x in json.loads(sys.argv[2])]))\n"
+    )
     result = subprocess.run(
-        [sys.executable, "-c", script, *args],
+        [sys.executable, "-c", script, str(built), json.dumps(code.INPUTS)],
         capture_output=True, text=True, check=False, cwd=Path("/"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -35,13 +41,8 @@ def _fresh(script: str, *args: str) -> list[object]:
 
 
 def test_padlc_load_rebuilds_a_built_pipeline_in_a_fresh_process(built: Path) -> None:
-    script = (
-        "import json, sys, padlc\n"
-        "p = padlc.load(sys.argv[1])\n"
-        "print(json.dumps([p.infer_apply(x) for x in json.loads(sys.argv[2])]))\n"
-    )
     expected = [code.PIPELINE.infer_apply(x) for x in code.INPUTS]
-    assert _fresh(script, str(built), json.dumps(code.INPUTS)) == expected
+    assert _outputs_in_a_fresh_process("padlc", "load(sys.argv[1])", built) == expected
 
 
 def test_the_manifest_names_the_lineage_module(built: Path) -> None:
@@ -61,13 +62,9 @@ def test_data_the_generated_modules_share_is_stored_once(built: Path) -> None:
 
 
 def test_the_eager_forward_reads_the_shared_files_in_a_fresh_process(built: Path) -> None:
-    script = (
-        "import json, sys, padl_runtime\n"
-        "p = padl_runtime.load(sys.argv[1], backend='eager')\n"
-        "print(json.dumps([p.infer_apply(x) for x in json.loads(sys.argv[2])]))\n"
-    )
     expected = [code.PIPELINE.infer_apply(x) for x in code.INPUTS]
-    assert _fresh(script, str(built), json.dumps(code.INPUTS)) == expected
+    load = "load(sys.argv[1], backend='eager')"
+    assert _outputs_in_a_fresh_process("padl_runtime", load, built) == expected
 
 
 def test_a_cli_build_records_where_the_pipeline_came_from(tmp_path: Path) -> None:
