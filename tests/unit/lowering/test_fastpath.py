@@ -13,10 +13,11 @@ from padlc.lowering.fastpath import fused_calls, fused_fastpaths
 
 
 class Encoder(nn.Module):
-    def __init__(self, heads: int = 4, batch_first: bool = True) -> None:
+    def __init__(self, heads: int = 4, **options: object) -> None:
         super().__init__()
         torch.manual_seed(0)
-        layer = nn.TransformerEncoderLayer(16, heads, 32, dropout=0.0, batch_first=batch_first)
+        options.setdefault("batch_first", True)
+        layer = nn.TransformerEncoderLayer(16, heads, 32, dropout=0.0, **options)
         self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,11 +57,17 @@ def test_an_eligible_layer_exports_as_the_fused_kernel(inputs: torch.Tensor) -> 
     assert fused_calls(program) == {"TransformerEncoderLayer": 2}
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"norm_first": True}, {"activation": "gelu"}],
+    ids=["post-norm relu", "pre-norm", "gelu"],
+)
 def test_the_fused_export_equals_eager_inference_at_another_batch_size(
-    inputs: torch.Tensor,
+    inputs: torch.Tensor, options: dict[str, object]
 ) -> None:
-    model = Encoder().eval()
+    model = Encoder(**options).eval()
     program = _export(model, inputs[:2])
+    assert fused_calls(program) == {"TransformerEncoderLayer": 2}
     with torch.no_grad():
         torch.testing.assert_close(program.module()(inputs), model(inputs), rtol=0, atol=1e-6)
 
@@ -73,8 +80,13 @@ def test_a_padding_mask_is_merged_as_eager_merges_it(inputs: torch.Tensor) -> No
         torch.testing.assert_close(program.module()(inputs), model(inputs), rtol=0, atol=1e-6)
 
 
-def test_a_layer_eager_would_not_fuse_keeps_its_reference_path(inputs: torch.Tensor) -> None:
-    model = Encoder(heads=1).eval()  # an odd head count: eager runs the reference path too
+@pytest.mark.parametrize(
+    "options", [{"heads": 1}, {"batch_first": False}], ids=["odd head count", "sequence first"]
+)
+def test_a_layer_eager_would_not_fuse_keeps_its_reference_path(
+    inputs: torch.Tensor, options: dict[str, object]
+) -> None:
+    model = Encoder(**options).eval()
     program = _export(model, inputs)
     assert fused_calls(program) == {}
     with torch.no_grad():
