@@ -7,7 +7,7 @@
 # Each step gets a time limit, all within BUDGET seconds (default 540), so that a slow or stuck
 # step cannot take the others' time. Logs and the suite's JSON go to $OUT (default
 # benchmarks/results). Environment: PYTHON, BUDGET, ITEMS (per workload, default 50000), REPEAT,
-# WORKERS, POST_WORKERS, and STEPS, the steps to run (default all: "tests bench profile").
+# WORKERS, POST_WORKERS, and STEPS, the steps to run (default all: "tests transport bench profile").
 # Output goes to files, not through a pipe: Inductor's compile workers outlive the suite and would
 # hold a pipe (and the script) open.
 set -u
@@ -21,7 +21,7 @@ budget=${BUDGET:-540}
 # The limit for the next step: at most $1 seconds, and never past the budget.
 limit() { local left=$((budget - (SECONDS - start))); ((left < 1)) && left=1; echo $((left < $1 ? left : $1)); }
 step() { echo; echo "=== $1 (at ${SECONDS}s, limit $2s)"; }
-steps=" ${STEPS:-tests bench profile} "
+steps=" ${STEPS:-tests transport bench profile} "
 wanted() { [[ $steps == *" $1 "* ]]; }
 
 step environment 30
@@ -37,6 +37,14 @@ timeout -k 10 "$t" "$py" -m pytest "${pytest_args[@]}" tests/e2e/test_cuda.py \
     tests/unit/padl_runtime/test_executor.py::test_cuda_outputs_match_cpu_outputs \
     >"$out/cuda_tests.log" 2>&1
 grep -E "^(E |FAILED|ERROR)|passed|failed" "$out/cuda_tests.log" | tail -n 40
+fi
+
+# Cheap, and the figure behind the by-value threshold on this machine's CPU.
+if wanted transport; then
+t=$(limit 40); step "transport: a batch from a DataLoader worker, shared memory vs by value" "$t"
+timeout -k 5 "$t" "$py" -m benchmarks.transport --workers "${WORKERS:-8}" --batches 300 --repeat 2 \
+    >"$out/transport.log" 2>&1
+cat "$out/transport.log"
 fi
 
 # Every eval_apply also with the post stage in worker processes (POST_WORKERS, a comma list).
