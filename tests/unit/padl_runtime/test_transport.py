@@ -120,3 +120,24 @@ def test_a_small_batch_from_a_worker_arrives_by_value_not_in_shared_memory() -> 
 def test_a_large_batch_from_a_worker_arrives_in_shared_memory() -> None:
     assert BY_VALUE_BYTES < 8 * 32 * 1024 * 4
     assert _shared_flags(_large) == [1.0] * 16
+
+
+def _indexed(index: int) -> torch.Tensor:
+    return torch.full((8,), float(index))
+
+
+def _first_column(batch: torch.Tensor) -> torch.Tensor:
+    return batch[:, 0]
+
+
+def test_small_batches_from_spawned_workers_arrive_whole_and_in_order() -> None:
+    outputs = run_batches(
+        range(40),
+        preprocess=_indexed,
+        forward=_first_column,
+        postprocess=float,
+        batch_size=8,
+        num_workers=2,
+        multiprocessing_context="spawn",
+    )
+    assert list(outputs) == [float(i) for i in range(40)]
