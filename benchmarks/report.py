@@ -27,12 +27,15 @@ def _shares(entry: dict[str, Any]) -> str:
     main = entry.get("main_thread")
     if not main:
         return ""
-    return " / ".join(f"{main[part]:.0%}" for part in ("input", "forward", "post"))
+    shares = " / ".join(f"{main[part]:.0%}" for part in ("input", "forward", "post"))
+    start = entry.get("start_seconds")
+    return f"{shares}, {start * 1e3:.0f} ms" if start else shares
 
 
 def throughput_table(run: dict[str, Any]) -> str:
     """Items/s and ratios per contender; for the executor's runs also where the main thread's
-    time went (input / forward / post, from ``BatchIterator.stats``)."""
+    time went (input / forward / post, from ``BatchIterator.stats``) and how long starting its
+    worker processes took, outside those shares."""
     rows = []
     for name, entry in run["throughput"].items():
         rows.append(
@@ -46,7 +49,14 @@ def throughput_table(run: dict[str, Any]) -> str:
         )
     rows.insert(3, ["limit (slowest stage alone)", f"{run['limit_items_per_s']:,.0f}", "", "", ""])
     return table(
-        ["", "items/s", "vs hand-written", "vs limit", "main thread: input / forward / post"], rows
+        [
+            "",
+            "items/s",
+            "vs hand-written",
+            "vs limit",
+            "main thread: input / forward / post, workers' start",
+        ],
+        rows,
     )
 
 

@@ -330,6 +330,7 @@ def summarise(
                 "forward": run_stats.forward_seconds / run_stats.seconds,
                 "post": run_stats.post_seconds / run_stats.seconds,
             }
+            entry["start_seconds"] = run_stats.start_seconds
         throughput[name] = entry
     return {"workers": workers, "limit_items_per_s": limit, "throughput": throughput}
 

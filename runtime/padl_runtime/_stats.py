@@ -24,6 +24,10 @@ class RunStats:
     ``post_seconds`` the rest: postprocessing inline, or handing outputs to the post thread or
     workers and waiting for their results. The largest share names the stage to speed up (more
     ``num_workers``, a compiled forward, ``post_workers``).
+
+    ``start_seconds``, apart from ``seconds``, is what starting the run's worker processes
+    (DataLoader workers, post workers) took before the first batch was asked for: a cost every
+    ``eval_apply`` with workers pays again, which weighs on short runs.
     """
 
     batches: int = 0
@@ -31,6 +35,7 @@ class RunStats:
     seconds: float = 0.0
     input_seconds: float = 0.0
     forward_seconds: float = 0.0
+    start_seconds: float = 0.0
 
     def add_input(self, seconds: float, _batch: Any) -> None:
         self.input_seconds += seconds
@@ -56,9 +61,14 @@ class RunStats:
                 ("post", self.post_seconds),
             )
         )
+        started = (
+            f"; worker processes started in {self.start_seconds * 1e3:.0f} ms"
+            if self.start_seconds
+            else ""
+        )
         return (
             f"{self.batches:,} batches, {self.items:,} outputs in {self.seconds:.2f} s "
-            f"({self.items / self.seconds:,.0f}/s); main thread: {shares}"
+            f"({self.items / self.seconds:,.0f}/s); main thread: {shares}{started}"
         )
 
 

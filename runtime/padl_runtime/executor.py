@@ -467,6 +467,7 @@ def _run(plan: _Plan) -> Generator[list[Any], None, None]:
     if hooks is not None:
         hooks.start()
     try:
+        starting = time.perf_counter()
         if plan.per_item and plan.post and plan.post_workers:
             # Before the DataLoader's workers and threads: the post workers are forked first.
             for function in (plan.post.postprocess, plan.post.postprocess_batch):
@@ -496,6 +497,8 @@ def _run(plan: _Plan) -> Generator[list[Any], None, None]:
             # Workers are started (forked) here, before any thread of ours exists.
             loader_iter = iter(loader)
             host = _loader_batches(loader_iter)
+        if post_workers is not None or loader_iter is not None:
+            plan.stats.start_seconds = time.perf_counter() - starting
         on_device = _on_device(host, plan)
         batches = timed(on_device, plan.stats.add_input)
         stages += [host, on_device, batches]

@@ -632,3 +632,18 @@ def test_stats_leave_out_the_callers_time_between_outputs() -> None:
         time.sleep(0.05)  # 0.4 s of the caller's own work
     assert outputs.stats.seconds < 0.2  # with the caller's time it would be over 0.4
     assert "2 batches, 8 outputs" in str(outputs.stats)
+
+
+@pytest.mark.parametrize("workers", [{"num_workers": 1}, {"post_workers": 1}])
+def test_stats_report_the_time_starting_worker_processes_took(workers: dict[str, int]) -> None:
+    outputs = run_ints(range(8), batch_size=4, **workers)
+    assert list(outputs) == [2 * i for i in range(8)]
+    assert outputs.stats.start_seconds > 0
+    assert "worker processes started in" in str(outputs.stats)
+
+
+def test_stats_of_a_run_without_worker_processes_have_no_start_time() -> None:
+    outputs = run_ints(range(8), batch_size=4)
+    list(outputs)
+    assert outputs.stats.start_seconds == 0
+    assert "started" not in str(outputs.stats)
