@@ -119,3 +119,16 @@ def test_artifact_built_for_cuda_runs_on_cuda_in_a_fresh_process(
     assert single == pytest.approx(expected, abs=1e-4)
     assert batched == pytest.approx(expected, abs=1e-4)
     assert imported_padlc is False
+
+
+def test_a_fused_transformer_forward_builds_and_verifies_on_cuda(tmp_path: Path) -> None:
+    # export only: an AOTInductor build for CUDA takes much of gpu.sh's time for its tests.
+    from tests.e2e.pipelines import TEXTS, transformer
+
+    torch.manual_seed(0)
+    # The build verifies the artifact on CUDA in a fresh process against the eager pipeline there.
+    result = padlc.build(
+        transformer(), tmp_path / "export.padl", inputs=TEXTS, backend="export", device="cuda"
+    )
+    assert result.backend == "export"
+    assert any("2 TransformerEncoderLayer" in note for note in result.notes)
