@@ -1,4 +1,4 @@
-"""PyTorch's fused inference kernels, kept in exported forwards.
+"""PyTorch's fused inference paths, kept in exported forwards.
 
 In eval mode without gradients, eager ``nn.TransformerEncoderLayer`` runs as one fused ATen
 kernel, ``aten._transformer_encoder_layer_fwd`` (the "BetterTransformer" fastpath). ``torch.export``
@@ -10,16 +10,22 @@ bits.
 
 :func:`fused_fastpaths` makes each layer that eager inference would run fused call the same
 kernel, with the same arguments, while a forward is traced. Layers eager would not fuse (training
-mode, ``batch_first=False``, an odd head count, hooks, ...) keep their own forward. The switch is
-PyTorch's: ``torch.backends.mha.set_fastpath_enabled(False)`` turns the fastpath off in eager and
-in padlc's exported forwards alike.
+mode, ``batch_first=False``, an odd head count, hooks, ...) keep their own forward.
+
+The same fastpath has ``nn.TransformerEncoder`` pack a padded batch into a nested tensor and
+unpack it with zeros at the padded positions; a trace cannot do that, and without help the
+exported encoder returned other values there than eager (a mean over the sequence then differs
+everywhere). The traced encoder now sets those positions to zero under eager's own condition.
+
+The switch is PyTorch's: ``torch.backends.mha.set_fastpath_enabled(False)`` turns the fastpath off
+in eager and in padlc's exported forwards alike.
 """
 
 from __future__ import annotations
 
 import contextlib
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -35,24 +41,32 @@ _DEVICE_TYPES = ("cpu", "cuda", "xpu")
 
 
 @contextlib.contextmanager
-def fused_fastpaths(module: nn.Module) -> Iterator[None]:
+def fused_fastpaths(module: nn.Module, *, kernels: bool = True) -> Iterator[None]:
     """While tracing ``module``, its ``nn.TransformerEncoderLayer`` submodules run fused where
-    eager inference would; their forwards are restored afterwards, whatever happens."""
+    eager inference would (``kernels=False``: not for an exporter that has no such operator,
+    ONNX), and its ``nn.TransformerEncoder`` submodules give padded positions the zeros eager's
+    nested-tensor path gives them; their forwards are restored afterwards, whatever happens."""
+    replacements: dict[type[nn.Module], Callable[..., Any]] = {
+        nn.TransformerEncoder: _encoder_forward
+    }
+    if kernels:
+        replacements[nn.TransformerEncoderLayer] = _encoder_layer_forward
     patched = [
-        layer
-        for layer in module.modules()
-        if isinstance(layer, nn.TransformerEncoderLayer)
+        (submodule, replacements[kind])
+        for submodule in module.modules()
+        for kind in replacements
+        if isinstance(submodule, kind)
         # A subclass with its own forward, or an instance that already has one, is left alone.
-        and type(layer).forward is nn.TransformerEncoderLayer.forward
-        and "forward" not in vars(layer)
+        and type(submodule).forward is kind.forward
+        and "forward" not in vars(submodule)
     ]
     try:
-        for layer in patched:
-            layer.forward = types.MethodType(_encoder_layer_forward, layer)  # type: ignore[method-assign]
+        for submodule, forward in patched:
+            submodule.forward = types.MethodType(forward, submodule)  # type: ignore[method-assign]
         yield
     finally:
-        for layer in patched:
-            vars(layer).pop("forward", None)
+        for submodule, _ in patched:
+            vars(submodule).pop("forward", None)
 
 
 def fused_calls(program: torch.export.ExportedProgram) -> dict[str, int]:
@@ -145,3 +159,73 @@ def _encoder_layer_forward(
         merged_mask,
         mask_type,
     )
+
+
+def _nests(
+    encoder: nn.TransformerEncoder,
+    src: torch.Tensor,
+    mask: torch.Tensor | None,
+    padding: torch.Tensor | None,
+) -> bool:
+    """Whether eager inference runs ``encoder`` on a nested tensor (``TransformerEncoder.forward``
+    as of torch 2.13, apart from the tensor-subclass check and the data-dependent alignment
+    check, which :func:`_encoder_forward` makes part of the graph)."""
+    first = encoder.layers[0]
+    parameters = [p for p in first.parameters() if p is not None]
+    return (
+        torch.backends.mha.get_fastpath_enabled()
+        and getattr(encoder, "use_nested_tensor", False)
+        and not first.training
+        and src.dim() == 3
+        and padding is not None
+        and not src.is_nested
+        and mask is None
+        and not torch.is_autocast_enabled()
+        and src.device.type in _DEVICE_TYPES
+        and not (torch.is_grad_enabled() and any(t.requires_grad for t in (src, *parameters)))
+    )
+
+
+def _encoder_forward(
+    encoder: nn.TransformerEncoder,
+    src: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    src_key_padding_mask: torch.Tensor | None = None,
+    is_causal: bool | None = None,
+) -> Any:
+    """``TransformerEncoder.forward`` with eager inference's outputs.
+
+    Given a padding mask, eager inference packs the batch into a nested tensor (when the padding
+    of the whole batch is left-aligned, or ``mask_check=False``) and unpacks it with zeros at the
+    padded positions, before the final norm. A trace cannot take that path; the layers run on
+    the dense batch with the padding mask instead, which gives the same values at the other
+    positions, and the padded ones are set to zero here, under the same condition, computed in
+    the graph. (``mask_check=False`` promises left-aligned padding: given other padding, eager
+    packs the wrong positions, which this does not copy.)"""
+    padding = F._canonical_mask(
+        mask=src_key_padding_mask,
+        mask_name="src_key_padding_mask",
+        other_type=F._none_or_dtype(mask),
+        other_name="mask",
+        target_type=src.dtype,
+    )
+    if not _nests(encoder, src, mask, padding):
+        return nn.TransformerEncoder.forward(encoder, src, mask, src_key_padding_mask, is_causal)
+    assert padding is not None  # _nests checked it
+    padded = padding != 0  # as eager: a position is kept where the canonical mask is 0
+    output = src
+    for layer in encoder.layers:
+        # is_causal as eager passes it without a mask; the fused layer ignores it, as eager's does
+        output = layer(
+            output, src_mask=None, is_causal=is_causal is True, src_key_padding_mask=padding
+        )
+    zeroed = output.masked_fill(padded.unsqueeze(-1), 0.0)
+    if getattr(encoder, "mask_check", True):
+        kept = padded.logical_not()
+        left_aligned = (kept[:, 1:] <= kept[:, :-1]).all()  # each row: kept, then padded
+        output = torch.where(left_aligned, zeroed, output)
+    else:
+        output = zeroed
+    if encoder.norm is not None:
+        output = encoder.norm(output)
+    return output

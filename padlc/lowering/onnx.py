@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from padlc.lowering.fastpath import fused_fastpaths
 from padlc.lowering.graph import LoweredForward, blame, lowering_error
 from padlc.lowering.registry import Lowered, LoweringContext, dynamic_batch, register
 
@@ -33,7 +34,12 @@ class OnnxBackend:
         level = logger.level
         logger.setLevel(logging.ERROR)
         try:
-            with warnings.catch_warnings(), torch.no_grad():
+            # ONNX has no fused transformer operator; the encoders' padding still follows eager.
+            with (
+                warnings.catch_warnings(),
+                torch.no_grad(),
+                fused_fastpaths(forward.module, kernels=False),
+            ):
                 warnings.simplefilter("ignore")
                 program = torch.onnx.export(
                     forward.module,
