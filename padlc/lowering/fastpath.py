@@ -4,8 +4,8 @@ In eval mode without gradients, eager ``nn.TransformerEncoderLayer`` runs as one
 kernel, ``aten._transformer_encoder_layer_fwd`` (the "BetterTransformer" fastpath). ``torch.export``
 never takes that path: it traces with tensor subclasses, which the fastpath's own checks refuse,
 so it records the reference path instead, about forty operators per layer. The exported forward
-is then slower than the eager pipeline it replaces (the benchmark's text model on CPU: 396 µs a
-batch exported against 256 µs eager) and its numbers differ from eager inference's in the last
+is then slower than the eager pipeline it replaces (the benchmark's text model on CPU, one item:
+396 µs exported against 256 µs eager) and its numbers differ from eager inference's in the last
 bits.
 
 :func:`fused_fastpaths` makes each layer that eager inference would run fused call the same
@@ -13,9 +13,9 @@ kernel, with the same arguments, while a forward is traced. Layers eager would n
 mode, ``batch_first=False``, an odd head count, hooks, ...) keep their own forward.
 
 The same fastpath has ``nn.TransformerEncoder`` pack a padded batch into a nested tensor and
-unpack it with zeros at the padded positions; a trace cannot do that, and without help the
-exported encoder returned other values there than eager (a mean over the sequence then differs
-everywhere). The traced encoder now sets those positions to zero under eager's own condition.
+unpack it with zeros at the padded positions. A trace cannot do that: left alone, the exported
+encoder returns other values there than eager (a mean over the sequence then differs everywhere).
+So the traced encoder sets those positions to zero, under eager's own condition.
 
 The switch is PyTorch's: ``torch.backends.mha.set_fastpath_enabled(False)`` turns the fastpath off
 in eager and in padlc's exported forwards alike.
