@@ -25,7 +25,7 @@ class ExportLoader:
         # `module(...)` runs forward hooks that re-check every input against the exported
         # constraints, which costs more than a small forward itself; the runtime passes exactly
         # the flat tensors the program was exported with, so the graph's own forward is called.
-        return LoadedForward(_without_pytree(module).forward)
+        return LoadedForward(_flat_attributes(_without_pytree(module)).forward)
 
 
 def _without_pytree(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -42,6 +42,36 @@ def _without_pytree(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
     graph._codegen = codegen()
     module.recompile()
     return module
+
+
+def _flat_attributes(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """The unlifted module reads each parameter and buffer through its submodules on every call
+    (``getattr(self.model.layers, "0").linear1.weight``), each step an ``nn.Module.__getattr__``:
+    about 0.3 µs a step, 7 µs a call for a 3-layer MLP, a fifth of a small forward. Each tensor
+    the graph reads is bound once as a plain attribute of the module (the same tensor object,
+    after any move to the device), read with one lookup."""
+    graph = module.graph
+    changed = False
+    for index, node in enumerate(list(graph.nodes)):
+        if node.op != "get_attr" or "." not in str(node.target):
+            continue
+        value = _attribute(module, str(node.target))
+        if not isinstance(value, torch.Tensor):
+            continue
+        name = f"_padl_attr_{index}"
+        module.__dict__[name] = value  # not nn.Module.__setattr__: no registration, a plain read
+        node.target = name
+        changed = True
+    if changed:
+        module.recompile()
+    return module
+
+
+def _attribute(module: torch.nn.Module, dotted: str) -> Any:
+    value: Any = module
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def _flat_tuple(spec: Any) -> bool:
