@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import platform
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,47 @@ from padl_runtime.backends import LoadedForward, register
 from padl_runtime.manifest import BackendEntry
 
 __all__ = ["device_arch"]
+
+
+def _direct(runner: Any) -> Callable[..., tuple[torch.Tensor, ...]]:
+    """The package's forward on flat tensors, returning a flat tuple.
+
+    Calling the loaded model parses its input and output tree specs from JSON on every call, then
+    flattens and rebuilds through them: 7 of the 13 µs a one-item call of the tabular MLP takes
+    here. padlc's forwards take flat tensors and return a flat tuple; when the package's specs say
+    exactly that, its loader runs them directly."""
+    loader = getattr(runner, "loader", None)
+    boxed = getattr(loader, "boxed_run", None)
+    if boxed is None or not _flat_specs(loader):
+        return lambda *tensors: tuple(runner(*tensors))
+    return lambda *tensors: tuple(boxed(list(tensors)))
+
+
+def _flat_specs(loader: Any) -> bool:
+    """Whether the package takes ``(tensor, ...)`` positionally and returns a tuple of tensors."""
+    try:
+        from torch.utils import _pytree as pytree
+
+        inputs, outputs = (pytree.treespec_loads(spec) for spec in loader.get_call_spec())
+    except Exception:  # an older or newer package format: the model's own call is always right
+        return False
+    if inputs.type is not tuple or len(_children(inputs)) != 2:
+        return False
+    args, kwargs = _children(inputs)
+    return (
+        args.type is tuple
+        and all(child.is_leaf() for child in _children(args))
+        and kwargs.type is dict
+        and not _children(kwargs)
+        and outputs.type is tuple
+        and all(child.is_leaf() for child in _children(outputs))
+    )
+
+
+def _children(spec: Any) -> list[Any]:
+    """A tree spec's children (``children()`` in newer torch, ``children_specs`` in older)."""
+    children = getattr(type(spec), "children", None)
+    return list(spec.children() if callable(children) else spec.children_specs)
 
 
 def device_arch(device: str) -> str:
@@ -58,7 +100,7 @@ class AotiLoader:
                     runner = aoti_load_package(str(root / entry.files[0]), **options)
             else:
                 runner = aoti_load_package(str(root / entry.files[0]))
-        return LoadedForward(lambda *tensors: tuple(runner(*tensors)))
+        return LoadedForward(_direct(runner))
 
 
 register(AotiLoader())
