@@ -79,32 +79,46 @@ def fused_calls(program: torch.export.ExportedProgram) -> dict[str, int]:
     return counts
 
 
-def _why_not_fused(layer: nn.TransformerEncoderLayer, src: torch.Tensor) -> str | None:
-    """Eager's conditions for the fastpath (``TransformerEncoderLayer.forward`` as of torch 2.13),
-    apart from the one export always fails: "no argument is a tensor subclass"."""
+def _inputs_allow_it(src: torch.Tensor, module: nn.Module) -> bool:
+    """The fastpath's checks on the tensors themselves (as of torch 2.13), apart from the one a
+    trace always fails, "no argument is a tensor subclass": a supported device, no gradient."""
+    tensors = (src, *module.parameters())
+    return src.device.type in _DEVICE_TYPES and not (
+        torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    )
+
+
+def _fuses(layer: nn.TransformerEncoderLayer, src: torch.Tensor) -> bool:
+    """Whether eager inference runs ``layer`` on ``src`` fused (``TransformerEncoderLayer.forward``
+    as of torch 2.13)."""
     attention = layer.self_attn
-    parameters = [p for p in layer.parameters() if p is not None]
-    reasons = {
-        "the fastpath is disabled": not torch.backends.mha.get_fastpath_enabled(),
-        "the input is not batched": src.dim() != 3,
-        "the layer is training": layer.training,
-        "batch_first is False": not attention.batch_first,
-        "self_attn has no bias": attention.in_proj_bias is None,
-        "q, k, v differ in size": not attention._qkv_same_embed_dim,
-        "the activation is neither relu nor gelu": not layer.activation_relu_or_gelu,
-        "norm1 and norm2 differ in eps": layer.norm1.eps != layer.norm2.eps,
-        "the head count is odd": attention.num_heads % 2 == 1,
-        "autocast is on": torch.is_autocast_enabled(),
-        "hooks are attached": any(
-            len(m._forward_hooks) + len(m._forward_pre_hooks) for m in layer.modules()
-        ),
-        "a tensor is on an unsupported device": any(
-            t.device.type not in _DEVICE_TYPES for t in (src, *parameters)
-        ),
-        "gradients are needed": torch.is_grad_enabled()
-        and any(t.requires_grad for t in (src, *parameters)),
-    }
-    return next((reason for reason, failed in reasons.items() if failed), None)
+    return (
+        torch.backends.mha.get_fastpath_enabled()
+        and src.dim() == 3
+        and not layer.training
+        and attention.batch_first
+        and attention.in_proj_bias is not None
+        and attention._qkv_same_embed_dim
+        and bool(layer.activation_relu_or_gelu)  # 1: relu, 2: gelu, 0: anything else
+        and layer.norm1.eps == layer.norm2.eps
+        and attention.num_heads % 2 == 0
+        and not torch.is_autocast_enabled()
+        and not any(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in layer.modules())
+        and _inputs_allow_it(src, layer)
+    )
+
+
+def _padding_mask(
+    padding: torch.Tensor | None, other: torch.Tensor | None, other_name: str, src: torch.Tensor
+) -> torch.Tensor | None:
+    """A key padding mask in the form eager's fastpath passes on (``F._canonical_mask``)."""
+    return F._canonical_mask(
+        mask=padding,
+        mask_name="src_key_padding_mask",
+        other_type=F._none_or_dtype(other),
+        other_name=other_name,
+        target_type=src.dtype,
+    )
 
 
 def _encoder_layer_forward(
@@ -116,17 +130,11 @@ def _encoder_layer_forward(
 ) -> Any:
     """``TransformerEncoderLayer.forward`` as eager inference runs it: the fused kernel when the
     fastpath's conditions hold (the masks merged as eager merges them), else the layer's own."""
-    if _why_not_fused(layer, src) is not None:
+    if not _fuses(layer, src):
         return nn.TransformerEncoderLayer.forward(
             layer, src, src_mask, src_key_padding_mask, is_causal=is_causal
         )
-    src_key_padding_mask = F._canonical_mask(
-        mask=src_key_padding_mask,
-        mask_name="src_key_padding_mask",
-        other_type=F._none_or_dtype(src_mask),
-        other_name="src_mask",
-        target_type=src.dtype,
-    )
+    src_key_padding_mask = _padding_mask(src_key_padding_mask, src_mask, "src_mask", src)
     src_mask = F._canonical_mask(
         mask=src_mask,
         mask_name="src_mask",
@@ -171,7 +179,6 @@ def _nests(
     as of torch 2.13, apart from the tensor-subclass check and the data-dependent alignment
     check, which :func:`_encoder_forward` makes part of the graph)."""
     first = encoder.layers[0]
-    parameters = [p for p in first.parameters() if p is not None]
     return (
         torch.backends.mha.get_fastpath_enabled()
         and getattr(encoder, "use_nested_tensor", False)
@@ -181,8 +188,7 @@ def _nests(
         and not src.is_nested
         and mask is None
         and not torch.is_autocast_enabled()
-        and src.device.type in _DEVICE_TYPES
-        and not (torch.is_grad_enabled() and any(t.requires_grad for t in (src, *parameters)))
+        and _inputs_allow_it(src, first)
     )
 
 
@@ -202,13 +208,7 @@ def _encoder_forward(
     positions, and the padded ones are set to zero here, under the same condition, computed in
     the graph. (``mask_check=False`` promises left-aligned padding: given other padding, eager
     packs the wrong positions, which this does not copy.)"""
-    padding = F._canonical_mask(
-        mask=src_key_padding_mask,
-        mask_name="src_key_padding_mask",
-        other_type=F._none_or_dtype(mask),
-        other_name="mask",
-        target_type=src.dtype,
-    )
+    padding = _padding_mask(src_key_padding_mask, mask, "mask", src)
     if not _nests(encoder, src, mask, padding):
         return nn.TransformerEncoder.forward(encoder, src, mask, src_key_padding_mask, is_causal)
     assert padding is not None  # _nests checked it
