@@ -21,9 +21,9 @@ def _direct(runner: Any) -> Callable[..., tuple[torch.Tensor, ...]]:
     """The package's forward on flat tensors, returning a flat tuple.
 
     Calling the loaded model parses its input and output tree specs from JSON on every call, then
-    flattens and rebuilds through them: 7 of the 13 µs a one-item call of the tabular MLP takes
-    here. padlc's forwards take flat tensors and return a flat tuple; when the package's specs say
-    exactly that, its loader runs them directly."""
+    flattens and rebuilds through them: on a small model, a good part of a one-item call
+    (docs/performance.md). padlc's forwards take flat tensors and return a flat tuple; when the
+    package's specs say exactly that, its loader runs them directly."""
     loader = getattr(runner, "loader", None)
     boxed = getattr(loader, "boxed_run", None)
     if boxed is None or not _flat_specs(loader):

@@ -46,8 +46,8 @@ def _without_pytree(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
 
 def _flat_attributes(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """The unlifted module reads each parameter and buffer through its submodules on every call
-    (``getattr(self.model.layers, "0").linear1.weight``), each step an ``nn.Module.__getattr__``:
-    about 0.3 µs a step, 7 µs a call for a 3-layer MLP, a fifth of a small forward. Each tensor
+    (``getattr(self.model.layers, "0").linear1.weight``), each step an ``nn.Module.__getattr__``
+    in Python: on a small model, a good part of a one-item call (docs/performance.md). Each tensor
     the graph reads is bound once as a plain attribute of the module (the same tensor object,
     after any move to the device), read with one lookup."""
     graph = module.graph
