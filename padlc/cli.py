@@ -45,6 +45,22 @@ def import_file(path: Path) -> ModuleType:
     return module
 
 
+def _import_module(name: str) -> ModuleType:
+    """``importlib.import_module``, with a plain error when the module itself is not found (a
+    module that is found but fails inside keeps its own traceback: that is the user's code)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing != name and not name.startswith(missing + "."):
+            raise  # something the module imports is missing: its traceback says where
+        raise SystemExit(
+            f"padlc: cannot import {name!r}: no module {missing!r} on the path (the current "
+            f"directory {os.getcwd()} and PYTHONPATH). Run padlc from the directory that holds "
+            f"it, add that directory to PYTHONPATH, or give the file: path/to/{name.split('.')[-1]}.py:ATTR"
+        ) from None
+
+
 def resolve(reference: str) -> Any:
     """``MODULE:ATTR`` -> the object; MODULE is a dotted module or a path to a ``.py`` file."""
     module_name, sep, attr = reference.rpartition(":")
@@ -60,7 +76,7 @@ def resolve(reference: str) -> Any:
     else:
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
-        module = importlib.import_module(module_name)
+        module = _import_module(module_name)
     value: Any = module
     for part in attr.split("."):
         try:
