@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from padl_runtime._transport import BY_VALUE_BYTES, ByValue
+from padl_runtime._transport import BY_VALUE_BYTES, by_reference, by_value
 
 SIZES_KIB = (16, 128, 256, 512, 1024, 3072)
 
@@ -36,7 +36,7 @@ class _Batches(Dataset[Any]):
 
     def __getitem__(self, index: int) -> Any:
         batch = (index, 256, torch.zeros(self.size, dtype=torch.uint8))
-        return ByValue(batch) if self.by_value else batch
+        return by_value(batch) if self.by_value else by_reference(batch)
 
 
 def _per_batch(size: int, by_value: bool, batches: int, workers: int) -> tuple[float, float]:

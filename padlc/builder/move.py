@@ -27,13 +27,13 @@ or reproduce the moved functions (:func:`padlc.builder.core.build`).
 
 from __future__ import annotations
 
-from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import torch
 
+from padl_runtime.outputs import output_tuple
 from padlc.ir import nodes as ir
 
 __all__ = [
@@ -177,7 +177,7 @@ def _evaluate(node: ir.Node, value: Any) -> Any:
             outs = [_evaluate(b, value) for b in node.branches]
         else:
             outs = [_evaluate(b, v) for b, v in zip(node.branches, value, strict=True)]
-        return namedtuple("Output", node.fields)(*outs)
+        return output_tuple(node.fields)(*outs)
     if isinstance(node, ir.Map):
         return tuple(_evaluate(node.body, v) for v in value)
     raise _Unsupported(type(node).__name__)

@@ -311,7 +311,7 @@ def emit_module(
     """
     relevant = {k: v for k, v in names.items()}
     lines, used = _import_lines(code_module, relevant)
-    namespace = Namespace(used | {"x", "namedtuple"})
+    namespace = Namespace(used | {"x", "output_tuple"})
     emitter = _Emitter(names=relevant, namespace=namespace, imports=set())
     functions: list[FunctionView] = []
     for stage in stages:
@@ -328,7 +328,7 @@ def emit_module(
             functions.append(emitter.function(stage.name, stage.node, stage.doc))
     imports = sorted(emitter.imports)
     if emitter.namedtuples:
-        imports.insert(0, "from collections import namedtuple")
+        imports.insert(0, "from padl_runtime.outputs import output_tuple")
     return ModuleView(
         header=header,
         docstring=docstring,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+from padl_runtime.outputs import output_tuple
 from padlc.language.base import CallableTransform, Transform
 
 __all__ = ["Compose", "Map", "Parallel", "Pipeline", "Rollout", "group"]
@@ -101,7 +101,7 @@ class Pipeline(CallableTransform):
                 else:
                     fields.append(name)
             self._pd_fields = tuple(fields)
-            self._pd_namedtuple = namedtuple("namedtuple", fields)  # type: ignore[misc]
+            self._pd_namedtuple = output_tuple(fields)
         return self._pd_namedtuple
 
     @property

@@ -21,7 +21,13 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from padl_runtime._transport import BY_VALUE_BYTES, ByValue, by_value_bytes
+from padl_runtime._transport import (
+    BY_VALUE_BYTES,
+    Pickled,
+    by_reference,
+    by_value,
+    by_value_bytes,
+)
 from padl_runtime.collate import collate
 
 __all__ = [
@@ -214,15 +220,27 @@ class WorkerFailure:
         return exc
 
 
-def _sendable(batch: Batch) -> Batch | ByValue:
-    """A batch as it leaves a worker: by value when its tensors are small, plain CPU tensors
-    (cheaper for the main process to receive than torch's shared memory; see
-    :mod:`padl_runtime._transport`)."""
-    size = by_value_bytes(batch[2])
-    return ByValue(batch) if size is not None and size <= BY_VALUE_BYTES else batch
+def _sendable(batch: Batch) -> Pickled:
+    """A batch as it leaves a worker, pickled here (see :mod:`padl_runtime._transport` for why):
+    by value when its tensors are small, plain CPU tensors (cheaper for the main process to
+    receive than torch's shared memory), else in shared memory."""
+    start, count, value = batch
+    size = by_value_bytes(value)
+    try:
+        if size is not None and size <= BY_VALUE_BYTES:
+            return by_value(batch)
+        return by_reference(batch)
+    except Exception as exc:
+        add_note(
+            exc,
+            f"while sending the batch of items {span(start, count)} from the DataLoader worker "
+            "to the main process: what the preprocess returns must be picklable (tensors, "
+            "numbers, strings, and lists, tuples or dicts of them); or use num_workers=0",
+        )
+        raise
 
 
-def _in_worker(build: Callable[[], Batch]) -> Batch | ByValue | WorkerFailure:
+def _in_worker(build: Callable[[], Batch]) -> Pickled | WorkerFailure:
     # BaseException: a KeyboardInterrupt or SystemExit raised by user code must reach the main
     # process too, not end the worker silently (see WorkerFailure).
     try:
@@ -242,7 +260,7 @@ class ChunkDataset(Dataset[Any]):
     def __len__(self) -> int:
         return -(-len(self.items) // self.batch_size)
 
-    def __getitem__(self, k: int) -> Batch | ByValue | WorkerFailure:
+    def __getitem__(self, k: int) -> Pickled | WorkerFailure:
         def build() -> Batch:
             start = k * self.batch_size
             stop = min(start + self.batch_size, len(self.items))
@@ -263,7 +281,7 @@ class ChunkStream(IterableDataset[Any]):
         self.preprocess = preprocess
         self.batch_size = batch_size
 
-    def __iter__(self) -> Iterator[Batch | ByValue | WorkerFailure]:
+    def __iter__(self) -> Iterator[Pickled | WorkerFailure]:
         info = get_worker_info()
         workers, me = (info.num_workers, info.id) if info is not None else (1, 0)
         try:

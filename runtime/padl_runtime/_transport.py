@@ -11,6 +11,11 @@ sends dense tensors as their raw bytes (one copy of their memory, through ctypes
 needs no numpy), and the DataLoader path sends a batch by value only up to
 :data:`BY_VALUE_BYTES`.
 
+Every batch a worker sends is pickled in the worker itself (:class:`Pickled`), not in the
+queue's feeder thread: a feeder thread that fails to pickle a value only prints the error and
+drops the value, and the receiver would wait for it forever. Pickled in the worker, a value that
+cannot be pickled is an exception the worker reports like any other.
+
 Pickle is used only between the processes of a run, never for anything written to disk.
 """
 
@@ -20,11 +25,20 @@ import ctypes
 import io
 import pickle
 from collections.abc import Mapping
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import torch
 
-__all__ = ["BY_VALUE_BYTES", "ByValue", "by_value_bytes", "dumps", "loads"]
+__all__ = [
+    "BY_VALUE_BYTES",
+    "Pickled",
+    "by_reference",
+    "by_value",
+    "by_value_bytes",
+    "dumps",
+    "loads",
+]
 
 #: Batches whose tensors hold at most this many bytes in all travel from the DataLoader's workers
 #: by value (see the module docstring for the measurement behind it).
@@ -101,14 +115,26 @@ def by_value_bytes(value: Any) -> int | None:
     return total
 
 
-class ByValue:
-    """A value sent by value through a torch multiprocessing queue: it pickles as :func:`dumps`
-    of the value and unpickles as the value itself, so the receiver never sees this wrapper."""
+class Pickled:
+    """A value pickled by the process that sends it: it travels through a multiprocessing queue as
+    those bytes and unpickles as the value itself, so the receiver never sees this wrapper. Made by
+    :func:`by_value` or :func:`by_reference`, which raise where the value cannot be pickled."""
 
-    __slots__ = ("value",)
+    __slots__ = ("data",)
 
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
-        return loads, (dumps(self.value),)
+        return loads, (self.data,)
+
+
+def by_value(value: Any) -> Pickled:
+    """``value`` with its plain tensors as their raw bytes (:func:`dumps`)."""
+    return Pickled(dumps(value))
+
+
+def by_reference(value: Any) -> Pickled:
+    """``value`` as torch's multiprocessing queues send it: each tensor's storage in shared memory
+    (moved there now, unless it already is), the receiver mapping the same memory."""
+    return Pickled(bytes(ForkingPickler.dumps(value)))

@@ -18,11 +18,12 @@ spec, and rebuilt here::
 
 from __future__ import annotations
 
-from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+
+from padl_runtime.outputs import output_tuple
 
 __all__ = ["count", "flattener", "spec_of", "unflattener"]
 
@@ -117,8 +118,7 @@ def _builder(spec: Spec) -> Callable[[Sequence[torch.Tensor], int], tuple[Any, i
     if kind == "list":
         return lambda flat, i: items(flat, i)
     if kind == "namedtuple":
-        # One type per unflattener (built when a pipeline is loaded), not a global cache.
-        made = namedtuple("namedtuple", spec["fields"])  # type: ignore[misc]
+        made = output_tuple(spec["fields"])
         return lambda flat, i: _wrap(lambda values: made(*values), items(flat, i))
     if kind == "dict":
         keys = spec["keys"]

@@ -2,10 +2,10 @@
 # Pipeline: tokenize >> lookup >> batch >> TextNet(16, 8, 3) >> unbatch >> label_of + same.softmax(-1) >> as_dict
 """Preprocess and postprocess of the pipeline as straight-line functions."""
 
-from collections import namedtuple
+from padl_runtime.outputs import output_tuple
 from .stage_code import as_dict, label_of, lookup, tokenize
 
-Output_label_of_out_1 = namedtuple("namedtuple", ['label_of', 'out_1'])
+Output_label_of_out_1 = output_tuple(['label_of', 'out_1'])
 
 
 def preprocess(x):

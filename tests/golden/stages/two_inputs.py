@@ -2,10 +2,10 @@
 # Pipeline: to_tensor / to_tensor >> batch >> TwoInputs() >> unbatch
 """Preprocess and postprocess of the pipeline as straight-line functions."""
 
-from collections import namedtuple
+from padl_runtime.outputs import output_tuple
 from .stage_code import to_tensor
 
-Output_to_tensor_0_to_tensor_1 = namedtuple("namedtuple", ['to_tensor_0', 'to_tensor_1'])
+Output_to_tensor_0_to_tensor_1 = output_tuple(['to_tensor_0', 'to_tensor_1'])
 
 
 def preprocess(x):

@@ -1,5 +1,6 @@
 """infer_apply, eval_apply, train_apply, modes, devices, errors."""
 
+import pickle
 import threading
 
 import numpy as np
@@ -296,3 +297,24 @@ def test_eval_error_in_a_post_worker_names_the_failing_step():
 def test_train_apply_refuses_post_workers(staged):
     with pytest.raises(ValueError, match="post_workers is for eval_apply"):
         staged.train_apply([1, 2], post_workers=2)
+
+
+def test_rollout_outputs_pickle_and_come_back_equal():
+    output = (plus_one + times_two).infer_apply(3)
+    back = pickle.loads(pickle.dumps(output))
+    assert back == output and back._fields == output._fields
+
+
+def test_workers_run_a_preprocess_with_a_rollout_as_without_workers():
+    # The training pattern of the docs: (x >> batch >> model) / (y >> batch) >> loss; the
+    # preprocess sends a namedtuple from each worker. timeout: fail, not hang, if a batch is lost.
+    p = (plus_one + times_two) >> batch >> unbatch
+    inline = list(p.eval_apply(range(6), batch_size=4))
+    pooled = list(p.eval_apply(range(6), batch_size=4, num_workers=2, timeout=60))
+    assert pooled == inline
+
+
+def test_post_workers_return_rollout_outputs():
+    p = plus_one >> batch >> times_two >> unbatch >> plus_one + times_three
+    inline = list(p.eval_apply(range(5), batch_size=2))
+    assert list(p.eval_apply(range(5), batch_size=2, post_workers=1)) == inline

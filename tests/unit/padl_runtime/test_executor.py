@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import gc
 import glob
 import multiprocessing
@@ -374,6 +375,34 @@ def test_postprocess_error_keeps_its_type_and_names_the_item(post_threads: int) 
     with pytest.raises(ZeroDivisionError) as info:
         list(run_ints(range(200), postprocess=post, batch_size=64, post_threads=post_threads))
     assert "while postprocessing item 70" in notes(info.value)
+
+
+@pytest.mark.parametrize("size", [4, 100_000], ids=["by value", "shared memory"])
+def test_a_batch_that_cannot_be_pickled_in_a_worker_is_an_error_not_a_hang(size: int) -> None:
+    # A namedtuple type made inside a function cannot be pickled (pickle finds classes by name).
+    # The worker must say so; a batch lost in the queue's feeder thread would block the main
+    # process forever (timeout: the DataLoader raises instead of hanging if that comes back).
+    Pair = collections.namedtuple("Pair", "a b")  # noqa: PYI024
+
+    def preprocess(x: int) -> Any:
+        return Pair(torch.full((size,), float(x)), x)
+
+    with pytest.raises(Exception, match="Pair") as info:
+        list(
+            run_batches(
+                range(10),
+                preprocess=preprocess,
+                forward=lambda batch: batch.a[:, 0],
+                postprocess=to_int,
+                batch_size=4,
+                num_workers=1,
+                timeout=60,
+            )
+        )
+    assert "while sending the batch of items 0\u20133 from the DataLoader worker" in notes(
+        info.value
+    )
+    assert "must be picklable" in notes(info.value)
 
 
 def test_collate_error_names_the_batch() -> None:

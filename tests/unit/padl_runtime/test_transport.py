@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from padl_runtime._transport import BY_VALUE_BYTES, ByValue, by_value_bytes
+from padl_runtime._transport import BY_VALUE_BYTES, by_value, by_value_bytes
 from padl_runtime.executor import run_batches
 
 # --- the wrapper ------------------------------------------------------------------------------
@@ -33,7 +33,7 @@ def _through_a_queue(value: Any) -> Any:
 def test_a_tensor_sent_by_value_arrives_equal_with_its_dtype_and_shape(
     tensor: torch.Tensor,
 ) -> None:
-    received = _through_a_queue(ByValue(tensor))
+    received = _through_a_queue(by_value(tensor))
     assert type(received) is torch.Tensor
     assert received.dtype == tensor.dtype and received.shape == tensor.shape
     assert torch.equal(received, tensor)
@@ -41,7 +41,7 @@ def test_a_tensor_sent_by_value_arrives_equal_with_its_dtype_and_shape(
 
 def test_a_nested_batch_sent_by_value_arrives_as_the_same_structure() -> None:
     batch = (3, 2, {"ids": torch.tensor([[1, 2], [3, 4]]), "text": ["a", "b"], "none": None})
-    received = _through_a_queue(ByValue(batch))
+    received = _through_a_queue(by_value(batch))
     assert received[:2] == (3, 2)
     assert received[2]["text"] == ["a", "b"] and received[2]["none"] is None
     assert torch.equal(received[2]["ids"], batch[2]["ids"])
@@ -49,7 +49,7 @@ def test_a_nested_batch_sent_by_value_arrives_as_the_same_structure() -> None:
 
 def test_a_tensor_sent_by_value_is_writable_memory_of_its_own() -> None:
     original = torch.zeros(4)
-    received = _through_a_queue(ByValue(original))
+    received = _through_a_queue(by_value(original))
     received += 1  # a forward may write into its input
     assert torch.equal(original, torch.zeros(4))
 
@@ -76,7 +76,7 @@ def test_a_batch_holding_a_tensor_torch_must_send_itself_is_not_sent_by_value(
 
 def test_a_tensor_that_needs_a_gradient_keeps_it_through_the_by_value_pickler() -> None:
     leaf = torch.ones(3, requires_grad=True)
-    received = _through_a_queue(ByValue([leaf, torch.zeros(2)]))
+    received = _through_a_queue(by_value([leaf, torch.zeros(2)]))
     assert received[0].requires_grad and torch.equal(received[0], leaf)
     assert not received[1].requires_grad
 
