@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from padl_runtime._transport import BY_VALUE_BYTES, by_reference, by_value
+from padl_runtime import _transport
 
 SIZES_KIB = (16, 128, 256, 512, 1024, 3072)
 
@@ -36,7 +36,7 @@ class _Batches(Dataset[Any]):
 
     def __getitem__(self, index: int) -> Any:
         batch = (index, 256, torch.zeros(self.size, dtype=torch.uint8))
-        return by_value(batch) if self.by_value else by_reference(batch)
+        return _transport.by_value(batch) if self.by_value else _transport.by_reference(batch)
 
 
 def _per_batch(size: int, by_value: bool, batches: int, workers: int) -> tuple[float, float]:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(
         f"torch {torch.__version__}, {args.workers} DataLoader workers, {args.batches} batches, "
-        f"best of {args.repeat}; the executor sends up to {BY_VALUE_BYTES // 1024} KiB by value"
+        f"best of {args.repeat}; the executor sends up to {_transport.BY_VALUE_BYTES // 1024} KiB by value"
     )
     header = (
         f"{'batch':>9}  {'shared memory: cpu µs':>22}  {'by value: cpu µs':>17}  {'cpu ratio':>9}"

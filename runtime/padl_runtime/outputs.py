@@ -32,7 +32,7 @@ def output_tuple(fields: Iterable[str]) -> type[tuple[Any, ...]]:
 def _made(fields: tuple[str, ...]) -> type[tuple[Any, ...]]:
     made = namedtuple("namedtuple", fields)  # type: ignore[misc]
     made.__module__ = __name__
-    made.__reduce__ = _reduce
+    made.__reduce__ = _reduce  # type: ignore[method-assign]
     return made  # type: ignore[no-any-return]
 
 

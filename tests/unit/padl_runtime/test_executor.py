@@ -382,7 +382,7 @@ def test_a_batch_that_cannot_be_pickled_in_a_worker_is_an_error_not_a_hang(size:
     # A namedtuple type made inside a function cannot be pickled (pickle finds classes by name).
     # The worker must say so; a batch lost in the queue's feeder thread would block the main
     # process forever (timeout: the DataLoader raises instead of hanging if that comes back).
-    Pair = collections.namedtuple("Pair", "a b")  # noqa: PYI024
+    Pair = collections.namedtuple("Pair", "a b")
 
     def preprocess(x: int) -> Any:
         return Pair(torch.full((size,), float(x)), x)
