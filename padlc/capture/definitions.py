@@ -272,10 +272,19 @@ class DefinitionRenderer(RendererBase):
         return name
 
     def _class_scope(self, cls: type) -> dict[str, Any]:
+        """The globals the class body's names resolve in: those of a method defined in the class
+        itself, else its module's. (A function only stored on the class, such as ``pre =
+        staticmethod(helper)`` or the machinery ``Enum`` adds, has its own module's globals.)"""
+        module = sys.modules.get(cls.__module__)
+        fallback: dict[str, Any] | None = None
         for attribute in vars(cls).values():
             fn = getattr(attribute, "__func__", attribute)
             scope = getattr(fn, "__globals__", None)
-            if isinstance(scope, dict):
+            if not isinstance(scope, dict) or getattr(fn, "__module__", None) != cls.__module__:
+                continue
+            if getattr(fn, "__qualname__", "").startswith(cls.__qualname__ + "."):
                 return scope
-        module = sys.modules.get(cls.__module__)
-        return vars(module) if module is not None else {}
+            fallback = fallback or scope
+        if module is not None:
+            return vars(module)
+        return fallback or {}

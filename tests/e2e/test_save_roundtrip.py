@@ -39,6 +39,11 @@ def normalize(x):
 class Doubler:
     def __call__(self, x):
         return 2 * x
+
+SCALE = 100
+
+def ident(x):
+    return x
 """
 
 SCRIPT = """
@@ -52,7 +57,9 @@ from torch import nn
 
 import padlc
 from padlc import IfTrain, batch, group, identity, same, transform, unbatch, value
-from helpers import Doubler, normalize
+import enum
+
+from helpers import Doubler, ident, normalize
 
 torch.manual_seed(0)
 np.random.seed(0)
@@ -179,6 +186,25 @@ named = (transform(lambda x: x + 1) - "inc") + (transform(lambda x: x * 2) - "db
 case_ops = named >> group(transform(lambda v: v + 1) / transform(lambda v: -v)) >> ~transform(abs) >> IfTrain(identity, else_=same[1])
 case_try = padlc.Try(transform(lambda x: 1 / x), transform(lambda x: -1.0), ZeroDivisionError)
 
+# a class whose first attribute is a function of another module: its names still resolve in its
+# own module (SCALE is 2 here, 100 in helpers)
+SCALE = 2
+
+@transform
+class Rescale:
+    pre = staticmethod(ident)
+    def __call__(self, x):
+        return self.pre(x) * SCALE
+
+# an Enum of the script (enum's own machinery sits in its attributes)
+class Color(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+@transform
+def color_value(name):
+    return Color[name].value
+
 CASES = {
     "case1": (case1, [1, 4]),
     "case2": (case2, [0.5, 1.0]),
@@ -191,6 +217,8 @@ CASES = {
     "case10": (case10, [1]),
     "case_ops": (case_ops, [3, 5]),
     "case_try": (case_try, [0, 4]),
+    "class_scope": (Rescale(), [3]),
+    "enum": (color_value, ["RED", "BLUE"]),
 }
 """
 
@@ -281,6 +309,16 @@ def test_case10_with_for_and_walrus_names(saved) -> None:
 def test_operators_names_groups_modes_and_try(saved) -> None:
     _check(saved, "case_ops")
     _check(saved, "case_try")
+
+
+def test_a_class_resolves_names_in_its_own_module_not_in_a_borrowed_function_s(saved) -> None:
+    source = _check(saved, "class_scope")
+    assert "SCALE = 2" in source and "SCALE = 100" not in source
+
+
+def test_an_enum_of_the_script_is_saved_as_its_class(saved) -> None:
+    source = _check(saved, "enum")
+    assert "class Color(enum.Enum):" in source
 
 
 def test_no_pickle_files_in_artifacts(saved) -> None:
