@@ -49,12 +49,26 @@ def is_installed_module(name: str) -> bool:
     return any(resolved.startswith(d + "/") for d in _library_dirs())
 
 
+def torch_tensor() -> type:
+    import torch
+
+    return torch.Tensor
+
+
 def import_path(obj: Any) -> tuple[str, str] | None:
     """``(module, attribute)`` to import ``obj`` from an installed module, the shortest public
     module path that gives back the same object (``torch.nn.Linear``, not
     ``torch.nn.modules.linear.Linear``); ``None`` when it is not importable by name."""
     module_name = getattr(obj, "__module__", None)
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    owner_class = getattr(obj, "__objclass__", None)  # a method descriptor: str.upper
+    if isinstance(owner_class, type) and module_name is None:
+        if (
+            owner_class.__module__.startswith("torch")
+            and getattr(torch_tensor(), obj.__name__, None) is obj
+        ):
+            return "torch", f"Tensor.{obj.__name__}"  # torch.Tensor.float, not torch._C.TensorBase
+        module_name = owner_class.__module__
     if isinstance(obj, types.BuiltinFunctionType) and getattr(obj, "__self__", None) is not None:
         owner = obj.__self__
         if isinstance(owner, types.ModuleType):
@@ -69,6 +83,10 @@ def import_path(obj: Any) -> tuple[str, str] | None:
         return None
     parts = module_name.split(".")
     candidates = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    # A builtin's qualified name can go through a private class its module never exposes
+    # (torch.tensor is `_VariableFunctionsClass.tensor` in `torch`): its plain name is tried too.
+    plain = getattr(obj, "__name__", None)
+    names = [name] if plain in (None, name) or not isinstance(plain, str) else [name, plain]
     for candidate in candidates:
         if any(p.startswith("_") for p in candidate.split(".")[1:]) and candidate != module_name:
             continue
@@ -76,11 +94,12 @@ def import_path(obj: Any) -> tuple[str, str] | None:
             module = importlib.import_module(candidate)
         except ImportError:
             continue
-        found: Any = module
-        for attribute in name.split("."):
-            found = getattr(found, attribute, None)
-        if found is obj:
-            return candidate, name
+        for dotted in names:
+            found: Any = module
+            for attribute in dotted.split("."):
+                found = getattr(found, attribute, None)
+            if found is obj:
+                return candidate, dotted
     return None
 
 

@@ -158,12 +158,11 @@ class RendererBase:
         if path is None:
             return None
         module, qualname = path
-        if (
-            module == "builtins"
-            and "." not in qualname
-            and (qualname not in self.names or self.names[qualname] is obj)
+        head = qualname.partition(".")[0]
+        if module == "builtins" and (
+            head not in self.names or self.names[head] is getattr(builtins, head, None)
         ):
-            return qualname
+            return qualname  # `len`, `str.upper`
         if self.plain and module.partition(".")[0] == "padlc":
             raise self.error(
                 f"{qualname} comes from padlc, which the plain stage code cannot import."

@@ -11,12 +11,13 @@ import enum
 import functools
 import io
 import json
+import operator
 import types
 from typing import Any
 
 import torch
 
-from padlc.capture import markers
+from padlc.capture import markers, source
 from padlc.capture.namespace import (
     RendererBase,
     _identifier,
@@ -30,6 +31,23 @@ __all__ = ["SMALL_ELEMENTS", "SMALL_REPR", "ValueRenderer"]
 SMALL_ELEMENTS = 100
 
 SMALL_REPR = 1000
+
+#: C callables rebuilt from their ``__reduce__`` (the class and its arguments).
+_REDUCIBLE = (operator.itemgetter, operator.attrgetter, operator.methodcaller)
+
+_DESCRIPTORS = (
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.ClassMethodDescriptorType,
+)
+
+_CALLABLE_TYPES = (
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    *_DESCRIPTORS,
+)
 
 _UNCAPTURABLE_HINTS = (
     (io.IOBase, "an open file: open it inside the transform, or load its content into a value"),
@@ -131,9 +149,20 @@ class ValueRenderer(RendererBase):
             obj.__self__, type | types.ModuleType
         ):
             return f"{self.value(obj.__self__)}.{obj.__func__.__name__}"
+        if isinstance(obj, types.BuiltinMethodType) and not isinstance(
+            obj.__self__, type | types.ModuleType | None
+        ):
+            return f"{self.value(obj.__self__)}.{obj.__name__}"  # `TABLE.get`
+        if isinstance(obj, _REDUCIBLE):
+            return self._reduced(obj, hint)
+        if isinstance(obj, functools._lru_cache_wrapper):
+            expr = self._cached_function(obj, hint)
+            if expr is not None:
+                return expr
         if (
             isinstance(
-                obj, type | types.FunctionType | types.BuiltinFunctionType | types.MethodType
+                obj,
+                _CALLABLE_TYPES,
             )
             or kind.__name__ == "ufunc"
         ):
@@ -144,6 +173,28 @@ class ValueRenderer(RendererBase):
                 return expr
         raise self._uncapturable(obj)
 
+    def _reduced(self, obj: Any, hint: str) -> str:
+        """``operator.itemgetter("text")`` and its kind, from the class and arguments they reduce
+        to (``methodcaller`` with keywords reduces to a ``functools.partial`` of its class)."""
+        rebuild, args = obj.__reduce__()[:2]
+        return f"{self.value(rebuild, hint)}({', '.join(self.value(a, hint) for a in args)})"
+
+    def _cached_function(self, obj: Any, hint: str) -> str | None:
+        """A user function under ``@functools.lru_cache`` / ``@cache``: its definition, decorators
+        included, binds its name to the cached function again."""
+        fn = getattr(obj, "__wrapped__", None)
+        if not isinstance(fn, types.FunctionType) or not self.is_user_code(fn):
+            return None
+        node = source.function_snippet(fn).node
+        if not getattr(node, "decorator_list", None):
+            return None  # cached by a call, not a decorator: the definition would lose it
+        name = self.user_callable(fn, hint)
+        if name in self.names:  # the generated definition binds the name to the cached function
+            self.names[name] = obj
+            self.name_of[id(obj)] = name
+            self.keep.append(obj)
+        return name
+
     def _uncapturable(self, obj: Any) -> SaveError:
         kind = type(obj).__name__
         for types_, hint in _UNCAPTURABLE_HINTS:
@@ -152,8 +203,9 @@ class ValueRenderer(RendererBase):
         return self.error(
             f"Cannot save {obj!r} (a {kind}): padlc saves code, data (dicts, lists, numbers, "
             "strings, numpy arrays, tensors), torch layers and instances of transform classes. "
-            f"Wrap data in `value(...)`, make {kind} a transform class (`@transform class {kind}` "
-            "records its constructor arguments), or give it `pre_save(self, path, i)` / "
+            "Create it inside the function that uses it, wrap data in `value(...)`, make "
+            f"{kind} a transform class (`@transform class {kind}` records its constructor "
+            "arguments), or give it `pre_save(self, path, i)` / "
             "`post_load(self, path, i)` methods."
         )
 

@@ -278,8 +278,20 @@ _FUNCTION_TYPES = (
     types.BuiltinFunctionType,
     types.MethodType,
     types.BuiltinMethodType,
+    types.MethodDescriptorType,  # str.upper, torch.Tensor.float
+    types.WrapperDescriptorType,  # int.__add__
+    types.MethodWrapperType,  # (1).__add__
+    types.ClassMethodDescriptorType,
     functools.partial,
 )
+
+
+def _wraps_as_instance(obj: Any) -> bool:
+    """Whether a callable object can become an instance of a transform subclass of its class:
+    its class must allow subclasses and the object must have a ``__dict__`` (``operator.itemgetter``
+    and other C callables cannot; they are wrapped like functions)."""
+    subclassable = bool(type(obj).__flags__ & (1 << 10))  # Py_TPFLAGS_BASETYPE
+    return subclassable and hasattr(obj, "__dict__")
 
 
 def transform(obj: Any) -> Any:
@@ -306,6 +318,8 @@ def transform(obj: Any) -> Any:
     if isinstance(obj, _FUNCTION_TYPES) or type(obj).__module__ == "numpy":
         return FunctionTransform(obj, creation_site(1))  # functions, builtins, numpy ufuncs
     if callable(obj):
+        if not _wraps_as_instance(obj):
+            return FunctionTransform(obj, creation_site(1))
         return _wrap_instance(obj)
     raise TypeError(
         f"transform() needs a function, class, callable object or module; got {obj!r} "

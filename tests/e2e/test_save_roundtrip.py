@@ -58,6 +58,8 @@ from torch import nn
 import padlc
 from padlc import IfTrain, batch, group, identity, same, transform, unbatch, value
 import enum
+import functools
+import operator
 
 from helpers import Doubler, ident, normalize
 
@@ -205,6 +207,29 @@ class Color(enum.Enum):
 def color_value(name):
     return Color[name].value
 
+# builtins and C callables: torch's functions, method descriptors, operator's callables, a
+# builtin method of a value
+LABEL_IDS = {"cat": 0, "dog": 1}
+case_builtins = (
+    transform(operator.itemgetter("words"))
+    >> ~transform(str.upper)
+    >> ~transform(operator.methodcaller("lower"))
+    >> ~transform(LABEL_IDS.get)
+    >> transform(torch.tensor)
+    >> transform(torch.Tensor.float)
+    >> transform(torch.sigmoid)
+    >> same.tolist()
+)
+
+# a helper cached with functools.lru_cache
+@functools.lru_cache(maxsize=None)
+def cleaned(word):
+    return word.strip().lower()
+
+@transform
+def clean_words(text):
+    return [cleaned(w) for w in text.split(",")]
+
 CASES = {
     "case1": (case1, [1, 4]),
     "case2": (case2, [0.5, 1.0]),
@@ -219,6 +244,8 @@ CASES = {
     "case_try": (case_try, [0, 4]),
     "class_scope": (Rescale(), [3]),
     "enum": (color_value, ["RED", "BLUE"]),
+    "builtins": (case_builtins, [{"words": ["Cat", "dog"]}, {"words": ["DOG"]}]),
+    "lru_cache": (clean_words, [" A,b ", "C"]),
 }
 """
 
@@ -319,6 +346,18 @@ def test_a_class_resolves_names_in_its_own_module_not_in_a_borrowed_function_s(s
 def test_an_enum_of_the_script_is_saved_as_its_class(saved) -> None:
     source = _check(saved, "enum")
     assert "class Color(enum.Enum):" in source
+
+
+def test_builtins_and_c_callables_are_imported_or_rebuilt(saved) -> None:
+    source = _check(saved, "builtins")
+    for expression in ('operator.itemgetter("words")', "str.upper", "torch.Tensor.float",
+                       "operator.methodcaller('lower')", "LABEL_IDS.get", "torch.sigmoid"):  # fmt: skip
+        assert expression.replace('"', "'") in source.replace('"', "'"), expression
+
+
+def test_a_helper_cached_with_lru_cache_keeps_its_decorator(saved) -> None:
+    source = _check(saved, "lru_cache")
+    assert "@functools.lru_cache(maxsize=None)\ndef cleaned(word):" in source
 
 
 def test_no_pickle_files_in_artifacts(saved) -> None:

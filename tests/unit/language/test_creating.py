@@ -1,6 +1,7 @@
 """Creating transforms: functions, lambdas, classes, instances, modules, `same`, `identity`."""
 
 import math
+import operator
 
 import numpy
 import pytest
@@ -161,3 +162,16 @@ def test_plain_function_in_an_operator_is_wrapped_automatically():
 def test_non_callable_in_an_operator_is_rejected_at_once_naming_it():
     with pytest.raises(TypeError, match=r"Cannot use 3 \(a int\) with `>>`"):
         plus_one >> 3
+
+
+@pytest.mark.parametrize(
+    ("callable_", "item", "expected"),
+    [
+        pytest.param(str.upper, "ab", "AB", id="method descriptor"),
+        pytest.param(operator.itemgetter(1), [5, 6], 6, id="itemgetter"),
+        pytest.param(operator.methodcaller("split", ","), "a,b", ["a", "b"], id="methodcaller"),
+        pytest.param((2).__add__, 3, 5, id="method wrapper"),
+    ],
+)
+def test_c_callables_become_function_transforms(callable_, item, expected):
+    assert transform(callable_).infer_apply(item) == expected
