@@ -63,11 +63,12 @@ def import_path(obj: Any) -> tuple[str, str] | None:
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
     owner_class = getattr(obj, "__objclass__", None)  # a method descriptor: str.upper
     if isinstance(owner_class, type) and module_name is None:
+        method = str(getattr(obj, "__name__", ""))
         if (
             owner_class.__module__.startswith("torch")
-            and getattr(torch_tensor(), obj.__name__, None) is obj
+            and getattr(torch_tensor(), method, None) is obj
         ):
-            return "torch", f"Tensor.{obj.__name__}"  # torch.Tensor.float, not torch._C.TensorBase
+            return "torch", f"Tensor.{method}"  # torch.Tensor.float, not torch._C.TensorBase
         module_name = owner_class.__module__
     if isinstance(obj, types.BuiltinFunctionType) and getattr(obj, "__self__", None) is not None:
         owner = obj.__self__
