@@ -68,6 +68,12 @@ class Pipeline(CallableTransform):
                 f"Pipeline indices must be int, slice or str, not {type(key).__name__}."
             )
         if isinstance(key, int):
+            count = len(self._pd_transforms)
+            if not -count <= key < count:
+                raise IndexError(
+                    f"Step {key} is out of range: `{self._pd_short_repr()}` has {count} steps "
+                    f"(0 to {count - 1}, or -{count} to -1 from the end)."
+                )
             return self._pd_transforms[key]
         if isinstance(key, slice):
             return self._pd_replace(self._pd_transforms[key])

@@ -97,6 +97,15 @@ def test_integer_index_returns_the_child():
     assert p[1] is times_two
 
 
+def test_index_out_of_range_says_how_many_steps_there_are():
+    with pytest.raises(IndexError, match="has 2 steps"):
+        (plus_one >> times_two)[2]
+
+
+def test_negative_index_counts_from_the_end():
+    assert (plus_one >> times_two)[-2] is plus_one
+
+
 def test_slice_returns_the_same_pipeline_kind():
     p = plus_one + times_two + plus_one
     assert isinstance(p[1:], Rollout)
