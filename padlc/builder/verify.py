@@ -26,8 +26,13 @@ __all__ = ["Verification", "canonical", "compare", "verify_artifact"]
 # Shared by the child (as source: it cannot import padlc) and the parent (exec'd below).
 _CANONICAL = '''
 def canonical(value):
-    """Outputs in a form that pickles without the artifact's classes (namedtuples are rebuilt)."""
+    """Outputs in a form that pickles without the artifact's classes: namedtuples, enums and
+    instances of the user's classes (a dataclass the postprocess returns) become plain tuples of
+    their type name and state, which the parent compares with its own outputs'."""
+    import enum
     import torch
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        return value
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
     if isinstance(value, tuple) and hasattr(value, "_fields"):
@@ -40,6 +45,13 @@ def canonical(value):
         return {k: canonical(v) for k, v in value.items()}
     if type(value).__module__ == "numpy":
         return torch.as_tensor(value) if hasattr(value, "shape") else value.item()
+    if isinstance(value, enum.Enum):
+        return ("<enum>", type(value).__qualname__, value.name)
+    state = getattr(value, "__dict__", None)
+    if state is None and hasattr(type(value), "__slots__"):
+        state = {k: getattr(value, k) for k in type(value).__slots__ if hasattr(value, k)}
+    if isinstance(state, dict) and type(value).__module__ != "builtins":
+        return ("<object>", type(value).__qualname__, {k: canonical(v) for k, v in state.items()})
     return value
 '''
 _namespace: dict[str, Any] = {}
@@ -71,12 +83,21 @@ try:
     with open(data_file, "rb") as handle:
         inputs = pickle.load(handle)
     result["infer"] = [canonical(pipeline.infer_apply(x)) for x in inputs]
-    result["eval"] = [canonical(y) for y in pipeline.eval_apply(inputs, batch_size=len(inputs), flatten=True)]
+    size = min(len(inputs), pipeline.max_batch or len(inputs))
+    result["eval"] = [canonical(y) for y in pipeline.eval_apply(inputs, batch_size=size, flatten=True)]
     result["padlc_imported"] = any(m == "padlc" or m.startswith("padlc.") for m in sys.modules)
 except BaseException:
     result["error"] = traceback.format_exc()
+try:
+    data = pickle.dumps(result)
+except Exception as exc:
+    data = pickle.dumps({"error": (
+        f"the artifact's outputs cannot be sent back to padlc build for comparison: {exc}. "
+        "Return plain values from the postprocess (numbers, strings, tensors, lists, tuples, "
+        "dicts, dataclasses or other objects whose attributes are such values)."
+    )})
 with open(out_file, "wb") as handle:
-    pickle.dump(result, handle)
+    handle.write(data)
 '''
 )
 

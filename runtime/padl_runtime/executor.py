@@ -16,7 +16,9 @@ item or batch ("while preprocessing item 7"). Closing the iterator, an exception
 
 from __future__ import annotations
 
+import difflib
 import functools
+import inspect
 import itertools
 import multiprocessing
 import time
@@ -52,6 +54,29 @@ __all__ = ["BatchIterator", "RunHooks", "RunStats", "run_batches"]
 _RESERVED_LOADER_KWARGS = frozenset(
     {"dataset", "batch_size", "sampler", "batch_sampler", "collate_fn", "drop_last", "pin_memory"}
 )
+
+
+_OPTIONS = (
+    "batch_size",
+    "num_workers",
+    "device",
+    "flatten",
+    "use_post",
+    "progress",
+    "pin_memory",
+    "postprocess_batch",
+    "post_threads",
+    "post_workers",
+    "hooks",
+    "outputs_to_cpu",
+)
+
+
+@functools.cache
+def _loader_options() -> frozenset[str]:
+    """The keyword arguments torch's DataLoader takes (what ``**loader_kwargs`` may hold)."""
+    parameters = inspect.signature(DataLoader.__init__).parameters
+    return frozenset(name for name in parameters if name != "self")
 
 
 @dataclass(frozen=True)
@@ -235,6 +260,18 @@ def run_batches(
         raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}.")
     if postprocess is not None and postprocess_batch is not None:
         raise TypeError("Pass either postprocess (per item) or postprocess_batch, not both.")
+    unknown = sorted(loader_kwargs.keys() - _loader_options())
+    if unknown:
+        hints = [
+            f" (did you mean {close[0]!r}?)" if close else ""
+            for close in (difflib.get_close_matches(k, _OPTIONS, n=1) for k in unknown)
+        ]
+        raise TypeError(
+            "Unknown option "
+            + ", ".join(f"{k!r}{hint}" for k, hint in zip(unknown, hints, strict=True))
+            + ": the options are those of run_batches (batch_size, num_workers, post_workers, "
+            "...) and of torch's DataLoader (timeout, prefetch_factor, worker_init_fn, ...)."
+        )
     reserved = sorted(_RESERVED_LOADER_KWARGS & loader_kwargs.keys())
     if reserved:
         raise TypeError(

@@ -23,12 +23,16 @@ def _choose(
     """Every backend with the reason it cannot run here (``None``: usable), asked-for first."""
     if wanted is not None and not any(b.name == wanted for b in backends):
         present = ", ".join(b.name for b in backends) or "none"
-        raise BackendUnavailableError(
-            f"{path} has no {wanted!r} forward (it has: {present}). Rebuild with "
-            f"`padlc build --backend {wanted}`, or load one of those.",
-            path=str(path),
+        rebuild = (
+            f"Rebuild with `padlc build --backend {wanted}`, or load one of those."
+            if wanted in LOADERS
+            else f"{wanted!r} is not a backend (backends: {', '.join(sorted(LOADERS))})."
         )
-    ordered = sorted(backends, key=lambda b: b.name != wanted)
+        raise BackendUnavailableError(
+            f"{path} has no {wanted!r} forward (it has: {present}). {rebuild}", path=str(path)
+        )
+    # A backend asked for by name is that backend or an error, never another one.
+    ordered = [b for b in backends if b.name == wanted] if wanted is not None else list(backends)
     out = []
     for entry in ordered:
         loader = LOADERS.get(entry.name)
@@ -47,10 +51,11 @@ def load(
     """Load a built artifact: check its manifest and file hashes, then its stages and forward.
 
     ``device`` defaults to the device it was built for when available here, else the CPU.
-    ``backend`` picks one of the artifact's forward backends; by default the first usable one in
-    the manifest's order of preference. A backend that cannot run here (AOTInductor code for
-    another architecture, onnxruntime not installed) is skipped with a warning when another one
-    can; :class:`~padl_runtime.BackendUnavailableError` is raised when none can.
+    ``backend`` picks one of the artifact's forward backends, and only that one; by default the
+    first usable one in the manifest's order of preference, where a backend that cannot run here
+    (AOTInductor code for another architecture, onnxruntime not installed) is skipped with a
+    warning when another one can. :class:`~padl_runtime.BackendUnavailableError` is raised when
+    none can, when the backend asked for cannot, and for a CUDA device without CUDA.
 
     >>> pipeline = load("model.padl")          # doctest: +SKIP
     >>> pipeline.infer_apply("a raw item")     # doctest: +SKIP
@@ -69,7 +74,18 @@ def load(
         device = section.device
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             device = "cpu"
-    device = str(torch.device(device))
+    try:
+        device = str(torch.device(device))
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a torch device ('cpu', 'cuda', 'cuda:1')."
+        ) from exc
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailableError(
+            f"{root}: device {device!r} was asked for, but CUDA is not available here (torch "
+            f"{torch.__version__}). Load it with device='cpu', or install a CUDA build of torch.",
+            path=str(root),
+        )
     candidates = _choose(root, section.backends, backend, device)
     usable = [(entry, reason) for entry, reason in candidates if reason is None]
     if not usable:
@@ -110,4 +126,5 @@ def load(
         postprocess=postprocess,
         backend=chosen,
         device=device,
+        fixed_shapes=loaded.fixed_shapes,
     )

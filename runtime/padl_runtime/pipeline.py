@@ -9,10 +9,62 @@ from typing import Any
 import torch
 
 from padl_runtime.collate import collate, move_to_device, uncollate
-from padl_runtime.manifest import BackendEntry, Manifest
+from padl_runtime.manifest import BackendEntry, ForwardSection, Manifest
 from padl_runtime.treespec import flattener, unflattener
 
 __all__ = ["CompiledPipeline"]
+
+
+def _shape_check(section: ForwardSection, backend: str) -> Callable[[tuple[Any, ...]], None]:
+    """A check of the flat input tensors against the shapes the forward was compiled for: every
+    axis but the batch axis fixed, the batch axis at most ``max_batch``."""
+    batch_dim, max_batch = section.batch_dim, section.max_batch
+    specs = [
+        (spec["name"], tuple(None if d == "batch" else int(d) for d in spec["shape"]))
+        for spec in section.inputs
+    ]
+    tails = [shape[1:] for _, shape in specs]
+    fast = batch_dim == 0 and all(None not in tail for tail in tails)
+
+    def explain(name: str, want: tuple[int | None, ...], got: torch.Size) -> ValueError:
+        shown = ", ".join("batch" if d is None else str(d) for d in want)
+        return ValueError(
+            f"The {backend} forward takes {name} of shape [{shown}]: every axis but the batch "
+            f"axis was fixed when it was built, from the examples given to padlc build. This "
+            f"batch has {list(got)}. Make the items that shape (pad or resize them in the "
+            "preprocess), or use a backend that follows the input's shape (torchscript or eager: "
+            "padl_runtime.load(path, backend=...) when the artifact has one, else padlc build "
+            "--backend torchscript)."
+        )
+
+    def check(tensors: tuple[Any, ...]) -> None:
+        for (name, want), tail, tensor in zip(specs, tails, tensors, strict=True):
+            shape = tensor.shape
+            if fast:
+                if shape[1:] != tail or not shape:
+                    raise explain(name, want, shape)
+            elif len(shape) != len(want) or any(
+                w is not None and w != g for w, g in zip(want, shape, strict=True)
+            ):
+                raise explain(name, want, shape)
+            if max_batch is not None and shape[batch_dim] > max_batch:
+                raise ValueError(
+                    f"A batch of {shape[batch_dim]} items is larger than the {backend} forward "
+                    f"accepts: it was built with max_batch={max_batch}. Pass batch_size <= "
+                    f"{max_batch}, or rebuild with a larger --max-batch."
+                )
+
+    return check
+
+
+def _checked(
+    forward: Callable[..., Any], check: Callable[[tuple[Any, ...]], None]
+) -> Callable[..., Any]:
+    def run(*tensors: Any) -> Any:
+        check(tensors)
+        return forward(*tensors)
+
+    return run
 
 
 def _first(value: torch.Tensor) -> torch.Tensor:
@@ -38,6 +90,7 @@ class CompiledPipeline:
         postprocess: Callable[[Any], Any] | None,
         backend: BackendEntry,
         device: str,
+        fixed_shapes: bool = False,
     ) -> None:
         self.root = root
         self.manifest = manifest
@@ -53,6 +106,9 @@ class CompiledPipeline:
         self._on_cpu = torch.device(device).type == "cpu"
         section = manifest.forward
         assert section is not None
+        self.max_batch = section.max_batch
+        if flat and fixed_shapes and section.inputs:
+            forward = _checked(forward, _shape_check(section, backend.name))
         if flat:
             flatten = flattener(section.input_spec)
             unflatten = unflattener(section.output_spec)
@@ -143,6 +199,12 @@ class CompiledPipeline:
         """
         if not self._has_batch:
             return (self.infer_apply(item) for item in items)
+        if self.max_batch is not None and batch_size > self.max_batch:
+            raise ValueError(
+                f"batch_size={batch_size} is larger than this artifact's forward accepts: it was "
+                f"built with max_batch={self.max_batch}. Pass batch_size <= {self.max_batch}, or "
+                "rebuild with a larger --max-batch."
+            )
         from padl_runtime.executor import run_batches
 
         return run_batches(

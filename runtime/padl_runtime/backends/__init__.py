@@ -19,10 +19,13 @@ __all__ = ["LOADERS", "LoadedForward", "Loader", "register"]
 
 @dataclass(frozen=True, slots=True)
 class LoadedForward:
-    """A forward ready to run. ``flat``: takes and returns flat tensors (else the nested batch)."""
+    """A forward ready to run. ``flat``: takes and returns flat tensors (else the nested batch).
+    ``fixed_shapes``: compiled for the input shapes in the manifest, the batch axis excepted (the
+    runtime checks them: such a forward may not check, and then computes garbage on others)."""
 
     fn: Callable[..., Any]
     flat: bool = True
+    fixed_shapes: bool = False
 
 
 class Loader(Protocol):

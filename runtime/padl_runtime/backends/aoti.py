@@ -100,7 +100,7 @@ class AotiLoader:
                     runner = aoti_load_package(str(root / entry.files[0]), **options)
             else:
                 runner = aoti_load_package(str(root / entry.files[0]))
-        return LoadedForward(_direct(runner))
+        return LoadedForward(_direct(runner), fixed_shapes=True)
 
 
 register(AotiLoader())

@@ -23,9 +23,10 @@ class ExportLoader:
         if device != "cpu":
             module = module.to(device)
         # `module(...)` runs forward hooks that re-check every input against the exported
-        # constraints, which costs more than a small forward itself; the runtime passes exactly
-        # the flat tensors the program was exported with, so the graph's own forward is called.
-        return LoadedForward(_flat_attributes(_without_pytree(module)).forward)
+        # constraints, which costs more than a small forward itself; the graph's own forward is
+        # called instead, and the runtime checks the shapes itself (fixed_shapes, a tuple
+        # comparison per input: CompiledPipeline).
+        return LoadedForward(_flat_attributes(_without_pytree(module)).forward, fixed_shapes=True)
 
 
 def _without_pytree(module: torch.fx.GraphModule) -> torch.fx.GraphModule:

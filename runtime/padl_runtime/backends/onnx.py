@@ -42,7 +42,7 @@ class OnnxLoader:
             feeds = {n: t.detach().cpu().numpy() for n, t in zip(names, tensors)}
             return tuple(torch.from_numpy(o).to(device) for o in session.run(None, feeds))
 
-        return LoadedForward(run)
+        return LoadedForward(run, fixed_shapes=True)
 
 
 register(OnnxLoader())

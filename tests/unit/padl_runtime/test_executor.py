@@ -405,6 +405,11 @@ def test_a_batch_that_cannot_be_pickled_in_a_worker_is_an_error_not_a_hang(size:
     assert "must be picklable" in notes(info.value)
 
 
+def test_a_misspelt_option_is_an_error_even_without_workers() -> None:
+    with pytest.raises(TypeError, match="'batchsize' \\(did you mean 'batch_size'\\?\\)"):
+        run_ints(range(4), batchsize=2)
+
+
 def test_collate_error_names_the_batch() -> None:
     with pytest.raises(TypeError, match="Cannot batch") as info:
         list(
