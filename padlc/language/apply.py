@@ -52,7 +52,8 @@ def annotate(exc: BaseException, pipeline: Transform, where: str | None = None) 
         location = ""
         if failed._pd_location is not None:
             location = f" (created at {failed._pd_location[0]}:{failed._pd_location[1]})"
-        parts.append(f"raised by transform `{failed!r}`{position}{location} in `{pipeline!r}`")
+        name = failed._pd_short_repr()  # what the pipeline prints: `model`, not a layer tree
+        parts.append(f"raised by transform `{name}`{position}{location} in `{pipeline!r}`")
     else:
         parts.append(f"raised in `{pipeline!r}`")
     if where:

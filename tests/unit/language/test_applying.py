@@ -240,6 +240,17 @@ def test_infer_error_keeps_its_type_and_names_the_transform():
     assert "position 1" in notes
 
 
+def test_an_error_in_a_layer_names_it_as_the_pipeline_prints_it():
+    layer = transform(torch.nn.Sequential)(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    p = batch >> layer
+    with pytest.raises(RuntimeError) as info:
+        p.infer_apply(torch.zeros(3))
+    note = info.value.__notes__[-1]
+    printed = repr(p).split(" >> ")[1]
+    assert f"raised by transform `{printed}` at position 1" in note
+    assert "\n" not in note
+
+
 def test_eval_error_names_the_failing_item():
     p = fails_on_three >> batch >> times_two
     with pytest.raises(ValueError) as info:
