@@ -182,7 +182,14 @@ def capture_pipeline(
     }
     main = _main_expression(renderer, pipeline)
     layers = list(pipeline.pd_layers)
-    extras = [layer for layer in renderer.layers if all(layer is not x for x in layers)]
+    # Layers reached only through values (a global a function reads); a submodule of a pipeline
+    # layer (the `nn.Linear` given to `transform(nn.Sequential)(...)`) has its weights saved with it.
+    inside = {id(module) for layer in layers for module in layer.modules()}
+    extras = []
+    for layer in renderer.layers:
+        if id(layer) not in inside:
+            extras.append(layer)
+            inside.update(id(module) for module in layer.modules())
     tail = [main]
     if extras:
         missing = [layer for layer in extras if id(layer) not in renderer.name_of]

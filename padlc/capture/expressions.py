@@ -320,7 +320,7 @@ class TransformRenderer(RendererBase):
             )
         cls_expr = self._class_expr(wrapped_class, user)
         args, kwargs = init
-        parts = [self.value(a, _hint_arg(user, i)) for i, a in enumerate(args)]
+        parts = [self.value(a, _hint_arg(user, i, a)) for i, a in enumerate(args)]
         parts += [f"{k}={self.value(v, k)}" for k, v in kwargs.items()]
         if isinstance(t, torch.nn.Module):
             self.register_layer(t)
@@ -444,15 +444,25 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _hint_arg(cls: type, index: int) -> str:
+def _hint_arg(cls: type, index: int, value: Any = None) -> str:
+    """A name for constructor argument ``index``: its parameter's (``in_features``), or for one of
+    ``*args`` the value's class (``nn.Sequential(linear, tanh)``, not ``args``)."""
     import inspect
 
     try:
         init = cls.__init__  # type: ignore[misc]
-        names = [p for p in inspect.signature(init).parameters if p != "self"]
+        parameters = [p for p in inspect.signature(init).parameters.values() if p.name != "self"]
     except (TypeError, ValueError):
         return "value"
-    return names[index] if index < len(names) else "value"
+    fallback = type(value).__name__.lower() if value is not None else "value"
+    for i, parameter in enumerate(parameters):
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return fallback if index >= i else parameters[index].name
+        if parameter.kind is parameter.KEYWORD_ONLY or parameter.kind is parameter.VAR_KEYWORD:
+            break
+        if i == index:
+            return parameter.name
+    return "value"
 
 
 def _shapes(module: torch.nn.Module) -> list[tuple[str, tuple[int, ...], torch.dtype]]:

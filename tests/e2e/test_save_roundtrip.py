@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from safetensors import safe_open
 
 from tests.e2e.roundtrip_harness import (
     PYTHON,
@@ -230,6 +231,10 @@ def cleaned(word):
 def clean_words(text):
     return [cleaned(w) for w in text.split(",")]
 
+# a container layer built from layers: their weights are saved once, with it
+stack = transform(nn.Sequential)(nn.Linear(3, 2), nn.Tanh())
+case_stack = prepare >> batch >> stack >> unbatch >> same.tolist()
+
 CASES = {
     "case1": (case1, [1, 4]),
     "case2": (case2, [0.5, 1.0]),
@@ -246,6 +251,7 @@ CASES = {
     "enum": (color_value, ["RED", "BLUE"]),
     "builtins": (case_builtins, [{"words": ["Cat", "dog"]}, {"words": ["DOG"]}]),
     "lru_cache": (clean_words, [" A,b ", "C"]),
+    "stack": (case_stack, [[1.0, 2.0, 3.0]]),
 }
 """
 
@@ -358,6 +364,14 @@ def test_builtins_and_c_callables_are_imported_or_rebuilt(saved) -> None:
 def test_a_helper_cached_with_lru_cache_keeps_its_decorator(saved) -> None:
     source = _check(saved, "lru_cache")
     assert "@functools.lru_cache(maxsize=None)\ndef cleaned(word):" in source
+
+
+def test_layers_given_to_a_container_layer_are_saved_once_and_named_by_class(saved) -> None:
+    source = _check(saved, "stack")
+    assert "stack = transform(nn.Sequential)(linear, tanh)" in source
+    assert "_pd_extra_layers" not in source
+    keys = safetensors_keys(saved[1] / "stack.padl" / "weights.safetensors")
+    assert sorted(keys) == ["0.0.bias", "0.0.weight"]
 
 
 def test_no_pickle_files_in_artifacts(saved) -> None:
@@ -657,3 +671,8 @@ def test_unsavable_attribute_changed_after_construction_raises_save_error(tmp_pa
     assert "'rng'" in message and "Random" in message  # the attribute
     assert "__init__" in message and "post_load" in message  # the fix
     assert not (tmp_path / "refused" / "sampler.padl").exists()
+
+
+def safetensors_keys(path: Path) -> list[str]:
+    with safe_open(str(path), "pt") as handle:
+        return list(handle.keys())
