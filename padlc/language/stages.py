@@ -91,8 +91,8 @@ def _mark_stage(state: State, where: Transform, marker: Transform) -> State:
         if isinstance(marker, Batchify):
             if state.batched or state.stage != PRE:
                 raise StageError(
-                    f"Two `batch` markers on one path: `{where!r}` batches values that were "
-                    "already batched. Remove one of them."
+                    "Two `batch` markers on one path: a second `batch` batches values that "
+                    "were already batched. Remove one of them."
                 )
             return Path(FORWARD, True)
         if state.stage == POST:
@@ -202,7 +202,10 @@ def _split_branches(t: Pipeline, state: State) -> tuple[State, Components]:
 
 def split(t: Transform) -> Stages:
     """The three stages of ``t``; a pipeline without ``batch`` is all forward."""
-    out, (pre, forward, post) = _split(t, Path(PRE, False))
+    try:
+        out, (pre, forward, post) = _split(t, Path(PRE, False))
+    except StageError as exc:
+        raise StageError(f"{exc} In the pipeline `{t!r}`.") from None
     paths = _paths(out)
     batched = {p.batched for p in paths}
     if len(batched) > 1:

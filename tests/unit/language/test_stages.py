@@ -87,6 +87,13 @@ def test_two_batches_on_one_path_is_an_error():
         (plus_one >> batch >> batch).pd_forward  # noqa: B018
 
 
+def test_a_stage_error_names_the_pipeline():
+    with pytest.raises(
+        StageError, match=r"In the pipeline `plus_one >> batch >> times_two >> batch`"
+    ):
+        (plus_one >> batch >> times_two >> batch).pd_forward  # noqa: B018
+
+
 def test_two_unbatches_on_one_path_is_an_error():
     with pytest.raises(StageError, match="Two `unbatch`"):
         (times_two >> batch >> unbatch >> unbatch).pd_forward  # noqa: B018
