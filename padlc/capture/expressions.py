@@ -113,10 +113,12 @@ class TransformRenderer(RendererBase):
                     )
         if problem:
             name = cls.__name__
+            public = installed.import_path(cls)  # torch.nn.Sequential, not ...container.Sequential
+            spelt = ".".join(public) if public is not None else f"{cls.__module__}.{name}"
             raise self.error(
                 f"Cannot save the layer {name} made by `transform(instance)`: {problem}. Create it "
                 f"through the wrapped class so its arguments are recorded, e.g. "
-                f"`transform({cls.__module__}.{name})(...)` or `@transform class {name}`, or give "
+                f"`transform({spelt})(...)` or `@transform class {name}`, or give "
                 "it `pre_save(self, path, i)` / `post_load(self, path, i)` methods."
             )
         args = ", ".join(f"{k}={self.value(v, k)}" for k, v in kwargs.items())

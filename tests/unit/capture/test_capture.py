@@ -217,3 +217,9 @@ def test_locals_of_a_function_named_top_are_not_taken_for_globals() -> None:
     # CPython's symtable treats any table named "top" as the module's.
     source = "def top(p):\n    score, index = p.max(-1)\n    return index, OTHER\n"
     assert global_names(source) == ["OTHER"]
+
+
+def test_a_layer_that_cannot_be_rebuilt_is_refused_naming_its_public_class(tmp_path: Path) -> None:
+    layer = transform(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
+    with pytest.raises(SaveError, match=r"`transform\(torch\.nn\.Sequential\)\(\.\.\.\)`"):
+        _generated(batch >> layer, tmp_path)
