@@ -92,7 +92,11 @@ def _configure_build(parser: argparse.ArgumentParser) -> None:
         "pipeline", help="the pipeline, as MODULE:ATTR (MODULE dotted or a .py path)"
     )
     parser.add_argument(
-        "-o", "--output", required=True, help="the artifact directory to write (model.padl)"
+        "-o",
+        "--output",
+        required=True,
+        help="the artifact directory to write (model.padl); a path without the .padl suffix "
+        "gets it (-o out/model writes out/model.padl)",
     )
     parser.add_argument(
         "--inputs", required=True, help="MODULE:ATTR of a list of raw example inputs (at least 2)"
@@ -107,7 +111,7 @@ def _configure_build(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument(
-        "--max-batch", type=int, default=None, help="largest batch the forward accepts"
+        "--max-batch", type=int, default=None, help="largest batch the forward accepts (at least 2)"
     )
     parser.add_argument("--force", action="store_true", help="replace an existing artifact")
     parser.add_argument(
@@ -151,7 +155,7 @@ def _run_build(args: argparse.Namespace) -> int:
             module=args.pipeline,
             log=lambda message: print(f"padlc: {message}", file=sys.stderr),
         )
-    except PadlcError as exc:
+    except (PadlcError, OSError) as exc:  # OSError: writing the artifact (a full disk)
         print(f"padlc build failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(result.report())

@@ -20,7 +20,7 @@ import itertools
 import platform
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ import torch
 from padl_runtime.manifest import MANIFEST_FILE, BackendEntry
 from padlc.artifact import ArtifactWriter, artifact_path
 from padlc.artifact.saving import requirements_text, stage_layout
-from padlc.builder.examples import batched_outputs, example_batch, example_outputs
+from padlc.builder.examples import batched_outputs, example_batch, example_outputs, short
 from padlc.builder.files import (
     GRAPH_FILE,
     STAGE_MODULE,
@@ -57,6 +57,7 @@ from padlc.lowering import (
     build_graph,
     strategy,
 )
+from padlc.lowering.registry import quiet_torch_output
 
 __all__ = ["BuildResult", "build"]
 
@@ -94,29 +95,98 @@ def build(
     inputs: Iterable[Any],
     **options: Any,
 ) -> BuildResult:
-    """Compile ``pipeline`` into the artifact directory ``path``, verified on ``inputs``.
+    """Compile ``pipeline`` into the artifact directory ``path`` (``.padl`` is added when it has
+    another suffix or none), verified on ``inputs``.
 
     ``inputs`` are raw examples (what ``infer_apply`` takes; at least two when the pipeline has a
     ``batch``, so the batch axis is traced as dynamic). Options: ``backend`` (``auto``, ``export``,
     ``aoti``, ``torchscript``, ``onnx``, ``eager``, or a list of them: the artifact then holds one
     verified forward per entry, and the runtime prefers them in that order), ``device`` (where the
     forward is traced and verified: the pipeline is moved there for the build and back after it),
-    ``max_batch``, ``force_overwrite``,
+    ``max_batch`` (the largest batch the forward accepts, at least 2: it is traced on at most that
+    many examples and verified in batches of at most that size), ``force_overwrite``,
     ``move_to_forward`` (default True), ``tolerance``, ``module`` (recorded), ``log`` (progress
-    callback). Raises :class:`~padlc.BuildError` (bad inputs, existing target, failed
-    verification) or :class:`~padlc.LoweringError` (a forward the chosen backend cannot compile,
-    naming the transform and its line).
+    callback). Raises :class:`~padlc.BuildError` (not a pipeline, bad inputs or device, an
+    existing or unwritable target, failed verification) or :class:`~padlc.LoweringError` (a
+    forward the chosen backend cannot compile, naming the transform and its line).
 
     >>> import padlc                                                             # doctest: +SKIP
     >>> padlc.build(pipeline, "model.padl", inputs=examples, backend="export")  # doctest: +SKIP
     """
     from padlc.language.apply import layer_modes
 
+    _check_pipeline(pipeline)
     # Layers are traced in eval mode (as infer_apply runs them) and on the build's device, and
     # restored afterwards.
-    device = str(torch.device(options.get("device", "cpu")))
+    device = _build_device(options.get("device", "cpu"))
     with layer_modes(pipeline.pd_layers, training=False), _on_device(pipeline, device):
         return _build(pipeline, path, inputs=inputs, **options)
+
+
+def _check_pipeline(pipeline: Any) -> None:
+    """A :class:`BuildError` saying how to make a pipeline when ``pipeline`` is not a transform."""
+    if isinstance(pipeline, Transform):
+        return
+    example = "`transform(prepare) >> batch >> transform(layer) >> unbatch`"
+    if isinstance(pipeline, torch.nn.Module):
+        got = f"the torch module {short(pipeline)}"
+        how = f"Wrap the layer with padlc.transform and mark the batch around it, e.g. {example}."
+    elif callable(pipeline):
+        got = f"the function {short(pipeline)}"
+        how = "Wrap it with padlc.transform: `transform(function)`."
+    else:
+        got = f"{type(pipeline).__name__} {short(pipeline)}"
+        how = f"Build one from transforms, e.g. {example}."
+    raise BuildError(f"padlc.build needs a padlc pipeline (a Transform), got {got}. {how}")
+
+
+def _build_device(name: Any) -> str:
+    """``name`` as a torch device string; a :class:`BuildError` when torch cannot parse it or the
+    device is not available here."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise BuildError(
+            f"Unknown device {name!r}: torch cannot parse it. Pass a torch device such as "
+            "'cpu', 'cuda' or 'cuda:1' (--device)."
+        ) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            why = (
+                f"this torch ({torch.__version__}) is built without CUDA"
+                if torch.version.cuda is None
+                else "no CUDA device is available"
+            )
+            raise BuildError(
+                f"Cannot build on device {name!r}: {why}. Build on the CPU (device='cpu', "
+                "--device cpu), or on a machine with a GPU and a CUDA build of torch."
+            )
+        if device.index is not None and device.index >= count:
+            raise BuildError(
+                f"Cannot build on device {name!r}: there are {count} CUDA device(s) here "
+                f"(cuda:0 to cuda:{count - 1}). Pick one of them."
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise BuildError(
+            f"Cannot build on device {name!r}: MPS is not available here. Build on the CPU "
+            "(device='cpu', --device cpu)."
+        )
+    return str(device)
+
+
+def _examples(inputs: Any) -> list[Any]:
+    """``inputs`` as a list, or a :class:`BuildError` when it is not a collection of examples."""
+    if not isinstance(inputs, str | bytes | Mapping):
+        try:
+            return list(inputs)
+        except TypeError:
+            pass
+    raise BuildError(
+        f"inputs must be a list of raw example items (what infer_apply takes), got "
+        f"{type(inputs).__name__} {short(inputs)}. Pass two or more items, e.g. "
+        "inputs=[item1, item2]."
+    )
 
 
 @contextlib.contextmanager
@@ -163,7 +233,8 @@ def _build(
 ) -> BuildResult:
     """:func:`build` with the layers already in eval mode."""
     started = time.perf_counter()
-    target = artifact_path(path).absolute()
+    given = artifact_path(path)
+    target = given.absolute().parent.resolve() / given.name  # no `..` in the paths reported
     if target.exists() and not force_overwrite:
         raise BuildError(
             f"{target} already exists. Pass force_overwrite=True (--force) to replace it, or choose another path."
@@ -172,7 +243,15 @@ def _build(
     if not requested:
         raise BuildError("No backend requested: pass backend='auto', a name, or a list of names.")
     slots = [strategy(name) for name in requested]
-    examples = list(inputs)
+    if max_batch is not None and (
+        isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 2
+    ):
+        raise BuildError(
+            f"max_batch must be an integer of at least 2, got {max_batch!r}: the forward is "
+            "traced on a batch of two or more items so that its batch axis stays dynamic. Pass "
+            "max_batch=2 or more (--max-batch N), or leave it unset for no bound."
+        )
+    examples = _examples(inputs)
     if not examples:
         raise BuildError("No example inputs: pass a list of raw items, e.g. inputs=[item1, item2].")
     plan = BuildPlan(pipeline, move_to_forward, examples, tolerance)
@@ -191,6 +270,9 @@ def _build(
             "specialised). Pass two or more raw items, e.g. inputs=[item1, item2]."
         )
     expected = example_outputs(pipeline, examples)
+    say = log or (lambda message: None)
+    added = "" if given == Path(path) else " (the .padl suffix added to the path given)"
+    say(f"writing {target}{added}")
     job = _Job(
         pipeline=pipeline,
         target=target,
@@ -203,10 +285,10 @@ def _build(
         tolerance=tolerance,
         verify=verify,
         module=module,
-        say=log or (lambda message: None),
+        say=say,
         started=started,
         expected=expected,
-        expected_batched=batched_outputs(pipeline, examples, expected),
+        expected_batched=batched_outputs(pipeline, examples, expected, max_batch),
         label=repr(pipeline._pd_stages().forward),
         notes=notes,
     )
@@ -273,7 +355,17 @@ class _Draft:
 
 def _attempt(job: _Job, plan: BuildPlan) -> list[BackendEntry]:
     """Write, lower and verify the artifact for ``plan``, commit it; the backends kept."""
-    with ArtifactWriter(job.target, force_overwrite=job.force_overwrite) as writer:
+    try:
+        writer = ArtifactWriter(job.target, force_overwrite=job.force_overwrite)
+    except OSError as exc:
+        if exc.strerror is None:  # the writer's own message, naming the path
+            fix = " Choose another path (-o)." if isinstance(exc, NotADirectoryError) else ""
+            raise BuildError(f"{exc}{fix}") from exc
+        raise BuildError(
+            f"Cannot write the artifact {job.target}: {exc.strerror}. Choose a directory you "
+            "can write to (-o)."
+        ) from exc
+    with writer:
         draft = _draft(job, plan, writer.root)
         # Each requested backend is one slot ("auto" tries several candidates in order); the
         # artifact keeps the first verified candidate of every slot, in the order requested.
@@ -300,7 +392,8 @@ def _draft(job: _Job, plan: BuildPlan, root: Path) -> _Draft:
     lowered: LoweredForward | None = None
     graph_source = ""
     if plan.has_batch:
-        batch = example_batch(root, job.inputs, STAGE_MODULE)
+        # traced on at most max_batch examples: the exported batch axis is bounded by it
+        batch = example_batch(root, job.inputs[: job.max_batch], STAGE_MODULE)
         try:
             lowered = build_graph(
                 plan.forward, batch, label=job.label, device=job.device, max_batch=job.max_batch
@@ -357,8 +450,9 @@ def _lower_one(job: _Job, draft: _Draft, name: str, alone: bool) -> BackendEntry
     try:
         if draft.lowered is None:  # no batch: the forward is generated Python in stages.py
             result = Lowered(files=(STAGE_MODULE,))
-        else:
-            result = impl.lower(draft.lowered, draft.root, draft.context)
+        else:  # what torch prints while it tries: not in the build's output, a note on a failure
+            with quiet_torch_output(name):
+                result = impl.lower(draft.lowered, draft.root, draft.context)
     except Exception as exc:  # LoweringError, or torch failing inside a backend
         first = str(exc).splitlines()[0] if str(exc).strip() else ""
         if not isinstance(exc, LoweringError):
@@ -370,7 +464,7 @@ def _lower_one(job: _Job, draft: _Draft, name: str, alone: bool) -> BackendEntry
             raise
         if alone:
             raise BuildError(
-                f"Backend {name!r} failed while compiling the forward: {first}. Try "
+                f"Backend {name!r} failed while compiling the forward: {first.rstrip('.')}. Try "
                 "another backend (--backend eager always builds)."
             ) from exc
         return None

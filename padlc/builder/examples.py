@@ -35,14 +35,17 @@ def example_outputs(pipeline: Transform, inputs: list[Any]) -> list[Any]:
                     stage = "preprocessing"
             raise BuildError(
                 f"Example input {index} ({short(item)}) fails in {stage}: "
-                f"{type(exc).__name__}: {exc}. The inputs must be raw items the pipeline's "
-                "infer_apply accepts; fix the input or the pipeline and build again."
+                f"{type(exc).__name__}: {str(exc).rstrip('.')}. The inputs must be raw items the "
+                "pipeline's infer_apply accepts; fix the input or the pipeline and build again."
             ) from exc
     return outputs
 
 
-def batched_outputs(pipeline: Transform, inputs: list[Any], expected: list[Any]) -> list[Any]:
-    """The reference for the artifact's eval_apply: the eager eval_apply, per item.
+def batched_outputs(
+    pipeline: Transform, inputs: list[Any], expected: list[Any], max_batch: int | None = None
+) -> list[Any]:
+    """The reference for the artifact's eval_apply: the eager eval_apply, per item, in batches of
+    at most ``max_batch`` (as the artifact is verified).
 
     Mode switches are resolved for infer mode in the artifact, so with switches the reference
     stays the infer_apply outputs.
@@ -51,7 +54,8 @@ def batched_outputs(pipeline: Transform, inputs: list[Any], expected: list[Any])
 
     if any(isinstance(t, IfInMode) for t in pipeline.pd_iter_transforms()):
         return expected
-    return list(pipeline.eval_apply(inputs, batch_size=len(inputs), flatten=True))
+    size = min(len(inputs), max_batch or len(inputs))
+    return list(pipeline.eval_apply(inputs, batch_size=size, flatten=True))
 
 
 def short(value: Any) -> str:

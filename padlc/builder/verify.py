@@ -1,7 +1,8 @@
 """Verifying a written artifact in a fresh process that can import ``padl_runtime`` but not ``padlc``.
 
 The child loads the artifact with :func:`padl_runtime.load`, runs every example through
-``infer_apply`` and once through ``eval_apply``, and sends the outputs back (pickled into a
+``infer_apply`` and once through ``eval_apply`` (in batches of at most the artifact's
+``max_batch``), and sends the outputs back (pickled into a
 temporary file outside the artifact). The parent compares them with the eager pipeline's outputs:
 exactly for non-float values, within ``tolerance`` for floats. A crash (AOTInductor loads have been
 seen to segfault) is a failed verification, never a crashed build.

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 import warnings
 from pathlib import Path
 
 import torch
 
+from padlc.errors import LoweringError
 from padlc.lowering.fastpath import fused_fastpaths
 from padlc.lowering.graph import LoweredForward, blame, lowering_error
 from padlc.lowering.registry import Lowered, LoweringContext, dynamic_batch, register
 
 FILE = "forward/forward.onnx"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class OnnxBackend:
@@ -53,16 +56,34 @@ class OnnxBackend:
                     raise RuntimeError("torch.onnx.export returned no program")
                 program.save(str(root / FILE), external_data=False)
         except Exception as exc:
-            raise lowering_error(
-                forward.label,
-                blame(exc, forward.calls),
-                exc,
-                "cannot be exported to ONNX",
-                self.name,
-            ) from exc
+            raise _export_error(forward, exc, self.name) from exc
         finally:
             logger.setLevel(level)
         return Lowered(files=(FILE,))
+
+
+def _export_error(forward: LoweredForward, exc: BaseException, backend: str) -> LoweringError:
+    """The error naming the root cause: torch.onnx wraps it (a ``TorchExportError`` whose first
+    line is only "Failed to export the model with torch.export. This is step 1/3 ... Next steps:",
+    in terminal colours), so the message names the step and the error it wraps, without colours."""
+    cause = _root_cause(exc)
+    what = "cannot be exported to ONNX"
+    if cause is not exc:
+        step = _ANSI.sub("", str(exc)).strip().split(". ", 1)[0].rstrip(".")
+        what += f" (torch.onnx: {step})"
+    error = lowering_error(forward.label, blame(exc, forward.calls), cause, what, backend)
+    return LoweringError(_ANSI.sub("", str(error)))
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception ``exc`` was raised from (or while handling)."""
+    seen = {id(exc)}
+    while True:
+        inner = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        if inner is None or id(inner) in seen:
+            return exc
+        seen.add(id(inner))
+        exc = inner
 
 
 register(OnnxBackend())

@@ -6,7 +6,11 @@ records. It never runs the artifact: verification is the build's job (in a fresh
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -15,7 +19,15 @@ import torch
 
 from padlc.lowering.graph import LoweredForward
 
-__all__ = ["BACKENDS", "Backend", "Lowered", "LoweringContext", "register", "strategy"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Lowered",
+    "LoweringContext",
+    "quiet_torch_output",
+    "register",
+    "strategy",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +86,42 @@ def host_arch(device: str) -> str:
     from padl_runtime.backends.aoti import device_arch
 
     return device_arch(device)
+
+
+@contextlib.contextmanager
+def quiet_torch_output(backend: str, lines: int = 40) -> Iterator[None]:
+    """What torch writes to stderr or logs to the console while ``backend`` lowers (a failed
+    ``torch.export`` prints its partial graph, symbolic shapes warn about unbacked symbols) is kept
+    out of the build's output; an exception leaving the block carries its last ``lines`` as a note.
+
+    The output goes to a temporary file rather than a string buffer: torch may need a real file
+    descriptor (a compiler subprocess writing to stderr)."""
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as into:
+        handlers = {
+            handler
+            for name, logger in list(logging.Logger.manager.loggerDict.items())
+            if (name == "torch" or name.startswith("torch.")) and isinstance(logger, logging.Logger)
+            for handler in logger.handlers
+            if isinstance(handler, logging.StreamHandler)
+            and handler.stream in (sys.stderr, sys.__stderr__)
+        }
+        swapped = [(handler, handler.setStream(into)) for handler in handlers]
+        try:
+            with contextlib.redirect_stderr(into):
+                yield
+        except Exception as exc:
+            into.flush()
+            into.seek(0)
+            tail = into.read().strip().splitlines()[-lines:]
+            if tail and hasattr(exc, "add_note"):  # Python 3.11+
+                exc.add_note(f"torch's output while lowering with {backend}:\n" + "\n".join(tail))
+            raise
+        finally:
+            for handler, stream in swapped:
+                if stream is not None:
+                    handler.setStream(stream)
+            # a handler torch created meanwhile took the redirected stderr: give it the real one
+            for logger in list(logging.Logger.manager.loggerDict.values()):
+                for handler in getattr(logger, "handlers", ()):
+                    if isinstance(handler, logging.StreamHandler) and handler.stream is into:
+                        handler.setStream(sys.stderr)

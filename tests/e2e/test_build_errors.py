@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import torch
 import padl_runtime
 import padlc
 from padl_runtime.manifest import read_manifest
-from tests.e2e.pipelines import FIXTURES, NO_BATCH
+from tests.e2e.pipelines import FIXTURES, NO_BATCH, UNEXPORTABLE, VECTORS
 
 BY_NAME = {f.name: f for f in FIXTURES}
 
@@ -55,6 +56,126 @@ def test_existing_target_is_refused_without_force(tmp_path: Path) -> None:
         fixture.make(), target, inputs=fixture.inputs, backend="eager", force_overwrite=True
     )
     assert not (target / "keep.txt").exists()
+
+
+def test_a_plain_layer_is_refused_saying_how_to_make_a_pipeline(tmp_path: Path) -> None:
+    with pytest.raises(padlc.BuildError, match=r"needs a padlc pipeline.*transform\(layer\)"):
+        padlc.build(torch.nn.Linear(4, 2), tmp_path / "x.padl", inputs=list(VECTORS))
+
+
+def test_inputs_that_are_not_a_list_are_refused(tmp_path: Path) -> None:
+    fixture = BY_NAME["no_postprocess"]
+    with pytest.raises(padlc.BuildError, match=r"inputs must be a list .*got int 5"):
+        padlc.build(fixture.make(), tmp_path / "x.padl", inputs=5)
+
+
+def test_an_unknown_device_is_refused(tmp_path: Path) -> None:
+    fixture = BY_NAME["no_postprocess"]
+    with pytest.raises(padlc.BuildError, match=r"Unknown device 'gpu'.*'cuda'"):
+        padlc.build(fixture.make(), tmp_path / "x.padl", inputs=fixture.inputs, device="gpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_refused(tmp_path: Path) -> None:
+    fixture = BY_NAME["no_postprocess"]
+    with pytest.raises(padlc.BuildError, match=r"Cannot build on device 'cuda'.*--device cpu"):
+        padlc.build(fixture.make(), tmp_path / "x.padl", inputs=fixture.inputs, device="cuda")
+
+
+def test_max_batch_below_two_is_refused(tmp_path: Path) -> None:
+    fixture = BY_NAME["no_postprocess"]
+    with pytest.raises(padlc.BuildError, match="max_batch must be an integer of at least 2, got 1"):
+        padlc.build(fixture.make(), tmp_path / "x.padl", inputs=fixture.inputs, max_batch=1)
+
+
+def test_more_examples_than_max_batch_are_traced_and_verified_in_batches(tmp_path: Path) -> None:
+    fixture = BY_NAME["no_postprocess"]
+    inputs = [[float(i), 1.0, -1.0, 0.5] for i in range(5)]
+    result = padlc.build(
+        fixture.make(), tmp_path / "x.padl", inputs=inputs, backend="export", max_batch=2
+    )
+    assert "verified" in dict(result.attempts)["export"]
+
+
+def test_a_target_whose_parent_is_a_file_is_a_build_error(tmp_path: Path) -> None:
+    fixture = BY_NAME["no_postprocess"]
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(padlc.BuildError, match=r"is a file, not a directory.*another path"):
+        padlc.build(fixture.make(), tmp_path / "afile" / "x.padl", inputs=fixture.inputs)
+
+
+def test_a_target_the_system_cannot_write_is_a_build_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read_only(*args: object, **kwargs: object) -> str:
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path))
+
+    monkeypatch.setattr("padlc.artifact.writer.tempfile.mkdtemp", read_only)
+    fixture = BY_NAME["no_postprocess"]
+    with pytest.raises(padlc.BuildError, match=r"x\.padl: Read-only file system\. Choose"):
+        padlc.build(fixture.make(), tmp_path / "x.padl", inputs=fixture.inputs)
+
+
+def test_the_reported_path_is_normalised(tmp_path: Path) -> None:
+    fixture = BY_NAME["no_postprocess"]
+    (tmp_path / "src").mkdir()
+    result = padlc.build(
+        fixture.make(), tmp_path / "src" / ".." / "x.padl", inputs=fixture.inputs, verify=False
+    )
+    assert result.report().startswith(f"built {tmp_path / 'x.padl'} ")
+
+
+def test_the_log_names_the_path_written_with_its_suffix(tmp_path: Path) -> None:
+    fixture = BY_NAME["no_postprocess"]
+    messages: list[str] = []
+    padlc.build(
+        fixture.make(), tmp_path / "plain", inputs=fixture.inputs, verify=False, log=messages.append
+    )
+    assert (
+        messages[0]
+        == f"writing {tmp_path / 'plain.padl'} (the .padl suffix added to the path given)"
+    )
+
+
+def test_a_forward_without_batched_tensors_is_reported_in_plain_sentences(tmp_path: Path) -> None:
+    pipeline = padlc.transform(torch.tensor) >> padlc.batch >> padlc.transform(len) >> padlc.unbatch
+    with pytest.raises(padlc.BuildError, match="from the forward stage") as info:
+        padlc.build(pipeline, tmp_path / "x.padl", inputs=[[1.0], [2.0]])
+    assert ".." not in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def onnx_error(tmp_path_factory: pytest.TempPathFactory) -> padlc.LoweringError:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    target = tmp_path_factory.mktemp("onnx") / "x.padl"
+    with pytest.raises(padlc.LoweringError) as info:
+        padlc.build(UNEXPORTABLE.make(), target, inputs=UNEXPORTABLE.inputs, backend="onnx")
+    return info.value
+
+
+def test_onnx_error_names_the_underlying_cause(onnx_error: padlc.LoweringError) -> None:
+    assert "GuardOnDataDependentSymNode: Could not guard on data-dependent" in str(onnx_error)
+
+
+def test_onnx_error_has_no_terminal_colour_codes(onnx_error: padlc.LoweringError) -> None:
+    assert "\x1b" not in str(onnx_error)
+
+
+def test_torch_output_of_a_failed_attempt_stays_out_of_the_build_output(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    padlc.build(UNEXPORTABLE.make(), tmp_path / "x.padl", inputs=UNEXPORTABLE.inputs)
+    assert "def forward" not in capfd.readouterr().err
+
+
+def test_torch_output_of_a_failed_attempt_is_a_note_on_its_error(tmp_path: Path) -> None:
+    with pytest.raises(padlc.LoweringError) as info:
+        padlc.build(
+            UNEXPORTABLE.make(), tmp_path / "x.padl", inputs=UNEXPORTABLE.inputs, backend="export"
+        )
+    notes = getattr(info.value, "__notes__", [])
+    assert any(n.startswith("torch's output while lowering with export:") for n in notes)
 
 
 def test_move_to_forward_equals_the_unoptimised_build(tmp_path: Path) -> None:

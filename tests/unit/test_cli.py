@@ -1,13 +1,14 @@
-"""``padlc.cli.resolve``: how the command line finds ``MODULE:ATTR``."""
+"""``padlc.cli``: how the command line finds ``MODULE:ATTR``, and how ``padlc build`` fails."""
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 
 import pytest
 
-from padlc.cli import resolve
+from padlc.cli import main, resolve
 
 
 @pytest.fixture(autouse=True)
@@ -45,3 +46,43 @@ def test_missing_attribute_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(SystemExit, match="has no attribute 'pipelin'"):
         resolve("padlc_cli_plain:pipelin")
+
+
+def test_build_of_something_that_is_not_a_pipeline_fails_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = tmp_path / "padlc_cli_not_a_pipeline.py"
+    module.write_text("pipeline = 42\nexamples = [1, 2]\n")
+    code = main(
+        ["build", f"{module}:pipeline", "-o", str(tmp_path / "x"), "--inputs", f"{module}:examples"]
+    )
+    assert code == 1
+    assert capsys.readouterr().err.startswith(
+        "padlc build failed: BuildError: padlc.build needs a padlc pipeline"
+    )
+
+
+def test_build_reports_an_os_error_while_writing_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.padl"))
+
+    monkeypatch.setattr("padlc.builder.build", disk_full)
+    module = tmp_path / "padlc_cli_any.py"
+    module.write_text("pipeline = examples = None\n")
+    code = main(
+        ["build", f"{module}:pipeline", "-o", str(tmp_path / "x"), "--inputs", f"{module}:examples"]
+    )
+    assert code == 1
+    assert capsys.readouterr().err.startswith(
+        "padlc build failed: OSError: [Errno 28] No space left on device"
+    )
+
+
+def test_build_help_says_the_output_gets_the_padl_suffix(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["build", "--help"])
+    assert "-o out/model writes out/model.padl" in " ".join(capsys.readouterr().out.split())
