@@ -299,8 +299,14 @@ def _build(
     except MovedFunctionsFailed as exc:
         notes.append(
             f"moving {', '.join(f'`{n}`' for n in plan.moved_functions)} into the forward "
-            f"(torch.vmap) failed ({exc}); built again without moving functions"
+            f"(torch.vmap) failed ({exc}); built again without moving functions, for every "
+            "backend (they share stages.py): build a backend that cannot take them on its own "
+            "to keep the move for the others"
         )
+        job.attempts[:] = [
+            (name, f"{outcome} (with the functions moved; discarded)")
+            for name, outcome in job.attempts
+        ]
         plan = BuildPlan(pipeline, move_to_forward, examples, tolerance, functions=False)
         kept = _attempt(job, plan)
     return BuildResult(

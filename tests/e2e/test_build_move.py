@@ -95,6 +95,16 @@ def test_torchscript_falls_back_to_moving_only_same_steps(tmp_path: Path) -> Non
     assert abs(pipeline.infer_apply(7) - expected) <= 1e-5
 
 
+def test_a_backend_that_cannot_take_the_move_drops_it_for_all_and_says_so(tmp_path: Path) -> None:
+    result = build(tmp_path, "both.padl", backend=["export", "torchscript"])
+    assert result.backends == ("export", "torchscript")
+    assert "normalise" not in result.moved_to_forward
+    assert any("for every backend" in note for note in result.notes)
+    first_round = [outcome for name, outcome in result.attempts[:2]]
+    assert all(outcome.endswith("(with the functions moved; discarded)") for outcome in first_round)
+    assert not result.attempts[-1][1].endswith("discarded)")
+
+
 def test_exported_program_holds_plain_batched_operations_not_vmap(tmp_path: Path) -> None:
     result = build(tmp_path, "moved.padl", backend="export")
     program = torch.export.load(str(result.path / "forward/forward.pt2"))
