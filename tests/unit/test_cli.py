@@ -48,14 +48,19 @@ def test_missing_attribute_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         resolve("padlc_cli_plain:pipelin")
 
 
+def _build_cli(tmp_path: Path, name: str, source: str) -> int:
+    """``padlc build`` in this process on a module holding ``pipeline`` and ``examples``."""
+    module = tmp_path / f"{name}.py"
+    module.write_text(source)
+    return main(
+        ["build", f"{module}:pipeline", "-o", str(tmp_path / "x"), "--inputs", f"{module}:examples"]
+    )
+
+
 def test_build_of_something_that_is_not_a_pipeline_fails_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = tmp_path / "padlc_cli_not_a_pipeline.py"
-    module.write_text("pipeline = 42\nexamples = [1, 2]\n")
-    code = main(
-        ["build", f"{module}:pipeline", "-o", str(tmp_path / "x"), "--inputs", f"{module}:examples"]
-    )
+    code = _build_cli(tmp_path, "padlc_cli_not_a_pipeline", "pipeline = 42\nexamples = [1, 2]\n")
     assert code == 1
     assert capsys.readouterr().err.startswith(
         "padlc build failed: BuildError: padlc.build needs a padlc pipeline"
@@ -69,11 +74,7 @@ def test_build_reports_an_os_error_while_writing_in_one_line(
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.padl"))
 
     monkeypatch.setattr("padlc.builder.build", disk_full)
-    module = tmp_path / "padlc_cli_any.py"
-    module.write_text("pipeline = examples = None\n")
-    code = main(
-        ["build", f"{module}:pipeline", "-o", str(tmp_path / "x"), "--inputs", f"{module}:examples"]
-    )
+    code = _build_cli(tmp_path, "padlc_cli_any", "pipeline = examples = None\n")
     assert code == 1
     assert capsys.readouterr().err.startswith(
         "padlc build failed: OSError: [Errno 28] No space left on device"
