@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import inspect
 import reprlib
+import sys
 import types
 import weakref
 from collections.abc import Callable, Iterable
@@ -90,8 +92,24 @@ class FunctionTransform(AtomicTransform):
         return self.pd_varname() or _lambda_repr(self.function)
 
     def __reduce__(self) -> Any:
-        # Workers started with `spawn` pickle the stages; the function is pickled by reference.
+        # Workers started with `spawn` pickle the stages; the function is pickled by reference,
+        # and so is `@transform def f` itself: its module's attribute `f` is this transform.
+        module = sys.modules.get(getattr(self.function, "__module__", None) or "")
+        qualname = getattr(self.function, "__qualname__", "")
+        if module is not None and _attribute(module.__name__, qualname) is self:
+            return (_attribute, (module.__name__, qualname))
         return (_rebuild_function_transform, (self.function, self._pd_name, self._pd_location))
+
+
+def _attribute(module: str, dotted: str) -> Any:
+    """``module.dotted``, importing the module (in a worker process it may not be yet)."""
+    try:
+        owner: Any = importlib.import_module(module)
+    except ImportError:  # a module made at run time (a loaded artifact's): not importable by name
+        return None
+    for part in dotted.split("."):
+        owner = getattr(owner, part, None)
+    return owner
 
 
 def _rebuild_function_transform(
@@ -148,6 +166,14 @@ class ClassTransform(AtomicTransform):
             _pd_init=(args, kwargs), _pd_location=(filename, line), _pd_globals=scope
         )
         return instance
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # `transform(torch.nn.Linear)(3, 4)`: the wrapped class is not its module's attribute
+        # (that is Linear itself), so pickle rebuilds it from the user class.
+        cls = type(self)
+        if _attribute(cls.__module__, cls.__qualname__) is cls:
+            return super().__reduce_ex__(protocol)
+        return (_new_wrapped, (user_class_of(cls),), self.__getstate__())
 
     def _pd_call(self, value: Any) -> Any:
         call = type(self).__call__
@@ -223,6 +249,12 @@ def _wrap_class(cls: type) -> type:
     wrapped = types.new_class(cls.__name__, (mixin, cls), exec_body=lambda ns: ns.update(namespace))
     _WRAPPED[cls] = wrapped
     return wrapped
+
+
+def _new_wrapped(cls: type) -> Any:
+    """An empty instance of the wrapped ``cls`` (unpickling fills in its state)."""
+    wrapped = _wrap_class(cls)
+    return object.__new__(wrapped)
 
 
 def _is_method_unpack(method: Callable[..., Any]) -> bool:

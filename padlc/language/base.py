@@ -48,6 +48,10 @@ def as_transform(value: Any, *, operator: str) -> Transform:
     )
 
 
+#: Instance attributes rebuilt on demand, left out when a transform is pickled.
+_TRANSIENT = ("_pd_calls", "_pd_stages_cache", "_pd_layers_cache")
+
+
 class Transform:
     """Base of every pipeline object.
 
@@ -61,6 +65,28 @@ class Transform:
     _pd_device: str = "cpu"
     _pd_stages_cache: Stages | None = None
     _pd_layers_cache: list[torch.nn.Module] | None = None
+
+    # -- copying and pickling (spawned worker processes receive the pipeline's stages) ----------
+    def __copy__(self) -> Any:
+        """A shallow copy with all of this transform's attributes (pickling leaves some out, and
+        pickles a module-level ``@transform def`` by reference: it is not how to copy)."""
+        cls = type(self)
+        try:
+            copied = object.__new__(cls)
+        except TypeError:  # a class over a builtin type (dict, tuple) allocates through its own
+            copied = cls.__new__(cls)
+        copied.__dict__.update(self.__dict__)
+        return copied
+
+    def __getstate__(self) -> dict[str, Any]:
+        parent = getattr(super(), "__getstate__", None)  # nn.Module's for layers
+        state = parent() if parent is not None else None
+        state = dict(state if isinstance(state, dict) else self.__dict__)
+        for cache in _TRANSIENT:
+            state.pop(cache, None)
+        if state.get("_pd_globals") is not None:
+            state["_pd_globals"] = None  # the creation site's module namespace: names, not data
+        return state
 
     # -- the internal call ---------------------------------------------------------------------
     def _pd_call(self, value: Any) -> Any:  # pragma: no cover - every subclass overrides it

@@ -76,6 +76,15 @@ class Same(Transform):
         self._pd_operations = operations
         self._pd_fn = _compile(operations)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_pd_fn", None)  # compiled again on unpickling
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pd_fn = _compile(self._pd_operations)
+
     def __getattr__(self, name: str) -> Same:
         if name.startswith("_"):
             raise AttributeError(name)

@@ -11,6 +11,8 @@ their field names and values and unpickle in any process.
 >>> out = Output(3, 0.9)
 >>> out, pickle.loads(pickle.dumps(out)) == out, output_tuple(["label", "score"]) is Output
 (namedtuple(label=3, score=0.9), True, True)
+>>> pickle.loads(pickle.dumps(Output)) is Output
+True
 """
 
 from __future__ import annotations
@@ -32,8 +34,18 @@ def output_tuple(fields: Iterable[str]) -> type[tuple[Any, ...]]:
 def _made(fields: tuple[str, ...]) -> type[tuple[Any, ...]]:
     made = namedtuple("namedtuple", fields)  # type: ignore[misc]
     made.__module__ = __name__
+    # The type itself pickles by reference too (a pipeline holding it can go to a worker): pickle
+    # finds it as this module's attribute `namedtuple(a,b)`, which __getattr__ below makes.
+    made.__qualname__ = f"namedtuple({','.join(fields)})"
     made.__reduce__ = _reduce  # type: ignore[method-assign]
     return made  # type: ignore[no-any-return]
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("namedtuple(") and name.endswith(")"):
+        fields = name[len("namedtuple(") : -1]
+        return _made(tuple(fields.split(",")) if fields else ())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _reduce(self: Any) -> tuple[Any, tuple[tuple[str, ...], tuple[Any, ...]]]:

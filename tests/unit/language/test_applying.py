@@ -14,6 +14,8 @@ from padlc import (
     ModeError,
     Try,
     batch,
+    identity,
+    same,
     transform,
     unbatch,
 )
@@ -329,3 +331,31 @@ def test_post_workers_return_rollout_outputs():
     p = plus_one >> batch >> times_two >> unbatch >> plus_one + times_three
     inline = list(p.eval_apply(range(5), batch_size=2))
     assert list(p.eval_apply(range(5), batch_size=2, post_workers=1)) == inline
+
+
+def test_spawned_workers_run_decorated_functions_layers_and_same():
+    # spawn (the default on macOS and Windows) pickles the preprocess: `@transform def` at module
+    # level, a wrapped torch layer, `same` and a rollout must all go by pickle.
+    layer = transform(torch.nn.Linear)(2, 1)
+    p = (
+        (plus_one + same.mul(2.0))
+        >> transform(torch.stack)
+        >> batch
+        >> layer
+        >> unbatch
+        >> times_three
+    )
+    items = [torch.tensor(float(i)) for i in range(6)]
+    inline = list(p.eval_apply(items, batch_size=4))
+    spawned = p.eval_apply(
+        items, batch_size=4, num_workers=1, multiprocessing_context="spawn", timeout=120
+    )
+    assert all(torch.equal(a, b) for a, b in zip(spawned, inline, strict=True))
+
+
+def test_transforms_pickle_and_apply_the_same_after():
+    layer = transform(torch.nn.Linear)(2, 1)
+    p = plus_one >> (same.mul(2.0) + identity) >> transform(torch.stack) >> layer
+    back = pickle.loads(pickle.dumps(p))
+    x = torch.tensor([1.0, 2.0])
+    assert torch.equal(back.infer_apply(x), p.infer_apply(x))
