@@ -17,7 +17,7 @@ import torch
 from padl_runtime.collate import move_to_device, remove_batch_axis
 from padl_runtime.executor import BatchIterator, RunHooks, run_batches
 from padlc.language import context as _context
-from padlc.language.base import Transform
+from padlc.language.base import FailureMark, Transform
 from padlc.language.context import ApplyContext, InContext, Mode
 from padlc.language.markers import Identity
 from padlc.language.stages import without_markers
@@ -44,16 +44,16 @@ def annotate(exc: BaseException, pipeline: Transform, where: str | None = None) 
     """Add a note naming the transform that raised (and the item) to an exception, once."""
     if getattr(exc, "_padlc_noted", False):
         return
-    failed = getattr(exc, "_padlc_transform", None)
+    mark = getattr(exc, "_padlc_transform", None)
     parts = []
-    if failed is not None:
-        path = _path_to(pipeline, failed)
+    if isinstance(mark, FailureMark):
+        # from a worker process the transform is a copy (or only its name): no position then
+        path = _path_to(pipeline, mark.transform) if mark.transform is not None else None
         position = f" at position {'.'.join(map(str, path))}" if path else ""
         location = ""
-        if failed._pd_location is not None:
-            location = f" (created at {failed._pd_location[0]}:{failed._pd_location[1]})"
-        name = failed._pd_short_repr()  # what the pipeline prints: `model`, not a layer tree
-        parts.append(f"raised by transform `{name}`{position}{location} in `{pipeline!r}`")
+        if mark.location is not None:
+            location = f" (created at {mark.location[0]}:{mark.location[1]})"
+        parts.append(f"raised by transform `{mark.name}`{position}{location} in `{pipeline!r}`")
     else:
         parts.append(f"raised in `{pipeline!r}`")
     if where:
@@ -174,7 +174,7 @@ class _Hooks:
             leaf = self.leaves.get(getattr(exc, "padl_stage", ""))
             if leaf is not None:
                 with contextlib.suppress(AttributeError):
-                    exc._padlc_transform = leaf  # type: ignore[attr-defined]
+                    exc._padlc_transform = FailureMark(leaf)  # type: ignore[attr-defined]
         annotate(exc, self.pipeline)
 
     def end(self) -> None:

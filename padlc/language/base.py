@@ -48,6 +48,41 @@ def as_transform(value: Any, *, operator: str) -> Transform:
     )
 
 
+class FailureMark:
+    """Which transform raised an exception (``exc._padlc_transform``), the apply methods' note is
+    made from. It travels with the exception from a worker process: as the transform itself when
+    that pickles, else as its printed name and creation site (a lambda's, say)."""
+
+    __slots__ = ("label", "location", "transform")
+
+    def __init__(
+        self,
+        transform: Transform | None,
+        label: str | None = None,
+        location: tuple[str, int] | None = None,
+    ) -> None:
+        self.transform = transform
+        self.label = label
+        self.location = location if transform is None else transform._pd_location
+
+    @property
+    def name(self) -> str:
+        """The transform as the pipeline prints it (`model`, not a layer's multi-line repr)."""
+        if self.transform is not None:
+            return self.transform._pd_short_repr()
+        return self.label or "?"
+
+    def __reduce__(self) -> Any:
+        import pickle
+
+        transform = self.transform
+        try:
+            pickle.dumps(transform)
+        except Exception:  # a lambda or closure: its name and place still go
+            transform = None
+        return (FailureMark, (transform, self.name, self.location))
+
+
 #: Instance attributes rebuilt on demand, left out when a transform is pickled.
 _TRANSIENT = ("_pd_calls", "_pd_stages_cache", "_pd_layers_cache")
 

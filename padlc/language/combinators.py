@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from padl_runtime.outputs import output_tuple
-from padlc.language.base import CallableTransform, Transform
+from padlc.language.base import CallableTransform, FailureMark, Transform
 
 __all__ = ["Compose", "Map", "Parallel", "Pipeline", "Rollout", "group"]
 
@@ -18,7 +18,7 @@ def _mark(exc: BaseException, child: Transform) -> None:
     if getattr(exc, "_padlc_transform", None) is None:
         # exceptions with __slots__ cannot be marked; they still propagate unchanged
         with contextlib.suppress(AttributeError):
-            exc._padlc_transform = child  # type: ignore[attr-defined]
+            exc._padlc_transform = FailureMark(child)  # type: ignore[attr-defined]
 
 
 class Pipeline(CallableTransform):

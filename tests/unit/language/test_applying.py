@@ -269,6 +269,21 @@ def test_eval_error_in_a_worker_names_the_failing_item():
     assert "item 2" in text
 
 
+@pytest.mark.parametrize("kind", ["module-level function", "lambda"])
+def test_an_error_in_a_worker_names_the_transform(kind):
+    step = (
+        fails_on_three
+        if kind == "module-level function"
+        else transform(lambda x: fails_on_three(x))
+    )
+    p = plus_one >> step >> batch >> times_two
+    with pytest.raises(ValueError) as info:
+        list(p.eval_apply([0, 1, 2, 3], batch_size=2, num_workers=1))
+    note = next(n for n in info.value.__notes__ if n.startswith("padlc:"))
+    assert f"raised by transform `{step._pd_short_repr()}`" in note
+    assert "test_applying.py" in note  # where it was created
+
+
 def test_progress_bar_does_not_change_outputs(staged, capsys):
     assert [int(o) for o in staged.eval_apply([1, 2], progress=True)] == [8, 12]
 
