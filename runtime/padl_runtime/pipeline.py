@@ -18,35 +18,49 @@ __all__ = ["CompiledPipeline"]
 def _shape_checked(
     forward: Callable[..., Any], section: ForwardSection, backend: str
 ) -> Callable[..., Any]:
-    """``forward`` checking its flat input tensors against the shapes it was compiled for: every
-    axis but the batch axis fixed, the batch axis at most ``max_batch``. In the common case (batch
-    axis first, no max_batch) that is one ``shape[1:]`` comparison per input, about 0.2 µs."""
+    """``forward`` checking its flat input tensors against what it was compiled for: the dtype,
+    every axis but the batch axis, and the batch axis at most ``max_batch``. In the common case
+    (batch axis first, no max_batch) that is one dtype and one ``shape[1:]`` comparison per input."""
     batch_dim, max_batch = section.batch_dim, section.max_batch
     specs = [
-        (spec["name"], tuple(None if d == "batch" else int(d) for d in spec["shape"]))
+        (
+            spec["name"],
+            getattr(torch, str(spec["dtype"]), None),
+            tuple(None if d == "batch" else int(d) for d in spec["shape"]),
+        )
         for spec in section.inputs
     ]
-    tails = tuple(shape[1:] for _, shape in specs)
-    fast = batch_dim == 0 and max_batch is None and all(None not in tail for tail in tails)
+    expected = tuple((dtype, shape[1:]) for _, dtype, shape in specs)
+    fast = (
+        batch_dim == 0
+        and max_batch is None
+        and all(d is not None and None not in s for d, s in expected)
+    )
 
-    def explain(name: str, want: tuple[int | None, ...], got: torch.Size) -> ValueError:
+    def explain(
+        name: str, dtype: Any, want: tuple[int | None, ...], got: torch.Tensor
+    ) -> ValueError:
         shown = ", ".join("batch" if d is None else str(d) for d in want)
+        kind = str(dtype).removeprefix("torch.")
         return ValueError(
-            f"The {backend} forward takes {name} of shape [{shown}]: every axis but the batch "
-            f"axis was fixed when it was built, from the examples given to padlc build. This "
-            f"batch has {list(got)}. Make the items that shape (pad or resize them in the "
+            f"The {backend} forward takes {name} as {kind} of shape [{shown}]: its dtype and "
+            "every axis but the batch axis were fixed when it was built, from the examples given "
+            f"to padlc build. This batch has {str(got.dtype).removeprefix('torch.')} "
+            f"{list(got.shape)}. Make the items that (pad or resize them, or convert them, in the "
             "preprocess), or use a backend that follows the input's shape (torchscript or eager: "
             "padl_runtime.load(path, backend=...) when the artifact has one, else padlc build "
             "--backend torchscript)."
         )
 
     def check(tensors: tuple[Any, ...]) -> None:
-        for (name, want), tensor in zip(specs, tensors, strict=True):
+        for (name, dtype, want), tensor in zip(specs, tensors, strict=True):
             shape = tensor.shape
-            if len(shape) != len(want) or any(
-                w is not None and w != g for w, g in zip(want, shape, strict=True)
+            if (
+                (dtype is not None and tensor.dtype != dtype)
+                or len(shape) != len(want)
+                or any(w is not None and w != g for w, g in zip(want, shape, strict=True))
             ):
-                raise explain(name, want, shape)
+                raise explain(name, dtype, want, tensor)
             if max_batch is not None and shape[batch_dim] > max_batch:
                 raise ValueError(
                     f"A batch of {shape[batch_dim]} items is larger than the {backend} forward "
@@ -54,11 +68,12 @@ def _shape_checked(
                     f"{max_batch}, or rebuild with a larger --max-batch."
                 )
 
-    if fast and len(tails) == 1:
-        (tail,) = tails
+    if fast and len(expected) == 1:
+        ((dtype, tail),) = expected
 
         def one(*tensors: Any) -> Any:
-            if tensors[0].shape[1:] != tail:
+            first = tensors[0]
+            if first.dtype != dtype or first.shape[1:] != tail:
                 check(tensors)  # raises, saying what differs
             return forward(*tensors)
 
@@ -67,7 +82,7 @@ def _shape_checked(
     if fast:
 
         def many(*tensors: Any) -> Any:
-            if tuple(t.shape[1:] for t in tensors) != tails:
+            if tuple((t.dtype, t.shape[1:]) for t in tensors) != expected:
                 check(tensors)
             return forward(*tensors)
 

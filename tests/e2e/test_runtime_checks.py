@@ -32,8 +32,16 @@ def test_an_item_of_the_built_shape_gives_the_eager_result(built: Path) -> None:
 
 def test_an_item_of_another_shape_is_refused_naming_both_shapes(built: Path) -> None:
     pipeline = padl_runtime.load(built)
-    with pytest.raises(ValueError, match=r"input_0 of shape \[batch, 3, 2\].*has \[1, 5, 2\]"):
+    with pytest.raises(
+        ValueError, match=r"input_0 as float32 of shape \[batch, 3, 2\].*has float32 \[1, 5, 2\]"
+    ):
         pipeline.infer_apply([[1.0, 2.0]] * 5)
+
+
+def test_a_batch_of_another_dtype_is_refused(built: Path) -> None:
+    pipeline = padl_runtime.load(built)
+    with pytest.raises(ValueError, match=r"as float32 .* has float64 \[2, 3, 2\]"):
+        pipeline.forward(torch.ones(2, 3, 2, dtype=torch.float64))
 
 
 def test_eval_apply_refuses_a_batch_size_above_max_batch(built: Path) -> None:
