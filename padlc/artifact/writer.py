@@ -106,7 +106,11 @@ class ArtifactWriter:
         files = tuple(file_entry(self.root, r) for r in relative)
         manifest = Manifest(files=files, **kwargs)
         (self.root / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
-        os.chmod(self.root, 0o755)  # mkdtemp makes it 0o700
+        # Readable by everyone, like a checked-out repository: mkdtemp makes the directory 0o700,
+        # and some writers (safetensors) create their files 0o600.
+        os.chmod(self.root, 0o755)
+        for entry in self.root.rglob("*"):
+            os.chmod(entry, 0o755 if entry.is_dir() else 0o644)
         self._swap_into_place()
         self._committed = True
         return self.path

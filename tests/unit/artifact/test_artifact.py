@@ -191,3 +191,11 @@ def test_unlisted_module_is_refused(artifact: Path, tmp_path: Path) -> None:
 def test_pd_save_is_padlc_save(tmp_path: Path) -> None:
     path = _pipeline().pd_save(str(tmp_path / "m"))
     assert Path(path).name == "m.padl" and padlc.load(path) is not None
+
+
+def test_every_file_and_directory_is_readable_by_others(artifact: Path) -> None:
+    # weights.safetensors comes from safetensors, which creates its files 0o600
+    entries = [artifact, *artifact.rglob("*")]
+    assert "weights.safetensors" in {e.name for e in entries}
+    for entry in entries:
+        assert entry.stat().st_mode & 0o004, entry  # world-readable
