@@ -271,3 +271,7 @@ class _Shuffled:
 
     def __getitem__(self, index: int) -> Any:
         return self._items[self._order[index]]
+
+    def _padl_input_index(self, position: int) -> int:
+        """The index in the caller's input of the item at ``position`` (error notes use it)."""
+        return self._order[position]

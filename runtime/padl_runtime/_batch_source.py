@@ -36,8 +36,10 @@ __all__ = [
     "ChunkStream",
     "WorkerFailure",
     "add_note",
+    "batch_label",
     "inline_batches",
     "is_indexable",
+    "item_label",
     "span",
 ]
 
@@ -50,6 +52,23 @@ Preprocess = Callable[[Any], Any] | None
 def span(start: int, count: int) -> str:
     """The items of a batch as a readable range, with an en dash: ``span(64, 64) == "64\u2013127"``."""
     return f"{start}\u2013{start + count - 1}" if count > 1 else str(start)
+
+
+def item_label(items: Any, position: int) -> str:
+    """How error notes name the item at ``position``: by its index in the caller's input. An input
+    the caller reordered (padlc's ``shuffle=True``) maps positions back with its
+    ``_padl_input_index`` method."""
+    index = getattr(items, "_padl_input_index", None)
+    return str(position if index is None else index(position))
+
+
+def batch_label(items: Any, start: int, count: int) -> str:
+    """``the batch of items 64–127``; for a reordered input, the items' own indices."""
+    index = getattr(items, "_padl_input_index", None)
+    if index is None:
+        return f"the batch of items {span(start, count)}"
+    shown = ", ".join(str(index(p)) for p in range(start, start + min(count, 5)))
+    return f"the batch of items {shown}{', …' if count > 5 else ''} ({count} items, shuffled)"
 
 
 def add_note(exc: BaseException, note: str, stage: str | None = None) -> None:
@@ -100,8 +119,11 @@ def _take(iterator: Iterator[Any], count: int, start: int) -> list[Any]:
     return chunk
 
 
-def _build(raw: Iterable[Any], start: int, preprocess: Preprocess) -> tuple[int, Any]:
-    """Preprocess and collate one batch; failures get a note naming the item (or the batch)."""
+def _build(
+    raw: Iterable[Any], start: int, preprocess: Preprocess, items: Any = None
+) -> tuple[int, Any]:
+    """Preprocess and collate one batch; failures get a note naming the item (or the batch) by its
+    index in ``items`` (see :func:`item_label`)."""
     values: list[Any] = []
     if preprocess is None:
         values = list(raw)
@@ -111,12 +133,16 @@ def _build(raw: Iterable[Any], start: int, preprocess: Preprocess) -> tuple[int,
             # the failing item; map runs the loop in C (this is once per item).
             values.extend(map(preprocess, raw))
         except Exception as exc:
-            add_note(exc, f"while preprocessing item {start + len(values)}", "preprocess")
+            add_note(
+                exc,
+                f"while preprocessing item {item_label(items, start + len(values))}",
+                "preprocess",
+            )
             raise
     try:
         batch = collate(values)
     except Exception as exc:
-        add_note(exc, f"while collating the batch of items {span(start, len(values))}")
+        add_note(exc, f"while collating {batch_label(items, start, len(values))}")
         raise
     return len(values), batch
 
@@ -128,13 +154,18 @@ def _slice_batch(items: Any, start: int, stop: int, preprocess: Preprocess) -> t
         return stop - start, items[start:stop].clone(memory_format=torch.contiguous_format)
     if isinstance(items, list | tuple):
         return _build(items[start:stop], start, preprocess)
-    return _build(map(items.__getitem__, range(start, stop)), start, preprocess)
+    return _build(map(items.__getitem__, range(start, stop)), start, preprocess, items)
 
 
-def inline_batches(items: Any, preprocess: Preprocess, batch_size: int) -> Iterator[Batch]:
-    """Batches built in the calling process, read lazily: at most one batch of input at a time."""
+def inline_batches(
+    items: Any, preprocess: Preprocess, batch_size: int, drop_last: bool = False
+) -> Iterator[Batch]:
+    """Batches built in the calling process, read lazily: at most one batch of input at a time.
+    ``drop_last`` leaves out a last batch of fewer than ``batch_size`` items."""
     if is_indexable(items):
         total = len(items)
+        if drop_last:
+            total -= total % batch_size
         for start in range(0, total, batch_size):
             count, batch = _slice_batch(items, start, min(start + batch_size, total), preprocess)
             yield start, count, batch
@@ -142,6 +173,8 @@ def inline_batches(items: Any, preprocess: Preprocess, batch_size: int) -> Itera
     iterator = iter(items)
     start = 0
     while chunk := _take(iterator, batch_size, start):
+        if drop_last and len(chunk) < batch_size:
+            return
         count, batch = _build(chunk, start, preprocess)
         yield start, count, batch
         start += count
@@ -252,12 +285,17 @@ def _in_worker(build: Callable[[], Batch]) -> Pickled | WorkerFailure:
 class ChunkDataset(Dataset[Any]):
     """Item ``k`` is the whole ``k``-th batch of an indexable input, built in the worker."""
 
-    def __init__(self, items: Any, preprocess: Preprocess, batch_size: int) -> None:
+    def __init__(
+        self, items: Any, preprocess: Preprocess, batch_size: int, drop_last: bool = False
+    ) -> None:
         self.items = items
         self.preprocess = preprocess
         self.batch_size = batch_size
+        self.drop_last = drop_last
 
     def __len__(self) -> int:
+        if self.drop_last:
+            return len(self.items) // self.batch_size
         return -(-len(self.items) // self.batch_size)
 
     def __getitem__(self, k: int) -> Pickled | WorkerFailure:
@@ -276,10 +314,17 @@ class ChunkStream(IterableDataset[Any]):
     takes results from the workers round-robin, so the batches arrive in input order.
     """
 
-    def __init__(self, items: Iterable[Any], preprocess: Preprocess, batch_size: int) -> None:
+    def __init__(
+        self,
+        items: Iterable[Any],
+        preprocess: Preprocess,
+        batch_size: int,
+        drop_last: bool = False,
+    ) -> None:
         self.items = items
         self.preprocess = preprocess
         self.batch_size = batch_size
+        self.drop_last = drop_last
 
     def __iter__(self) -> Iterator[Pickled | WorkerFailure]:
         info = get_worker_info()
@@ -294,7 +339,7 @@ class ChunkStream(IterableDataset[Any]):
             mine = chunk_index % workers == me
             try:
                 chunk = _take(iterator, self.batch_size, start)
-                if not chunk:
+                if not chunk or (self.drop_last and len(chunk) < self.batch_size):
                     return
                 if mine:
                     batch = _sendable((start, *_build(chunk, start, self.preprocess)))

@@ -39,9 +39,10 @@ from padl_runtime._batch_source import (
     ChunkStream,
     WorkerFailure,
     add_note,
+    batch_label,
     inline_batches,
     is_indexable,
-    span,
+    item_label,
 )
 from padl_runtime._cuda import PendingCopy, cuda_prefetch
 from padl_runtime._post_workers import PostWorkers, run_in_workers
@@ -52,7 +53,7 @@ __all__ = ["BatchIterator", "RunHooks", "RunStats", "run_batches"]
 
 # The executor builds the DataLoader's batching itself (one dataset item = one whole batch).
 _RESERVED_LOADER_KWARGS = frozenset(
-    {"dataset", "batch_size", "sampler", "batch_sampler", "collate_fn", "drop_last", "pin_memory"}
+    {"dataset", "batch_size", "sampler", "batch_sampler", "collate_fn", "pin_memory"}
 )
 
 
@@ -69,6 +70,7 @@ _OPTIONS = (
     "post_workers",
     "hooks",
     "outputs_to_cpu",
+    "drop_last",
 )
 
 
@@ -98,6 +100,7 @@ class _Plan:
     hooks: RunHooks | None = None
     outputs_to_cpu: bool = False
     post_workers: int = 0
+    drop_last: bool = False
     stats: RunStats = field(default_factory=RunStats)
 
 
@@ -195,6 +198,8 @@ def _output_count(plan: _Plan) -> int | None:
         items = len(plan.items) if plan.items.dim() else None
     else:
         items = len(plan.items) if hasattr(type(plan.items), "__len__") else None
+    if items is not None and plan.drop_last:
+        items -= items % plan.batch_size
     if items is None or plan.per_item:
         return items
     return -(-items // plan.batch_size)
@@ -218,6 +223,7 @@ def run_batches(
     post_workers: int = 0,
     hooks: RunHooks | None = None,
     outputs_to_cpu: bool = False,
+    drop_last: bool = False,
     **loader_kwargs: Any,
 ) -> BatchIterator:
     """Run ``items`` through preprocess → collate → forward → uncollate → postprocess, in batches.
@@ -241,7 +247,8 @@ def run_batches(
     and their outputs must be picklable. ``progress`` shows a tqdm bar
     when tqdm is installed. ``outputs_to_cpu`` copies each forward output back to the CPU; on CUDA
     the copy is asynchronous (into pinned memory) and the post stage waits for it, so the main
-    thread goes on to the next batch instead of waiting for the GPU.
+    thread goes on to the next batch instead of waiting for the GPU. ``drop_last`` leaves out the
+    last batch when it holds fewer than ``batch_size`` items (training with BatchNorm, say).
 
     >>> import torch
     >>> outputs = run_batches(
@@ -307,6 +314,7 @@ def run_batches(
         hooks=hooks,
         outputs_to_cpu=outputs_to_cpu and device.type != "cpu",
         post_workers=post_workers,
+        drop_last=bool(drop_last),
     )
     return BatchIterator(plan)
 
@@ -385,7 +393,7 @@ def _call_forward(plan: _Plan, start: int, count: int, batch: Any) -> Any:
     try:
         return plan.forward(batch)
     except Exception as exc:
-        add_note(exc, f"in the forward of the batch of items {span(start, count)}", "forward")
+        add_note(exc, f"in the forward of {batch_label(plan.items, start, count)}", "forward")
         raise
     finally:
         plan.stats.forward_seconds += time.perf_counter() - started
@@ -405,11 +413,12 @@ def _forward_async(plan: _Plan, start: int, count: int, batch: Any) -> Any:
     return _forward(plan, start, count, batch)
 
 
-def _post_items(post: _Post, start: int, count: int, output: Any) -> list[Any]:
-    """Per-item outputs of one batch: split the forward output, then postprocess each item."""
+def _post_items(post: _Post, start: int, count: int, output: Any, items: Any = None) -> list[Any]:
+    """Per-item outputs of one batch: split the forward output, then postprocess each item.
+    ``items`` (the run's input, for naming items in error notes) stays in this process."""
     if isinstance(output, PendingCopy):
         output = output.wait()
-    where = f"the batch of items {span(start, count)}"
+    where = batch_label(items, start, count)
     if post.postprocess_batch is not None:
         try:
             results = list(post.postprocess_batch(output))
@@ -427,7 +436,8 @@ def _post_items(post: _Post, start: int, count: int, output: Any) -> list[Any]:
             try:
                 done.extend(map(post.postprocess, results))  # keeps the items done before a failure
             except Exception as exc:
-                add_note(exc, f"while postprocessing item {start + len(done)}", "postprocess")
+                item = item_label(items, start + len(done))
+                add_note(exc, f"while postprocessing item {item}", "postprocess")
                 raise
             results = done
     if len(results) != count:
@@ -458,14 +468,15 @@ def _post_stage(
         return
     if plan.post_threads == 0:
         for start, count, batch in batches:
-            yield _post_items(plan.post, start, count, _forward(plan, start, count, batch))
+            output = _forward(plan, start, count, batch)
+            yield _post_items(plan.post, start, count, output, plan.items)
         return
     pool = ThreadPoolExecutor(plan.post_threads, thread_name_prefix="padl-post")
     pending: deque[Future[list[Any]]] = deque()
     try:
         for start, count, batch in batches:
             output = _forward_async(plan, start, count, batch)
-            pending.append(pool.submit(_post_items, plan.post, start, count, output))
+            pending.append(pool.submit(_post_items, plan.post, start, count, output, plan.items))
             del output, batch  # the thread holds what it needs; don't pin it here too
             if len(pending) > plan.post_threads:
                 yield pending.popleft().result()
@@ -514,13 +525,15 @@ def _run(plan: _Plan) -> Generator[list[Any], None, None]:
             method = _start_method(plan.loader_kwargs.get("multiprocessing_context"))
             post_workers = PostWorkers(split, plan.post_workers, method)
         if plan.num_workers == 0:
-            host: Iterator[Batch] = inline_batches(plan.items, plan.preprocess, plan.batch_size)
+            host: Iterator[Batch] = inline_batches(
+                plan.items, plan.preprocess, plan.batch_size, plan.drop_last
+            )
         else:
             dataset: Any
             if is_indexable(plan.items):
-                dataset = ChunkDataset(plan.items, plan.preprocess, plan.batch_size)
+                dataset = ChunkDataset(plan.items, plan.preprocess, plan.batch_size, plan.drop_last)
             else:
-                dataset = ChunkStream(plan.items, plan.preprocess, plan.batch_size)
+                dataset = ChunkStream(plan.items, plan.preprocess, plan.batch_size, plan.drop_last)
             _check_picklable(plan, "preprocess", plan.preprocess, "DataLoader", "num_workers")
             _check_picklable(plan, "input", plan.items, "DataLoader", "num_workers")
             loader = DataLoader(

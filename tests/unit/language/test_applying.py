@@ -284,6 +284,30 @@ def test_an_error_in_a_worker_names_the_transform(kind):
     assert "test_applying.py" in note  # where it was created
 
 
+@transform
+def fails_on_seven(x):
+    if x == 7:
+        raise ValueError("seven")
+    return torch.tensor([float(x)])
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_an_error_in_a_shuffled_run_names_the_item_by_its_input_index(num_workers):
+    p = fails_on_seven >> batch >> times_two
+    generator = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError) as info:
+        list(p.eval_apply(range(20), batch_size=4, num_workers=num_workers, shuffle=True,
+                          generator=generator))  # fmt: skip
+    assert "while preprocessing item 7" in info.value.__notes__
+
+
+def test_train_apply_with_drop_last_gives_batchnorm_whole_batches_only():
+    norm = transform(torch.nn.BatchNorm1d)(1)
+    p = fails_on_seven >> batch >> norm
+    batches = list(p.train_apply([1, 2, 3, 4, 5], batch_size=2, drop_last=True))
+    assert [len(b) for b in batches] == [2, 2]
+
+
 def test_progress_bar_does_not_change_outputs(staged, capsys):
     assert [int(o) for o in staged.eval_apply([1, 2], progress=True)] == [8, 12]
 

@@ -192,6 +192,18 @@ def test_len_counts_batches_when_outputs_are_per_batch() -> None:
     assert len(list(outputs)) == 3
 
 
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("kind", ["list", "generator"])
+def test_drop_last_leaves_out_a_short_last_batch(num_workers: int, kind: str) -> None:
+    items: Any = list(range(10)) if kind == "list" else (i for i in range(10))
+    outputs = run_ints(items, batch_size=4, drop_last=True, num_workers=num_workers)
+    assert list(outputs) == [2 * i for i in range(8)]
+
+
+def test_drop_last_counts_only_whole_batches() -> None:
+    assert len(run_ints(range(10), batch_size=4, drop_last=True)) == 8
+
+
 def test_len_of_a_generator_input_raises_type_error() -> None:
     with pytest.raises(TypeError, match="no length"):
         len(run_ints(i for i in range(3)))
