@@ -83,9 +83,10 @@ def infer_apply(pipeline: Transform, item: Any) -> Any:
     # The hot path for serving one item at a time: no context managers, no copies.
     stages = pipeline._pd_stages()
     context = pipeline.__dict__.get("_pd_infer_context")
-    if context is None or context.device != pipeline._pd_device:
+    device = pipeline._pd_sync_device()
+    if context is None or context.device != device:
         # One context object per pipeline and device (it is immutable), not one per call.
-        context = ApplyContext("infer", pipeline._pd_device, stages.has_batch)
+        context = ApplyContext("infer", device, stages.has_batch)
         pipeline.__dict__["_pd_infer_context"] = context
     training = [layer for layer in pipeline._pd_layer_list() if layer.training]
     for layer in training:
@@ -226,7 +227,7 @@ def batched_apply(
     if loader_kwargs.pop("shuffle", False):
         items = _Shuffled(items, loader_kwargs.pop("generator", None))  # type: ignore[assignment]
     stages = pipeline._pd_stages()
-    device = pipeline._pd_device
+    device = pipeline._pd_sync_device()
     context = ApplyContext(mode, device, stages.has_batch)
     training = mode == "train"
     if not stages.has_batch:

@@ -290,17 +290,36 @@ class Transform:
                     yield parameter
 
     def pd_to(self, device: str | torch.device) -> Transform:
-        """Move every layer to ``device`` and apply on that device from now on; returns ``self``."""
+        """Move every layer to ``device`` and apply on that device from now on; returns ``self``.
+
+        Other pipelines sharing these layers follow: each layer records where ``pd_to`` put it,
+        and a pipeline applies on the device its first layer was last moved to."""
         device = str(torch.device(device))
         for layer in self.pd_layers:
             layer.to(device)
+            layer.__dict__["_pd_moved_to"] = device  # a plain entry: not a module attribute
+        self._pd_set_device(device)
+        return self
+
+    def _pd_set_device(self, device: str) -> None:
         for t in self.pd_iter_transforms():
             t.__dict__["_pd_device"] = device
-        return self
+
+    def _pd_sync_device(self) -> str:
+        """The device to apply on: ``pd_to``'s, or where a ``pd_to`` of another pipeline that
+        shares this one's layers moved them since (``train.pd_to("cuda")`` moves the model of
+        ``predict`` too)."""
+        layers = self._pd_layer_list()
+        if layers:
+            moved = layers[0].__dict__.get("_pd_moved_to")
+            if moved is not None and moved != self._pd_device:
+                self._pd_set_device(moved)
+        return self._pd_device
 
     @property
     def pd_device(self) -> str:
-        return self._pd_device
+        """Where the pipeline applies (see :meth:`pd_to`)."""
+        return self._pd_sync_device()
 
     # -- applying ------------------------------------------------------------------------------
     def _pd_check_callable_directly(self) -> None:

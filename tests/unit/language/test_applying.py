@@ -1,5 +1,6 @@
 """infer_apply, eval_apply, train_apply, modes, devices, errors."""
 
+import contextlib
 import pickle
 import threading
 
@@ -213,6 +214,20 @@ def test_pd_to_moves_layers_and_records_the_device():
     assert p.pd_to("cpu") is p
     assert p.pd_device == "cpu"
     assert p.pd_forward.pd_device == "cpu"
+
+
+def test_a_pipeline_sharing_layers_follows_another_pipeline_s_pd_to():
+    # the docs' pattern: the training pipeline reuses the inference pipeline's model
+    model = transform(torch.nn.Linear)(2, 3)
+    predict = batch >> model
+    train = (batch >> model) / batch >> transform(torch.nn.functional.cross_entropy)
+    train.pd_to("meta")
+    assert predict.pd_device == "meta"
+    seen = []
+    model.register_forward_pre_hook(lambda layer, args: seen.append(args[0].device.type))
+    with contextlib.suppress(NotImplementedError):  # a meta output has no data to bring back
+        predict.infer_apply(torch.zeros(2))
+    assert seen == ["meta"]
 
 
 def test_pd_parameters_feed_an_optimizer():
