@@ -537,7 +537,8 @@ def _commit(job: _Job, draft: _Draft, writer: ArtifactWriter) -> None:
     """Write the requirements and the final manifest, then move the directory into place."""
     root, kept = draft.root, tuple(draft.kept)
     chosen = next((e for e in kept if e.name in ("torchscript", "aoti")), kept[0])
-    cpp = cpp_section(draft.plan, draft.lowered, chosen, root, job.notes)
+    scriptable = any(e.name == "torchscript" for e in kept)
+    cpp = cpp_section(draft.plan, draft.lowered, chosen, root, job.notes, scriptable)
     # The compiled forward needs torch even when the captured code does not import it.
     draft.requirements.setdefault("torch", torch.__version__.split("+")[0])
     (root / "requirements.txt").write_text(requirements_text(draft.requirements), encoding="utf-8")

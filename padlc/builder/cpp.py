@@ -20,12 +20,22 @@ __all__ = ["script_pipeline"]
 FILE = "pipeline.ts"
 
 
+def _marker(node: ir.Node) -> bool:
+    """Whether ``node`` only marks the stages: ``batch``, ``unbatch``, ``identity``, or a parallel
+    of those (``batch / batch``: each raw input batched as it is)."""
+    if isinstance(node, ir.Identity | ir.Batch | ir.Unbatch):
+        return True
+    if isinstance(node, ir.Parallel):
+        return all(_marker(branch) for branch in node.branches)
+    if isinstance(node, ir.Seq):
+        return all(_marker(step) for step in node.steps)
+    return False
+
+
 def _steps(node: ir.Node) -> tuple[ir.Node, ...]:
     if isinstance(node, ir.Seq):
-        return tuple(
-            s for s in node.steps if not isinstance(s, ir.Identity | ir.Batch | ir.Unbatch)
-        )
-    return () if isinstance(node, ir.Identity | ir.Batch | ir.Unbatch) else (node,)
+        return tuple(s for s in node.steps if not _marker(s))
+    return () if _marker(node) else (node,)
 
 
 def script_pipeline(

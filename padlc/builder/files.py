@@ -195,7 +195,10 @@ def cpp_section(
     chosen: BackendEntry,
     root: Path,
     notes: list[str],
+    scriptable: bool = False,
 ) -> CppSection:
+    """What C++ can load: ``chosen`` as its forward; ``run()`` when the artifact keeps a
+    TorchScript forward (``scriptable``) and the whole pipeline scripts."""
     if chosen.name not in ("torchscript", "aoti") or lowered is None:
         return CppSection(
             forward_file=None,
@@ -203,11 +206,12 @@ def cpp_section(
             reason=f"the forward was built with {chosen.name!r}; C++ loads torchscript or aoti forwards",
         )
     forward_file = chosen.files[0]
-    if chosen.name != "torchscript":
+    if not scriptable:
         return CppSection(
             forward_file=forward_file,
             run_available=False,
-            reason="run() needs --backend torchscript",
+            reason="run() needs a torchscript backend in the artifact (--backend aoti,torchscript "
+            "keeps both)",
         )
     pipeline_file, reason = script_pipeline(plan.pre, plan.forward, plan.post, lowered, root)
     if pipeline_file is None:

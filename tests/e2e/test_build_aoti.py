@@ -27,9 +27,9 @@ def aoti_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
         TINY.make(),
         tmp_path_factory.mktemp("aoti") / "tiny.padl",
         inputs=TINY.inputs,
-        backend="aoti",
+        backend=["aoti", "torchscript"],
     )
-    assert result.backend == "aoti"
+    assert result.backends == ("aoti", "torchscript")
     return result.path
 
 
@@ -39,3 +39,13 @@ def test_aoti_artifact_records_its_arch_and_matches_eager(aoti_artifact: Path) -
     eager = TINY.make()
     for x in TINY.inputs:
         assert torch.allclose(pipeline.infer_apply(x), eager.infer_apply(x), atol=1e-5)
+
+
+def test_with_a_torchscript_backend_beside_it_cpp_run_is_judged_on_the_pipeline(
+    aoti_artifact: Path,
+) -> None:
+    # C++ loads the aoti forward; run() would script the whole pipeline, which TorchScript in the
+    # artifact makes possible, so the reason is the pipeline's (its Python preprocess)
+    cpp = padl_runtime.read_manifest(aoti_artifact).cpp
+    assert cpp is not None and cpp.forward_file == "forward/forward.aoti.pt2"
+    assert cpp.reason.startswith("the preprocess `"), cpp.reason

@@ -167,6 +167,11 @@ TRANSFORMER = (
 TRANSFORMER_INPUTS = ["The cat sat on the mat", "a dog ran fast", "slow cat", "the end"]
 
 
+#: Two raw tensors in, each batched as it is: the preprocess only marks the batch, so run() exists.
+TWO_INPUTS = (batch / batch) >> transform(code.TwoInputs)() >> unbatch
+TWO_INPUTS_INPUTS = [(torch.ones(4) * i, torch.ones(2) * -i) for i in range(1, 5)]
+
+
 def padlc_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "padlc", *map(str, args)],
@@ -317,6 +322,23 @@ def test_classify_run_on_raw_inputs_matches_padl_runtime_eval_apply(
     _assert_outputs_equal(tmp_path / "out", [expected])
 
 
+def test_run_takes_one_raw_tensor_per_input_of_a_parallel_of_batch_markers(
+    cpp_build: Path, tmp_path: Path
+) -> None:
+    artifact = padlc_build("TWO_INPUTS", tmp_path / "two.padl")
+    xs = torch.stack([x for x, _ in TWO_INPUTS_INPUTS])
+    ys = torch.stack([y for _, y in TWO_INPUTS_INPUTS])
+    write_tensor(tmp_path / "x.tensor", xs)
+    write_tensor(tmp_path / "y.tensor", ys)
+    result = classify(
+        cpp_build, "--run", "--out", tmp_path / "out", artifact, tmp_path / "x.tensor",
+        tmp_path / "y.tensor",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    expected = torch.stack(list(padl_runtime.load(artifact).eval_apply(TWO_INPUTS_INPUTS)))
+    _assert_outputs_equal(tmp_path / "out", [expected])
+
+
 def test_run_without_scripted_pipeline_fails_quoting_the_reason(
     cpp_build: Path,
     classifier_artifact: Path,
@@ -337,6 +359,48 @@ def test_forward_with_wrong_number_of_inputs_is_refused(
     result = classify(cpp_build, classifier_artifact, batch_path, batch_path)
     assert result.returncode == 1
     assert "forward takes 1 tensors" in result.stderr and "got 2" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "got"),
+    [
+        pytest.param(lambda batch: batch.float(), f"got float32 [{BATCH}, 8, 8, 3]", id="dtype"),
+        pytest.param(lambda batch: batch[0], "got uint8 [8, 8, 3]", id="no batch axis"),
+    ],
+)
+def test_forward_refuses_a_batch_of_another_dtype_or_rank(
+    cpp_build: Path,
+    classifier_artifact: Path,
+    classifier_batch: tuple[padl_runtime.CompiledPipeline, torch.Tensor, Path],
+    tmp_path: Path,
+    change: Any,
+    got: str,
+) -> None:
+    write_tensor(tmp_path / "bad.tensor", change(classifier_batch[1]).contiguous())
+    result = classify(cpp_build, classifier_artifact, tmp_path / "bad.tensor")
+    assert result.returncode == 1
+    assert "the torchscript forward takes input_0 as uint8 [batch, 8, 8, 3]" in result.stderr
+    assert got in result.stderr
+
+
+def test_run_with_wrong_number_of_inputs_is_refused(
+    cpp_build: Path, scriptable_artifact: Path, tmp_path: Path
+) -> None:
+    write_tensor(tmp_path / "raw.tensor", collate([code.to_image(1), code.to_image(2)]))
+    raw = tmp_path / "raw.tensor"
+    result = classify(cpp_build, "--run", scriptable_artifact, raw, raw)
+    assert result.returncode == 1
+    assert "run() takes 1 raw input tensors" in result.stderr and "got 2" in result.stderr
+
+
+def test_an_unknown_backend_name_is_refused(
+    cpp_build: Path,
+    classifier_artifact: Path,
+    classifier_batch: tuple[padl_runtime.CompiledPipeline, torch.Tensor, Path],
+) -> None:
+    result = classify(cpp_build, "--backend", "onnx", classifier_artifact, classifier_batch[2])
+    assert result.returncode != 0
+    assert "unknown backend 'onnx'" in result.stderr
 
 
 # -- what `padlc inspect` tells a C++ user -------------------------------------------------------
@@ -525,19 +589,42 @@ def test_aoti_for_another_device_falls_back_to_torchscript(
 
 
 # -- AOTInductor ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def aoti_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return padlc_build("CLASSIFIER", tmp_path_factory.mktemp("cpp") / "aoti.padl", backend="aoti")
+
+
 @pytest.mark.slow
 def test_classify_aoti_forward_matches_padl_runtime(
     cpp_build: Path,
+    aoti_artifact: Path,
     classifier_batch: tuple[padl_runtime.CompiledPipeline, torch.Tensor, Path],
     tmp_path: Path,
 ) -> None:
-    artifact = padlc_build("CLASSIFIER", tmp_path / "aoti.padl", backend="aoti")
+    artifact = aoti_artifact
     _, collated, batch_path = classifier_batch
     result = classify(cpp_build, "--out", tmp_path / "out", artifact, batch_path)
     assert result.returncode == 0, result.stderr
     assert "backend aoti (forward/forward.aoti.pt2)" in result.stderr
     expected = _forward_outputs(padl_runtime.load(artifact), collated)
     _assert_outputs_equal(tmp_path / "out", expected, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_aoti_forward_refuses_a_batch_of_other_sizes_than_built(
+    cpp_build: Path,
+    aoti_artifact: Path,
+    classifier_batch: tuple[padl_runtime.CompiledPipeline, torch.Tensor, Path],
+    tmp_path: Path,
+) -> None:
+    # compiled for [batch, 8, 8, 3]: a 7-wide image would be read past its end, not refused
+    write_tensor(tmp_path / "narrow.tensor", classifier_batch[1][:, :, :7].contiguous())
+    result = classify(cpp_build, aoti_artifact, tmp_path / "narrow.tensor")
+    assert result.returncode == 1
+    expected = (
+        f"the aoti forward takes input_0 as uint8 [batch, 8, 8, 3], got uint8 [{BATCH}, 8, 7, 3]"
+    )
+    assert expected in result.stderr
 
 
 @pytest.mark.slow

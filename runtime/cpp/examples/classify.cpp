@@ -15,7 +15,7 @@
 // digits demo, whose preprocess is Python, so classify runs forward() on the batch Python prepared:
 //
 //   python -m padlc demo --out demo --backend torchscript
-//   classify demo/digits-torchscript.padl digits.tensor   # digits.tensor: preprocess + collate
+//   classify demo/digits-built.padl digits.tensor   # digits.tensor: preprocess + collate
 //
 // docs/cpp.md shows how to write digits.tensor from Python.
 #include <exception>

@@ -177,6 +177,10 @@ class ScriptProgram final : public Program {
       : module_(torch::jit::load(file, device)), file_(file) {
     module_.eval();
   }
+  // How many tensors forward() takes (its schema counts `self` too).
+  std::size_t arity() const {
+    return module_.get_method("forward").function().getSchema().arguments().size() - 1;
+  }
   std::vector<torch::Tensor> call(const std::vector<torch::Tensor>& inputs) override {
     std::vector<c10::IValue> args(inputs.begin(), inputs.end());
     return to_tensors(module_.forward(std::move(args)), file_);
@@ -232,8 +236,10 @@ LoadedForward load_forward(const std::string& root, const json& manifest,
   if (forward.is_null()) {
     throw BackendUnavailableError(
         root + " has no compiled forward (manifest kind \"" + manifest.value("kind", "") +
-            "\"): it was saved, not built. Build it first, e.g. `padlc build " + root +
-            " --backend torchscript`.",
+            "\"): it was saved, not built. Build it from Python, e.g. "
+            "`padlc.build(padlc.load(\"" + root + "\"), \"model-built.padl\", inputs=examples, "
+            "backend=\"torchscript\")`, or with `padlc build MODULE:ATTR -o model-built.padl "
+            "--inputs MODULE:EXAMPLES --backend torchscript`.",
         root, kManifestFile);
   }
   const json& backends = field(forward, "backends", root);
@@ -295,6 +301,12 @@ LoadedForward load_forward(const std::string& root, const json& manifest,
   }
   message << root << ": no forward backend in manifest.json can run on " << device.str() << ":";
   for (const auto& line : loaded.skipped) message << "\n  - " << line;
+  for (const auto& line : loaded.skipped) {
+    if (line.find("PADL_WITH_AOTI=OFF") != std::string::npos) {
+      message << "\nBuild the padl C++ runtime with -DPADL_WITH_AOTI=ON to load aoti forwards.";
+      break;
+    }
+  }
   message << "\nRebuild the artifact on a machine with this device (`padlc build --backend aoti`), "
              "or add a portable backend (`padlc build --backend torchscript`).";
   throw BackendUnavailableError(message.str(), root, first_skipped_file);
@@ -305,7 +317,9 @@ void check_device(const std::string& root, const torch::Device& device) {
   if (device.is_cuda()) {
     if (!torch::cuda::is_available()) {
       throw BackendUnavailableError(root + ": device " + device.str() +
-                                        " requested, but this libtorch has no usable CUDA device.",
+                                        " requested, but this libtorch has no usable CUDA "
+                                        "device. Load the artifact on the CPU (torch::kCPU), or "
+                                        "use a CUDA build of libtorch on a machine with a GPU.",
                                     root);
     }
     return;
@@ -340,19 +354,126 @@ std::string device_arch(const torch::Device& device) {
   return device.str();
 }
 
+namespace {
+
+// One flat input of the forward as the manifest records it: `shape` holds -1 at the batch axis.
+struct InputSpec {
+  std::string name;
+  std::string dtype;                          // as recorded: "float32", "uint8", ...
+  std::optional<c10::ScalarType> scalar_type;  // empty for a dtype this runtime does not know
+  std::vector<int64_t> shape;
+};
+
+std::optional<c10::ScalarType> scalar_type_of(const std::string& name) {
+  static const std::vector<std::pair<std::string, c10::ScalarType>> known = {
+      {"float32", c10::kFloat},   {"float64", c10::kDouble},     {"float16", c10::kHalf},
+      {"bfloat16", c10::kBFloat16}, {"int64", c10::kLong},       {"int32", c10::kInt},
+      {"int16", c10::kShort},     {"int8", c10::kChar},          {"uint8", c10::kByte},
+      {"bool", c10::kBool},       {"complex64", c10::kComplexFloat},
+      {"complex128", c10::kComplexDouble}};
+  for (const auto& [key, type] : known) {
+    if (key == name) return type;
+  }
+  return std::nullopt;
+}
+
+std::string dtype_name(c10::ScalarType type) {
+  for (const char* name : {"float32", "float64", "float16", "bfloat16", "int64", "int32", "int16",
+                           "int8", "uint8", "bool", "complex64", "complex128"}) {
+    if (scalar_type_of(name) == type) return name;
+  }
+  return c10::toString(type);
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::ostringstream out;
+  out << "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    out << (i ? ", " : "") << (shape[i] < 0 ? std::string("batch") : std::to_string(shape[i]));
+  }
+  out << "]";
+  return out.str();
+}
+
+std::vector<InputSpec> input_specs(const json& forward) {
+  std::vector<InputSpec> specs;
+  const json inputs = forward.value("inputs", json::array());
+  if (!inputs.is_array()) return specs;
+  for (const json& input : inputs) {
+    InputSpec spec;
+    spec.name = input.value("name", std::string("input_") + std::to_string(specs.size()));
+    spec.dtype = input.value("dtype", std::string());
+    spec.scalar_type = scalar_type_of(spec.dtype);
+    for (const json& axis : input.value("shape", json::array())) {
+      spec.shape.push_back(axis.is_number_integer() ? axis.get<int64_t>() : -1);
+    }
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
+}  // namespace
+
 struct Artifact::Impl {
   std::string root;
   torch::Device device;
   json manifest;
   LoadedForward forward;
-  std::unique_ptr<Program> pipeline;
+  std::unique_ptr<ScriptProgram> pipeline;
   bool run_available = false;
   std::string run_reason;
-  std::size_t input_count = 0;  // 0: the manifest does not record the forward's inputs
+  std::vector<InputSpec> inputs;   // empty: the manifest does not record the forward's inputs
+  std::optional<int64_t> max_batch;
 };
 
+namespace {
+// Refuses inputs the forward was not compiled for, as padl_runtime does: every backend fixes each
+// input's dtype and number of axes; an AOTInductor forward also every axis but the batch axis (it
+// would read past the end of a smaller tensor rather than fail).
+void check_inputs(const std::string& root, const std::string& backend,
+                  const std::vector<InputSpec>& specs, const std::optional<int64_t>& max_batch,
+                  const std::vector<torch::Tensor>& inputs) {
+  for (std::size_t i = 0; i < inputs.size() && i < specs.size(); ++i) {
+    const InputSpec& spec = specs[i];
+    const torch::Tensor& tensor = inputs[i];
+    const bool fixed_axes = backend == "aoti";
+    bool ok = !spec.scalar_type || tensor.scalar_type() == *spec.scalar_type;
+    ok = ok && static_cast<std::size_t>(tensor.dim()) == spec.shape.size();
+    int64_t batch = -1;
+    for (std::size_t axis = 0; ok && axis < spec.shape.size(); ++axis) {
+      if (spec.shape[axis] < 0) {
+        batch = tensor.size(static_cast<int64_t>(axis));
+      } else if (fixed_axes && tensor.size(static_cast<int64_t>(axis)) != spec.shape[axis]) {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      throw std::invalid_argument(
+          root + ": the " + backend + " forward takes " + spec.name + " as " +
+          spec.dtype + " " + shape_text(spec.shape) + ", got " +
+          dtype_name(tensor.scalar_type()) + " " + shape_text(tensor.sizes().vec()) +
+          (fixed_axes ? ". An aoti forward is compiled for these sizes, all but the batch axis"
+                      : ". The dtype and the number of axes are fixed when the artifact is built") +
+          "; give the batch that shape (the collated output of the pipeline's preprocess), or "
+          "build the artifact from examples of the shape you serve.");
+    }
+    if (max_batch && batch > *max_batch) {
+      throw std::invalid_argument(root + ": a batch of " + std::to_string(batch) +
+                                  " items is larger than the forward accepts (built with "
+                                  "max_batch=" + std::to_string(*max_batch) +
+                                  "); split it, or rebuild with a larger --max-batch.");
+    }
+  }
+}
+}  // namespace
+
 Artifact::Artifact(const std::string& path, torch::Device device, const std::string& backend)
-    : impl_(std::make_unique<Impl>(Impl{path, device, {}, {}, {}, false, {}, 0})) {
+    : impl_(std::make_unique<Impl>(Impl{path, device, {}, {}, {}, false, {}, {}, {}})) {
+  if (!backend.empty() && backend != "aoti" && backend != "torchscript") {
+    throw std::invalid_argument("unknown backend '" + backend +
+                                "': the C++ runtime loads \"aoti\" or \"torchscript\" (or \"\" "
+                                "for the first of them the artifact has).");
+  }
   Impl& self = *impl_;
   self.manifest = read_manifest(path);
   try {
@@ -370,8 +491,9 @@ void Artifact::load(Impl& self, const std::string& backend) {
   check_device(path, device);
   self.forward = load_forward(path, self.manifest, listed, device, backend);
 
-  const json inputs = self.manifest["forward"].value("inputs", json::array());
-  if (inputs.is_array()) self.input_count = inputs.size();
+  self.inputs = input_specs(self.manifest["forward"]);
+  const json max_batch = self.manifest["forward"].value("max_batch", json());
+  if (max_batch.is_number_integer()) self.max_batch = max_batch.get<int64_t>();
 
   const json cpp = self.manifest.value("cpp", json());
   if (cpp.is_null()) {
@@ -415,11 +537,13 @@ std::vector<torch::Tensor> call_on_device(Program& program, const std::vector<to
 }  // namespace
 
 std::vector<torch::Tensor> Artifact::forward(const std::vector<torch::Tensor>& inputs) const {
-  if (impl_->input_count != 0 && inputs.size() != impl_->input_count) {
-    throw std::invalid_argument(impl_->root + ": forward takes " +
-                                std::to_string(impl_->input_count) + " tensors (the collated batch, "
-                                "flattened), got " + std::to_string(inputs.size()) + ".");
+  const std::size_t expected = impl_->inputs.size();
+  if (expected != 0 && inputs.size() != expected) {
+    throw std::invalid_argument(impl_->root + ": forward takes " + std::to_string(expected) +
+                                " tensors (the collated batch, flattened), got " +
+                                std::to_string(inputs.size()) + ".");
   }
+  check_inputs(impl_->root, impl_->forward.backend, impl_->inputs, impl_->max_batch, inputs);
   return call_on_device(*impl_->forward.program, inputs, impl_->device);
 }
 
@@ -427,9 +551,15 @@ std::vector<torch::Tensor> Artifact::run(const std::vector<torch::Tensor>& input
   if (!impl_->run_available) {
     throw RunUnavailableError(impl_->root + ": run() is not available for this artifact: " +
                                   impl_->run_reason +
-                                  ". Preprocess in your own code and call forward() on the "
-                                  "collated batch instead.",
+                                  ". Call forward() on the collated batch instead, and run "
+                                  "the stages the reason names in your own code.",
                               impl_->root, kManifestFile);
+  }
+  const std::size_t expected = impl_->pipeline->arity();
+  if (inputs.size() != expected) {
+    throw std::invalid_argument(impl_->root + ": run() takes " + std::to_string(expected) +
+                                " raw input tensors (one per pipeline input), got " +
+                                std::to_string(inputs.size()) + ".");
   }
   return call_on_device(*impl_->pipeline, inputs, impl_->device);
 }
