@@ -199,13 +199,18 @@ def _on_device(pipeline: Transform, device: str) -> Iterator[None]:
     if all(d == device for d in devices) and all(d in (None, device) for _, d in layers):
         yield
         return
+    tags = [layer.__dict__.get("_pd_moved_to") for layer, _ in layers]  # see Transform.pd_to
     pipeline.pd_to(device)
     try:
         yield
     finally:
-        for layer, where in layers:
+        for (layer, where), tag in zip(layers, tags, strict=True):
             if where is not None:
                 layer.to(where)
+            if tag is None:
+                layer.__dict__.pop("_pd_moved_to", None)
+            else:
+                layer.__dict__["_pd_moved_to"] = tag
         for t, where in zip(transforms, devices, strict=True):
             t.__dict__["_pd_device"] = where
 
