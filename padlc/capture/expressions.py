@@ -292,7 +292,13 @@ class TransformRenderer(RendererBase):
         if stacked is not None:
             return stacked
         if isinstance(fn, types.FunctionType) and self.is_user_code(fn):
-            expr, decorated = self.user_function(fn, self.varnames.get(id(t)))
+            hint = self.varnames.get(id(t))
+            if hint is not None and fn.__closure__:
+                # A closure is bound to a name of its own (`shift = _make_shift(3.0)`); the
+                # transform keeps the user's variable name (`shift3 = transform(shift)`), which
+                # is also its output field name in rollouts.
+                hint = f"{hint}_fn" if fn.__name__ == "<lambda>" else None
+            expr, decorated = self.user_function(fn, hint)
             if decorated or self.plain:
                 return expr
             return f"{self.padlc_name('transform')}({expr})"

@@ -235,6 +235,15 @@ def clean_words(text):
 stack = transform(nn.Sequential)(nn.Linear(3, 2), nn.Tanh())
 case_stack = prepare >> batch >> stack >> unbatch >> same.tolist()
 
+# a closure bound to a variable names its rollout field, before saving and after loading
+def make_shift(k):
+    def shift(x):
+        return x + k
+    return shift
+
+shift3 = transform(make_shift(3.0))
+case_closure_field = shift3 + transform(lambda x: x * 2)
+
 CASES = {
     "case1": (case1, [1, 4]),
     "case2": (case2, [0.5, 1.0]),
@@ -252,6 +261,7 @@ CASES = {
     "builtins": (case_builtins, [{"words": ["Cat", "dog"]}, {"words": ["DOG"]}]),
     "lru_cache": (clean_words, [" A,b ", "C"]),
     "stack": (case_stack, [[1.0, 2.0, 3.0]]),
+    "closure_field": (case_closure_field, [1.0]),
 }
 """
 
@@ -372,6 +382,11 @@ def test_layers_given_to_a_container_layer_are_saved_once_and_named_by_class(sav
     assert "_pd_extra_layers" not in source
     keys = safetensors_keys(saved[1] / "stack.padl" / "weights.safetensors")
     assert sorted(keys) == ["0.0.bias", "0.0.weight"]
+
+
+def test_a_closure_bound_to_a_variable_keeps_its_name_as_the_output_field(saved) -> None:
+    _check(saved, "closure_field")
+    assert "shift3=" in expected_outputs(saved[1])["closure_field"][0]
 
 
 def test_no_pickle_files_in_artifacts(saved) -> None:
