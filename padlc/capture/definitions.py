@@ -246,6 +246,17 @@ class DefinitionRenderer(RendererBase):
             return self.name_of[id(cls)]
         snippet = source.class_snippet(cls)
         what = f"class {cls.__qualname__} ({snippet.filename}:{snippet.line})"
+        from padlc.language.atomic import _WRAPPED
+
+        for method, fn in source.set_after(cls, snippet, _WRAPPED.get(cls)):
+            code = fn.__code__
+            raise self.error(
+                f"Cannot save {what}: its `{method}` was set on the class after the class "
+                f"statement (to `{fn.__qualname__}`, {code.co_filename}:{code.co_firstlineno}), "
+                "and a class is saved from its source, so the saved class would not have it. "
+                "Define the method in the class body (re-run the cell that defines the class), "
+                "or in a subclass."
+            )
         scope = self._class_scope(cls)
         text = snippet.source
         transform_decorators = self._decorators(snippet.node, scope)

@@ -200,6 +200,55 @@ def class_snippet(cls: type) -> Snippet:
     return _parse_snippet(text, filename, 0, what)
 
 
+def set_after(
+    cls: type, snippet: Snippet, wrapper: type | None = None
+) -> list[tuple[str, types.FunctionType]]:
+    """Methods of ``cls`` that its ``class`` statement does not define: set on the class afterwards
+    (``Scaler.__call__ = other``, a notebook cell patching a class). Saved from its source, the
+    class would not have them. Not counted: names the body assigns (``pre = staticmethod(f)``),
+    decorated ``def``s (their wrapper may live anywhere) and functions without source (made by
+    ``@dataclass``) and functions of other modules (what ``Enum`` adds). ``wrapper``, the transform class ``@transform`` made of ``cls``, defines no
+    function of its own: any there was set afterwards (``Scaler.__call__ = f`` sets it there)."""
+    found = [
+        (name, value)
+        for name, value in (vars(wrapper).items() if wrapper is not None else ())
+        if isinstance(value, types.FunctionType)
+    ]
+    node = snippet.node
+    if not isinstance(node, ast.ClassDef):
+        return []
+    assigned: set[str] = set()
+    decorated: set[str] = set()
+    for statement in node.body:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+            if statement.decorator_list:
+                decorated.add(statement.name)
+        elif isinstance(statement, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            assigned.update(t.id for t in targets if isinstance(t, ast.Name))
+    for name, value in vars(cls).items():
+        fn = getattr(value, "__func__", getattr(value, "fget", value))
+        if not isinstance(fn, types.FunctionType) or name in assigned or name in decorated:
+            continue
+        if fn.__module__ != cls.__module__:
+            continue  # machinery of a base or a library (Enum's _generate_next_value_)
+        filename = fn.__code__.co_filename
+        if filename not in linecache.cache and not _readable(filename):
+            continue  # generated code (a dataclass's __init__)
+        if fn.__qualname__.startswith(cls.__qualname__ + "."):
+            continue  # made for this class: in its body, or by a decorator (a dataclass's repr)
+        found.append((name, fn))
+    return found
+
+
+def _readable(filename: str) -> bool:
+    try:
+        with open(filename, encoding="utf-8"):
+            return True
+    except OSError:
+        return False
+
+
 def global_names(source: str) -> list[str]:
     """Names a snippet reads from its module's globals (or from enclosing functions), sorted.
 

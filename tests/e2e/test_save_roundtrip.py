@@ -688,6 +688,33 @@ def test_unsavable_attribute_changed_after_construction_raises_save_error(tmp_pa
     assert not (tmp_path / "refused" / "sampler.padl").exists()
 
 
+PATCHED_CLASS = """
+from padlc import transform
+
+@transform
+class Scaler:
+    def __init__(self, k):
+        self.k = k
+    def __call__(self, x):
+        return x * self.k
+
+def call_plus_100(self, x):
+    return x * self.k + 100
+
+Scaler.__call__ = call_plus_100  # what a later notebook cell does
+
+REFUSED = {"patched": Scaler(2)}
+"""
+
+
+def test_a_method_set_on_a_class_after_its_statement_is_refused(tmp_path: Path) -> None:
+    # saved from its source, the class would silently lose the method: 2 instead of 102
+    message = save_errors_in_subprocess(tmp_path, PATCHED_CLASS)["patched"]
+    assert "`__call__` was set on the class after the class statement" in message
+    assert "call_plus_100" in message and "user.py:11" in message
+    assert not (tmp_path / "refused" / "patched.padl").exists()
+
+
 def safetensors_keys(path: Path) -> list[str]:
     with safe_open(str(path), "pt") as handle:
         return list(handle.keys())
