@@ -191,6 +191,10 @@ def class_snippet(cls: type) -> Snippet:
                 start = min([d.lineno for d in node.decorator_list] + [node.lineno])
                 text = _segment(lines, start, node.end_lineno or node.lineno)
                 return _parse_snippet(text, code.co_filename, start, what)
+    if not codes and cls.__module__ == "__main__":
+        found = _cell_class(cls)
+        if found is not None:
+            return _parse_snippet(found[2], found[0], found[1], what)
     try:
         text = textwrap.dedent(inspect.getsource(cls))
         filename = inspect.getsourcefile(cls) or "<unknown>"
@@ -198,6 +202,34 @@ def class_snippet(cls: type) -> Snippet:
         where = codes[0].co_filename if codes else getattr(cls, "__module__", "?")
         raise _no_source(what, where) from exc
     return _parse_snippet(text, filename, 0, what)
+
+
+def _cell_class(cls: type) -> tuple[str, int, str] | None:
+    """``(cell, line, source)`` of a class without methods defined in an IPython/Jupyter cell:
+    no code object points at its cell, so the cells IPython registered with ``linecache`` are
+    searched, the latest first, for a top-level ``class`` statement of that name whose assigned
+    names the class has."""
+    for filename in reversed(list(linecache.cache)):
+        if not (filename.startswith("<ipython-input-") or "ipykernel_" in filename):
+            continue
+        lines, tree = _file_tree(filename)
+        if tree is None:
+            continue
+        for node in reversed(tree.body):
+            if not isinstance(node, ast.ClassDef) or node.name != cls.__name__:
+                continue
+            assigned = {
+                target.id
+                for statement in node.body
+                if isinstance(statement, ast.Assign)
+                for target in statement.targets
+                if isinstance(target, ast.Name)
+            }
+            if not assigned <= set(vars(cls)):
+                continue
+            start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+            return filename, start, _segment(lines, start, node.end_lineno or node.lineno)
+    return None
 
 
 def set_after(

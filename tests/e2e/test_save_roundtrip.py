@@ -504,6 +504,40 @@ def test_case9_ipython_session(tmp_path: Path) -> None:
     assert _load_and_apply(tmp_path, artifact, "[1, 2]") == expected
 
 
+METHODLESS_CELLS = [
+    "import torch\nimport padlc\nfrom padlc import transform",
+    "class Config:\n    factor = 3",
+    "@transform\nclass Layer(torch.nn.Linear):\n    pass",
+    "@transform\ndef scale(x):\n    return x * Config.factor\n\ntorch.manual_seed(0)\n"
+    "p = scale >> Layer(2, 1)\nexpected = p.infer_apply(torch.ones(2))",
+    "padlc.save(p, OUT)\nprint(expected.tolist())",
+]
+
+
+def test_classes_without_methods_of_their_own_save_from_ipython_cells(tmp_path: Path) -> None:
+    # no code object points at their cell: the cells IPython keeps are searched
+    pytest.importorskip("IPython")
+    artifact = tmp_path / "plain.padl"
+    cells = [f"OUT = {str(artifact)!r}", *METHODLESS_CELLS]
+    code = (
+        "import json, sys\nfrom IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        "for cell in json.loads(sys.stdin.read()):\n"
+        "    shell.run_cell(cell).raise_error()\n"
+    )
+    expected = (
+        run_python(["-c", code], cwd=tmp_path, stdin=json.dumps(cells)).strip().splitlines()[-1]
+    )
+    source = (artifact / "pipeline.py").read_text()
+    assert "class Config:" in source and "class Layer(nn.Linear):" in source.replace(
+        "torch.nn", "nn"
+    )
+    load = f"import padlc, torch\nprint(padlc.load({str(artifact)!r}).infer_apply(torch.ones(2)).tolist())"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert run_python(["-c", load], cwd=elsewhere).strip() == expected
+
+
 def test_plain_python_prompt_code_raises_save_error(tmp_path: Path) -> None:
     code = textwrap.dedent(
         f"""
