@@ -24,7 +24,7 @@ from padlc.capture import installed
 from padlc.capture.shared import SharedData
 from padlc.errors import SaveError
 from padlc.language.atomic import ModuleProxy
-from padlc.language.base import Transform
+from padlc.language.base import Transform, place
 from padlc.language.markers import Batchify, Identity, Unbatchify
 
 __all__ = ["ADD", "ATOM", "DIV", "SHIFT", "UNARY", "RendererBase"]
@@ -36,7 +36,7 @@ _SCALARS = (int, float, complex, str, bytes, bool, type(None))
 
 def _describe(t: Transform) -> str:
     location = t.__dict__.get("_pd_location")
-    where = f" (created at {location[0]}:{location[1]})" if location else ""
+    where = f" (created at {place(*location)})" if location else ""
     try:
         text = t._pd_short_repr()
     except Exception:

@@ -17,7 +17,7 @@ import torch
 from padl_runtime.collate import move_to_device, remove_batch_axis
 from padl_runtime.executor import BatchIterator, RunHooks, run_batches
 from padlc.language import context as _context
-from padlc.language.base import FailureMark, Transform
+from padlc.language.base import FailureMark, Transform, place
 from padlc.language.context import ApplyContext, InContext, Mode
 from padlc.language.markers import Identity
 from padlc.language.stages import without_markers
@@ -52,7 +52,7 @@ def annotate(exc: BaseException, pipeline: Transform, where: str | None = None) 
         position = f" at position {'.'.join(map(str, path))}" if path else ""
         location = ""
         if mark.location is not None:
-            location = f" (created at {mark.location[0]}:{mark.location[1]})"
+            location = f" (created at {place(*mark.location)})"
         parts.append(f"raised by transform `{mark.name}`{position}{location} in `{pipeline!r}`")
     else:
         parts.append(f"raised in `{pipeline!r}`")

@@ -25,6 +25,22 @@ if TYPE_CHECKING:
 __all__ = ["CallableTransform", "Transform", "as_transform", "creation_site"]
 
 
+def place(filename: str, line: int) -> str:
+    """``file:line`` as error messages show it; a Jupyter/IPython cell as IPython's own tracebacks
+    name it (``Cell In[2], line 5``), not by the temporary file name the kernel compiled it under."""
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)() if ipython is not None else None
+    formatter = getattr(getattr(shell, "compile", None), "format_code_name", None)
+    if formatter is not None:
+        try:
+            named = formatter(filename)
+        except Exception:  # another IPython's API: fall back to the plain form
+            named = None
+        if named is not None:
+            return f"{named[0]} {named[1]}, line {line}"
+    return f"{filename}:{line}"
+
+
 def creation_site(depth: int) -> tuple[str, int, dict[str, Any] | None]:
     """File, line and globals of the frame ``depth`` levels above the caller (one frame, no walk)."""
     try:

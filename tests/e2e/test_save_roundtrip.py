@@ -538,6 +538,24 @@ def test_classes_without_methods_of_their_own_save_from_ipython_cells(tmp_path: 
     assert run_python(["-c", load], cwd=elsewhere).strip() == expected
 
 
+def test_error_notes_name_a_cell_as_ipython_does(tmp_path: Path) -> None:
+    pytest.importorskip("IPython")
+    cells = [
+        "from padlc import transform",
+        "@transform\ndef fails(x):\n    raise ValueError('no')",
+        "try:\n    (transform(abs) >> fails).infer_apply(1)\n"
+        "except ValueError as e:\n    print(e.__notes__[-1])",
+    ]
+    code = (
+        "import json, sys\nfrom IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        "for cell in json.loads(sys.stdin.read()):\n"
+        "    shell.run_cell(cell, store_history=True).raise_error()\n"
+    )
+    note = run_python(["-c", code], cwd=tmp_path, stdin=json.dumps(cells)).strip().splitlines()[-1]
+    assert "(created at Cell In[2], line 1)" in note, note
+
+
 def test_plain_python_prompt_code_raises_save_error(tmp_path: Path) -> None:
     code = textwrap.dedent(
         f"""
