@@ -487,20 +487,25 @@ def test_case9_jupyter_notebook_cells(tmp_path: Path) -> None:
     assert _load_and_apply(tmp_path, artifact, "[1, 2]") == expected
 
 
-def test_case9_ipython_session(tmp_path: Path) -> None:
+_IPYTHON_RUNNER = (
+    "import json, sys\nfrom IPython.core.interactiveshell import InteractiveShell\n"
+    "shell = InteractiveShell.instance()\n"
+    "for cell in json.loads(sys.stdin.read()):\n"
+    "    shell.run_cell(cell, store_history=True).raise_error()\n"
+)
+
+
+def _last_line_of_ipython_cells(tmp_path: Path, cells: list[str]) -> str:
+    """Run ``cells`` one by one in a fresh IPython shell (as a notebook kernel would); the last
+    line it printed."""
     pytest.importorskip("IPython")
+    out = run_python(["-c", _IPYTHON_RUNNER], cwd=tmp_path, stdin=json.dumps(cells))
+    return out.strip().splitlines()[-1]
+
+
+def test_case9_ipython_session(tmp_path: Path) -> None:
     artifact = tmp_path / "ipy.padl"
-    cells = [f"OUT = {str(artifact)!r}", *NOTEBOOK_CELLS]
-    code = (
-        "import json, sys\nfrom IPython.core.interactiveshell import InteractiveShell\n"
-        "shell = InteractiveShell.instance()\n"
-        "for cell in json.loads(sys.stdin.read()):\n"
-        "    result = shell.run_cell(cell)\n"
-        "    result.raise_error()\n"
-    )
-    expected = (
-        run_python(["-c", code], cwd=tmp_path, stdin=json.dumps(cells)).strip().splitlines()[-1]
-    )
+    expected = _last_line_of_ipython_cells(tmp_path, [f"OUT = {str(artifact)!r}", *NOTEBOOK_CELLS])
     assert _load_and_apply(tmp_path, artifact, "[1, 2]") == expected
 
 
@@ -516,17 +521,9 @@ METHODLESS_CELLS = [
 
 def test_classes_without_methods_of_their_own_save_from_ipython_cells(tmp_path: Path) -> None:
     # no code object points at their cell: the cells IPython keeps are searched
-    pytest.importorskip("IPython")
     artifact = tmp_path / "plain.padl"
-    cells = [f"OUT = {str(artifact)!r}", *METHODLESS_CELLS]
-    code = (
-        "import json, sys\nfrom IPython.core.interactiveshell import InteractiveShell\n"
-        "shell = InteractiveShell.instance()\n"
-        "for cell in json.loads(sys.stdin.read()):\n"
-        "    shell.run_cell(cell).raise_error()\n"
-    )
-    expected = (
-        run_python(["-c", code], cwd=tmp_path, stdin=json.dumps(cells)).strip().splitlines()[-1]
+    expected = _last_line_of_ipython_cells(
+        tmp_path, [f"OUT = {str(artifact)!r}", *METHODLESS_CELLS]
     )
     source = (artifact / "pipeline.py").read_text()
     assert "class Config:" in source and "class Layer(nn.Linear):" in source.replace(
@@ -539,20 +536,13 @@ def test_classes_without_methods_of_their_own_save_from_ipython_cells(tmp_path: 
 
 
 def test_error_notes_name_a_cell_as_ipython_does(tmp_path: Path) -> None:
-    pytest.importorskip("IPython")
     cells = [
         "from padlc import transform",
         "@transform\ndef fails(x):\n    raise ValueError('no')",
         "try:\n    (transform(abs) >> fails).infer_apply(1)\n"
         "except ValueError as e:\n    print(e.__notes__[-1])",
     ]
-    code = (
-        "import json, sys\nfrom IPython.core.interactiveshell import InteractiveShell\n"
-        "shell = InteractiveShell.instance()\n"
-        "for cell in json.loads(sys.stdin.read()):\n"
-        "    shell.run_cell(cell, store_history=True).raise_error()\n"
-    )
-    note = run_python(["-c", code], cwd=tmp_path, stdin=json.dumps(cells)).strip().splitlines()[-1]
+    note = _last_line_of_ipython_cells(tmp_path, cells)
     assert "(created at Cell In[2], line 1)" in note, note
 
 
