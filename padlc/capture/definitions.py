@@ -246,9 +246,9 @@ class DefinitionRenderer(RendererBase):
             return self.name_of[id(cls)]
         snippet = source.class_snippet(cls)
         what = f"class {cls.__qualname__} ({snippet.filename}:{snippet.line})"
-        from padlc.language.atomic import _WRAPPED
+        from padlc.language.atomic import transform_class_of
 
-        for method, fn in source.set_after(cls, snippet, _WRAPPED.get(cls)):
+        for method, fn in source.set_after(cls, snippet, transform_class_of(cls)):
             code = fn.__code__
             raise self.error(
                 f"Cannot save {what}: its `{method}` was set on the class after the class "

@@ -225,6 +225,11 @@ class TorchModuleTransform(ClassTransform):
 _WRAPPED: weakref.WeakKeyDictionary[type, type] = weakref.WeakKeyDictionary()
 
 
+def transform_class_of(cls: type) -> type | None:
+    """The transform class ``@transform``/``transform(cls)`` made of ``cls``, if any yet."""
+    return _WRAPPED.get(cls)
+
+
 def user_class_of(cls: type) -> type:
     return cls.__dict__.get("_pd_user_class", cls)  # type: ignore[no-any-return]
 

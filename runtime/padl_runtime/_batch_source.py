@@ -63,12 +63,12 @@ def item_label(items: Any, position: int) -> str:
 
 
 def batch_label(items: Any, start: int, count: int) -> str:
-    """``the batch of items 64–127``; for a reordered input, the items' own indices."""
+    """``the batch of items 64–127``; for an input the caller reordered, the items' own indices."""
     index = getattr(items, "_padl_input_index", None)
     if index is None:
         return f"the batch of items {span(start, count)}"
     shown = ", ".join(str(index(p)) for p in range(start, start + min(count, 5)))
-    return f"the batch of items {shown}{', …' if count > 5 else ''} ({count} items, shuffled)"
+    return f"the batch of items {shown}{', …' if count > 5 else ''} ({count} items, reordered)"
 
 
 def add_note(exc: BaseException, note: str, stage: str | None = None) -> None:

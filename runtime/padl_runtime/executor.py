@@ -57,28 +57,18 @@ _RESERVED_LOADER_KWARGS = frozenset(
 )
 
 
-_OPTIONS = (
-    "batch_size",
-    "num_workers",
-    "device",
-    "flatten",
-    "use_post",
-    "progress",
-    "pin_memory",
-    "postprocess_batch",
-    "post_threads",
-    "post_workers",
-    "hooks",
-    "outputs_to_cpu",
-    "drop_last",
-)
-
-
 @functools.cache
 def _loader_options() -> frozenset[str]:
     """The keyword arguments torch's DataLoader takes (what ``**loader_kwargs`` may hold)."""
     parameters = inspect.signature(DataLoader.__init__).parameters
     return frozenset(name for name in parameters if name != "self")
+
+
+def _options() -> list[str]:
+    """Every keyword option: run_batches' own and the DataLoader's (for "did you mean")."""
+    own = inspect.signature(run_batches).parameters.values()
+    keywords = [p.name for p in own if p.kind is p.KEYWORD_ONLY]
+    return keywords + sorted(_loader_options() - _RESERVED_LOADER_KWARGS)
 
 
 @dataclass(frozen=True)
@@ -271,7 +261,7 @@ def run_batches(
     if unknown:
         hints = [
             f" (did you mean {close[0]!r}?)" if close else ""
-            for close in (difflib.get_close_matches(k, _OPTIONS, n=1) for k in unknown)
+            for close in (difflib.get_close_matches(k, _options(), n=1) for k in unknown)
         ]
         raise TypeError(
             "Unknown option "
