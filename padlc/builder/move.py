@@ -35,6 +35,7 @@ import torch
 
 from padl_runtime.outputs import output_tuple
 from padlc.ir import nodes as ir
+from padlc.language.operations import unknown_operation
 
 __all__ = [
     "batched_operations",
@@ -82,18 +83,18 @@ def _shift(axis: Any) -> Any:
     return axis + 1 if isinstance(axis, int) and axis >= 0 else axis
 
 
-def batched_operations(node: ir.Node) -> tuple[tuple[Any, ...], ...] | None:
+def batched_operations(node: ir.Node) -> tuple[ir.Operation, ...] | None:
     """The operations of a ``same`` step rewritten for a batch, or ``None`` if it cannot move."""
     if not isinstance(node, ir.Attr):
         return None
     operations = node.operations
     if len(operations) % 2 or not operations:
         return None
-    out: list[tuple[Any, ...]] = []
+    out: list[ir.Operation] = []
     for attr, call in zip(operations[::2], operations[1::2]):
-        if attr[0] != "attr" or call[0] != "call":
+        if not isinstance(attr, ir.GetAttr) or not isinstance(call, ir.CallValue):
             return None
-        name, args, kwargs = attr[1], call[1], call[2]
+        name, args, kwargs = attr.name, call.args, call.kwargs
         if name in _ELEMENTWISE:
             if not all(_number(a) for a in (*args, *kwargs.values())):
                 return None
@@ -127,7 +128,7 @@ def batched_operations(node: ir.Node) -> tuple[tuple[Any, ...], ...] | None:
                 new_args = (1,)
             if name == "squeeze" and not args and "dim" not in kwargs:
                 return None  # would also drop a batch axis of size 1
-            out += [attr, ("call", new_args, new_kwargs)]
+            out += [attr, ir.CallValue(new_args, new_kwargs)]
         else:
             return None
     return tuple(out)
@@ -165,12 +166,15 @@ def _evaluate(node: ir.Node, value: Any) -> Any:
         return node.target(value)
     if isinstance(node, ir.Attr):
         for operation in node.operations:
-            if operation[0] == "attr":
-                value = getattr(value, operation[1])
-            elif operation[0] == "item":
-                value = value[operation[1]]
-            else:
-                value = value(*operation[1], **operation[2])
+            match operation:
+                case ir.GetAttr(name):
+                    value = getattr(value, name)
+                case ir.GetItem(key):
+                    value = value[key]
+                case ir.CallValue(args, kwargs):
+                    value = value(*args, **kwargs)
+                case _:
+                    unknown_operation(operation)
         return value
     if isinstance(node, ir.Rollout | ir.Parallel):
         if isinstance(node, ir.Rollout):

@@ -27,7 +27,14 @@ from padlc.language.base import Transform
 from padlc.language.combinators import Compose, Map, Parallel, Pipeline, Rollout
 from padlc.language.markers import Batchify, Identity, Unbatchify
 from padlc.language.modes import IfInMode, Try
-from padlc.language.same import Same, _format_key
+from padlc.language.operations import (
+    CallValue,
+    GetAttr,
+    GetItem,
+    format_key,
+    unknown_operation,
+)
+from padlc.language.same import Same
 
 __all__ = ["TransformRenderer"]
 
@@ -239,19 +246,21 @@ class TransformRenderer(RendererBase):
     def _same(self, t: Same) -> str:
         text = self.padlc_name("same")
         for operation in t._pd_operations:
-            if operation[0] == "attr":
-                text += f".{operation[1]}"
-            elif operation[0] == "item":
-                key = operation[1]
-                simple = all(
-                    isinstance(k, int | slice | type(Ellipsis) | type(None)) or _literal(k)
-                    for k in (key if isinstance(key, tuple) else (key,))
-                )
-                text += f"[{_format_key(key) if simple else self.value(key)}]"
-            else:
-                parts = [self.value(a) for a in operation[1]]
-                parts += [f"{k}={self.value(v, k)}" for k, v in operation[2].items()]
-                text += f"({', '.join(parts)})"
+            match operation:
+                case GetAttr(name):
+                    text += f".{name}"
+                case GetItem(key):
+                    simple = all(
+                        isinstance(k, int | slice | type(Ellipsis) | type(None)) or _literal(k)
+                        for k in (key if isinstance(key, tuple) else (key,))
+                    )
+                    text += f"[{format_key(key) if simple else self.value(key)}]"
+                case CallValue(args, kwargs):
+                    parts = [self.value(a) for a in args]
+                    parts += [f"{k}={self.value(v, k)}" for k, v in kwargs.items()]
+                    text += f"({', '.join(parts)})"
+                case _:
+                    unknown_operation(operation)
         return text
 
     def _stacked_def(self, t: FunctionTransform) -> str | None:

@@ -21,6 +21,7 @@ from padlc.codegen.view import FunctionView, ModuleView, NamedTupleView
 from padlc.errors import BuildError
 from padlc.ir import nodes as ir
 from padlc.ir.printer import format_location
+from padlc.language.operations import unknown_operation
 
 __all__ = ["Namespace", "StageSpec", "emit_module"]
 
@@ -156,19 +157,22 @@ class _Emitter:
 
     def attr_expr(self, node: ir.Attr, value: ast.expr) -> ast.expr:
         for operation in node.operations:
-            if operation[0] == "attr":
-                value = ast.Attribute(value, operation[1], ast.Load())
-            elif operation[0] == "item":
-                value = ast.Subscript(value, _literal(operation[1], node, self.imports), ast.Load())
-            else:
-                value = ast.Call(
-                    value,
-                    [_literal(a, node, self.imports) for a in operation[1]],
-                    [
-                        ast.keyword(k, _literal(v, node, self.imports))
-                        for k, v in operation[2].items()
-                    ],
-                )
+            match operation:
+                case ir.GetAttr(name):
+                    value = ast.Attribute(value, name, ast.Load())
+                case ir.GetItem(key):
+                    value = ast.Subscript(value, _literal(key, node, self.imports), ast.Load())
+                case ir.CallValue(args, kwargs):
+                    value = ast.Call(
+                        value,
+                        [_literal(a, node, self.imports) for a in args],
+                        [
+                            ast.keyword(k, _literal(v, node, self.imports))
+                            for k, v in kwargs.items()
+                        ],
+                    )
+                case _:
+                    unknown_operation(operation)
         return value
 
     def simple(self, node: ir.Node, src: str) -> ast.expr | None:

@@ -13,13 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from padlc.language.operations import CallValue, GetAttr, GetItem, Operation
+
 __all__ = [
     "Attr",
     "Batch",
     "Call",
+    "CallValue",
+    "GetAttr",
+    "GetItem",
     "Identity",
     "Map",
     "Node",
+    "Operation",
     "Parallel",
     "Rollout",
     "Seq",
@@ -58,10 +64,10 @@ class Call(Node):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Attr(Node):
-    """``same...``: attribute, item and call operations (``("attr", name)``, ``("item", key)``,
-    ``("call", args, kwargs)``) applied in order to the value."""
+    """``same...``: attribute, item and call operations (:class:`GetAttr`, :class:`GetItem`,
+    :class:`CallValue`) applied in order to the value."""
 
-    operations: tuple[tuple[Any, ...], ...] = ()
+    operations: tuple[Operation, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,27 +8,32 @@ from operator import attrgetter, itemgetter, methodcaller
 from typing import Any
 
 from padlc.language.base import Transform
+from padlc.language.operations import (
+    CallValue,
+    GetAttr,
+    GetItem,
+    Operation,
+    to_source,
+    unknown_operation,
+)
 
 __all__ = ["Same", "same"]
-
-# An operation is ("attr", name) | ("item", key) | ("call", args, kwargs).
-Operation = tuple[Any, ...]
-
-
-def _format_key(key: Any) -> str:
-    if isinstance(key, slice):
-        parts = ["" if v is None else repr(v) for v in (key.start, key.stop, key.step)]
-        text = f"{parts[0]}:{parts[1]}"
-        return text + (f":{parts[2]}" if key.step is not None else "")
-    if isinstance(key, tuple):
-        return ", ".join(_format_key(k) for k in key)
-    if key is Ellipsis:
-        return "..."
-    return repr(key)
 
 
 def _call_with(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return value(*args, **kwargs)
+
+
+def _step(operation: Operation) -> Callable[[Any], Any]:
+    match operation:
+        case GetAttr(name):
+            return attrgetter(name)
+        case GetItem(key):
+            return itemgetter(key)
+        case CallValue(args, kwargs):
+            return partial(_call_with, args=args, kwargs=kwargs)
+        case _:
+            unknown_operation(operation)
 
 
 def _compile(operations: tuple[Operation, ...]) -> Callable[[Any], Any]:
@@ -39,17 +44,11 @@ def _compile(operations: tuple[Operation, ...]) -> Callable[[Any], Any]:
     while i < len(operations):
         operation = operations[i]
         following = operations[i + 1] if i + 1 < len(operations) else None
-        if operation[0] == "attr" and following is not None and following[0] == "call":
-            steps.append(methodcaller(operation[1], *following[1], **following[2]))
+        if isinstance(operation, GetAttr) and isinstance(following, CallValue):
+            steps.append(methodcaller(operation.name, *following.args, **following.kwargs))
             i += 2
             continue
-        if operation[0] == "attr":
-            steps.append(attrgetter(operation[1]))
-        elif operation[0] == "item":
-            steps.append(itemgetter(operation[1]))
-        else:
-            args, kwargs = operation[1], operation[2]
-            steps.append(partial(_call_with, args=args, kwargs=kwargs))
+        steps.append(_step(operation))
         i += 1
     if not steps:
         return lambda value: value
@@ -88,10 +87,10 @@ class Same(Transform):
     def __getattr__(self, name: str) -> Same:
         if name.startswith("_"):
             raise AttributeError(name)
-        return _SameAttribute((*self._pd_operations, ("attr", name)))
+        return _SameAttribute((*self._pd_operations, GetAttr(name)))
 
     def __getitem__(self, key: Any) -> Same:
-        return Same((*self._pd_operations, ("item", key)))
+        return Same((*self._pd_operations, GetItem(key)))
 
     def _pd_call(self, value: Any) -> Any:
         return self._pd_fn(value)
@@ -104,17 +103,7 @@ class Same(Transform):
 
     def pd_expression(self, argument: str = "x") -> str:
         """The operations as Python source applied to ``argument`` (``x.argmax(-1)``)."""
-        text = argument
-        for operation in self._pd_operations:
-            if operation[0] == "attr":
-                text += f".{operation[1]}"
-            elif operation[0] == "item":
-                text += f"[{_format_key(operation[1])}]"
-            else:
-                parts = [repr(a) for a in operation[1]]
-                parts += [f"{k}={v!r}" for k, v in operation[2].items()]
-                text += f"({', '.join(parts)})"
-        return text
+        return to_source(self._pd_operations, argument)
 
     def _pd_short_repr(self) -> str:
         if self._pd_name is not None:
@@ -126,7 +115,7 @@ class _SameAttribute(Same):
     """``same.name``: a transform reading the attribute, and calling it builds a method call."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Same:  # type: ignore[override]
-        return Same((*self._pd_operations, ("call", args, kwargs)))
+        return Same((*self._pd_operations, CallValue(args, kwargs)))
 
 
 same = Same()

@@ -24,6 +24,7 @@ from padlc.errors import LoweringError
 from padlc.ir import nodes as ir
 from padlc.ir.printer import format_location
 from padlc.ir.trace import iter_calls
+from padlc.language.operations import to_source, unknown_operation
 
 __all__ = ["LoweredForward", "blame", "build_graph", "lowering_error", "vmapped"]
 
@@ -174,42 +175,49 @@ class _Builder:
         return self.graph.call_function(node.target, args)
 
     def attr(self, node: ir.Attr, value: Any) -> Any:
-        operations = list(node.operations)
+        operations = node.operations
         i = 0
         while i < len(operations):
             operation = operations[i]
-            kind = operation[0]
+            following = operations[i + 1] if i + 1 < len(operations) else None
             if isinstance(value, _Struct):
                 value = self.static(node, value, operation)
+            elif isinstance(operation, ir.GetAttr) and isinstance(following, ir.CallValue):
+                args, kwargs = following.args, following.kwargs
+                value = self.graph.call_method(operation.name, (value, *args), dict(kwargs))
                 i += 1
-                continue
-            if kind == "attr" and i + 1 < len(operations) and operations[i + 1][0] == "call":
-                _, args, kwargs = operations[i + 1]
-                value = self.graph.call_method(operation[1], (value, *args), dict(kwargs))
-                i += 2
-                continue
-            if kind == "attr":
-                value = self.graph.call_function(getattr, (value, operation[1]))
-            elif kind == "item":
-                value = self.graph.call_function(operator.getitem, (value, operation[1]))
             else:
-                value = self.graph.call_function(_call, (value, *operation[1]), dict(operation[2]))
+                match operation:
+                    case ir.GetAttr(name):
+                        value = self.graph.call_function(getattr, (value, name))
+                    case ir.GetItem(key):
+                        value = self.graph.call_function(operator.getitem, (value, key))
+                    case ir.CallValue(args, kwargs):
+                        value = self.graph.call_function(_call, (value, *args), dict(kwargs))
+                    case _:
+                        unknown_operation(operation)
             i += 1
         return value
 
-    def static(self, node: ir.Attr, value: _Struct, operation: tuple[Any, ...]) -> Any:
-        kind = operation[0]
-        if kind == "item":
-            key = operation[1]
-            if value.kind == "dict" and key in value.keys:
-                return value.items[value.keys.index(key)]
-            if isinstance(key, int) and value.kind != "dict":
-                return value.items[key]
-            if isinstance(key, slice) and value.kind != "dict":
-                return _Struct("tuple", value.items[key])
-        if kind == "attr" and value.kind == "namedtuple" and operation[1] in value.keys:
-            return value.items[value.keys.index(operation[1])]
-        raise self.fail(node, f"applies {operation!r} to a tuple of the forward's plumbing")
+    def static(self, node: ir.Attr, value: _Struct, operation: ir.Operation) -> Any:
+        """``operation`` applied to plumbing known at build time (a rollout's namedtuple)."""
+        match operation:
+            case ir.GetItem(key):
+                if value.kind == "dict" and key in value.keys:
+                    return value.items[value.keys.index(key)]
+                if isinstance(key, int) and value.kind != "dict":
+                    return value.items[key]
+                if isinstance(key, slice) and value.kind != "dict":
+                    return _Struct("tuple", value.items[key])
+            case ir.GetAttr(name):
+                if value.kind == "namedtuple" and name in value.keys:
+                    return value.items[value.keys.index(name)]
+            case ir.CallValue():
+                pass
+            case _:
+                unknown_operation(operation)
+        text = to_source((operation,), "")
+        raise self.fail(node, f"applies `{text}` to a tuple of the forward's plumbing")
 
 
 def _call(function: Any, *args: Any, **kwargs: Any) -> Any:

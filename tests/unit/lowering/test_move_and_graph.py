@@ -59,7 +59,7 @@ def test_leading_same_steps_of_the_postprocess_join_the_forward_batched() -> Non
     forward, post, moved = move_from_post(stages.forward, stages.postprocess)
     assert moved == ("same.softmax(0)", "same.argmax(0)")
     assert isinstance(forward, ir.Seq)
-    assert [s.operations[1][1] for s in forward.steps[1:]] == [(1,), (1,)]  # the item axis + 1
+    assert [s.operations[1] for s in forward.steps[1:]] == [ir.CallValue((1,))] * 2  # item axis + 1
     assert isinstance(post, ir.Seq)
     assert [type(s) for s in post.steps] == [ir.Unbatch, ir.Call, ir.Attr]
 
