@@ -8,68 +8,80 @@ import builtins
 import sys
 import textwrap
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from padlc.capture import installed, source
-from padlc.capture.namespace import (
-    _SCALARS,
-    RendererBase,
-)
+from padlc.capture.module import SCALARS
 from padlc.language.atomic import FunctionTransform, ModuleProxy
 from padlc.language.base import Transform
 
-__all__ = ["DefinitionRenderer"]
+if TYPE_CHECKING:
+    from padlc.capture.render import Renderer
+
+__all__ = ["Definitions", "is_user_code"]
 
 
-class DefinitionRenderer(RendererBase):
+def is_user_code(obj: Any) -> bool:
+    """A function or class of the user's project (copied in), not of an installed package."""
+    if isinstance(obj, types.FunctionType):
+        return not installed.is_installed_module(obj.__module__ or "__main__")
+    if isinstance(obj, type):
+        return not installed.is_installed_module(obj.__module__)
+    return False
+
+
+class Definitions:
     """Global names, user functions (with current default values), closures and classes."""
+
+    def __init__(self, renderer: Renderer) -> None:
+        self.renderer = renderer
+        self.module = renderer.module
+        self.imports = renderer.imports
+        self.functions: dict[int, tuple[str, bool]] = {}
+        self.factories: dict[str, str] = {}
 
     # -- globals ---------------------------------------------------------------------------
     def bind_global(self, name: str, obj: Any) -> str:
         """Make the generated module bind a name (``name`` when free) to ``obj``; returns it."""
         scalar = type(obj) in (int, float, complex, str, bytes, bool, type(None))
-        if not scalar and id(obj) in self.name_of:
-            return self.name_of[id(obj)]
+        names = self.module.names
+        found = names.name_of(obj)
+        if not scalar and found is not None:
+            return found
         if (
             scalar
-            and name in self.names
-            and type(self.names[name]) is type(obj)
-            and self.names[name] == obj
+            and name in names
+            and type(names.object_of(name)) is type(obj)
+            and names.object_of(name) == obj
         ):
             return name
         if isinstance(obj, types.ModuleType):
-            return self.import_module(obj, name)
+            return self.imports.module_alias(obj, name)
         if isinstance(obj, Transform):
-            return self.transform_name(obj, name)
+            return self.renderer.transforms.bind(obj, name)
         if (
             callable(obj)
             and not isinstance(obj, torch.nn.Module)
             and not isinstance(obj, ModuleProxy)
         ):
-            if self.is_user_code(obj):
+            if is_user_code(obj):
                 return self.user_callable(obj, name)
-            expr = self.import_object(obj, name)
+            expr = self.imports.object_expr(obj, name)
             if expr is not None:
                 return expr
-        self.binding.add(id(obj))
+        self.module.binding.add(id(obj))
         try:
-            expr = self.value(obj, name)
+            expr = self.renderer.values.value(obj, name)
         finally:
-            self.binding.discard(id(obj))
-        if id(obj) in self.name_of and not scalar:
-            return self.name_of[id(obj)]
-        bound = self.claim(name, obj)
-        self.define(f"{bound} = {expr}")
+            self.module.binding.discard(id(obj))
+        found = names.name_of(obj)
+        if found is not None and not scalar:
+            return found
+        bound = self.module.claim(name, obj)
+        self.module.define(f"{bound} = {expr}")
         return bound
-
-    def is_user_code(self, obj: Any) -> bool:
-        if isinstance(obj, types.FunctionType):
-            return not installed.is_installed_module(obj.__module__ or "__main__")
-        if isinstance(obj, type):
-            return not installed.is_installed_module(obj.__module__)
-        return False
 
     def resolve_names(
         self,
@@ -92,7 +104,7 @@ class DefinitionRenderer(RendererBase):
             elif name in vars(builtins) or name in optional:
                 continue
             else:
-                raise self.error(
+                raise self.module.error(
                     f"{what} uses the name {name!r}, which is not defined in its module any more "
                     "(deleted, or bound only inside a function). Define it at module level."
                 )
@@ -102,7 +114,7 @@ class DefinitionRenderer(RendererBase):
         return source.rename(text, renames)
 
     # -- user functions --------------------------------------------------------------------
-    def _decorators(self, node: ast.AST, scope: dict[str, Any]) -> list[ast.expr]:
+    def decorators(self, node: ast.AST, scope: dict[str, Any]) -> list[ast.expr]:
         from padlc.language.atomic import transform
 
         found = []
@@ -138,24 +150,23 @@ class DefinitionRenderer(RendererBase):
             try:
                 closure[var] = cell.cell_contents
             except ValueError as exc:
-                raise self.error(f"{what} refers to {var!r} before it is assigned.") from exc
+                raise self.module.error(f"{what} refers to {var!r} before it is assigned.") from exc
         is_lambda = isinstance(snippet.node, ast.Lambda)
         text = snippet.source
-        transform_decorators = [] if is_lambda else self._decorators(snippet.node, scope)
-        decorated = bool(transform_decorators) and not self.plain
-        if self.plain and transform_decorators:
+        transform_decorators = [] if is_lambda else self.decorators(snippet.node, scope)
+        decorated = bool(transform_decorators) and not self.module.plain
+        if self.module.plain and transform_decorators:
             text = source.strip_decorators(snippet, transform_decorators)
         text, defaults = self._rewrite_defaults(text, fn, scope, closure)
         name: str | None = None
         if not is_lambda and not closure:
-            name = self.claim(fn.__name__, fn)
+            name = self.module.claim(fn.__name__, fn)
             if decorated:
                 owner = scope.get(fn.__name__)
                 if isinstance(owner, FunctionTransform) and owner.function is fn:
-                    self.name_of[id(owner)] = name
-                    self.keep.append(owner)
+                    self.module.names.associate(name, owner)
             self.functions[id(fn)] = (name, decorated)
-        self.where.append(what)
+        self.module.where.append(what)
         try:
             text = self.resolve_names(
                 text, source.global_names(text), scope, closure, set(defaults), what
@@ -169,10 +180,10 @@ class DefinitionRenderer(RendererBase):
             elif is_lambda:
                 result = text, False
             else:
-                self.define(text)
+                self.module.define(text)
                 result = name or fn.__name__, decorated
         finally:
-            self.where.pop()
+            self.module.where.pop()
         self.functions[id(fn)] = result
         return result
 
@@ -208,13 +219,13 @@ class DefinitionRenderer(RendererBase):
                 continue
             if (
                 isinstance(default_node, ast.Name)
-                and type(default) not in _SCALARS  # small ints are shared: identity proves nothing
+                and type(default) not in SCALARS  # small ints are shared: identity proves nothing
                 and default_node.id not in closure
                 and scope.get(default_node.id, self) is default
             ):
                 continue  # a global name: resolved (and kept) like any other global
             placeholder = f"__pd_default_{i}__"
-            rendered[placeholder] = self.value(default, arg_name)
+            rendered[placeholder] = self.renderer.values.value(default, arg_name)
             edits.append((default_node, placeholder))
         return source.replace_segments(text, edits), rendered
 
@@ -231,26 +242,29 @@ class DefinitionRenderer(RendererBase):
         factory = self.factories.get(key)
         if factory is None:
             base = fn.__name__ if not is_lambda else (hint or "lambda")
-            factory = self.claim(f"_make_{base}", key)
+            factory = self.module.claim(f"_make_{base}", key)
             self.factories[key] = factory
             body = f"return {text}" if is_lambda else f"{text}\nreturn {fn.__name__}"
-            self.define(f"def {factory}({', '.join(params)}):\n{textwrap.indent(body, '    ')}")
-        args = ", ".join(self.value(closure[p], p) for p in params)
+            self.module.define(
+                f"def {factory}({', '.join(params)}):\n{textwrap.indent(body, '    ')}"
+            )
+        args = ", ".join(self.renderer.values.value(closure[p], p) for p in params)
         call = f"{factory}({args})"
-        name = self.claim(hint or (fn.__name__ if not is_lambda else "f"), fn)
-        self.define(f"{name} = {call}")
+        name = self.module.claim(hint or (fn.__name__ if not is_lambda else "f"), fn)
+        self.module.define(f"{name} = {call}")
         return name
 
     def user_class(self, cls: type, hint: str | None = None, wrapped: type | None = None) -> str:
-        if id(cls) in self.name_of:
-            return self.name_of[id(cls)]
+        found = self.module.name_of(cls)
+        if found is not None:
+            return found
         snippet = source.class_snippet(cls)
         what = f"class {cls.__qualname__} ({snippet.filename}:{snippet.line})"
         from padlc.language.atomic import transform_class_of
 
         for method, fn in source.set_after(cls, snippet, transform_class_of(cls)):
             code = fn.__code__
-            raise self.error(
+            raise self.module.error(
                 f"Cannot save {what}: its `{method}` was set on the class after the class "
                 f"statement (to `{fn.__qualname__}`, {code.co_filename}:{code.co_firstlineno}), "
                 "and a class is saved from its source, so the saved class would not have it. "
@@ -259,27 +273,26 @@ class DefinitionRenderer(RendererBase):
             )
         scope = self._class_scope(cls)
         text = snippet.source
-        transform_decorators = self._decorators(snippet.node, scope)
-        if self.plain and transform_decorators:
+        transform_decorators = self.decorators(snippet.node, scope)
+        if self.module.plain and transform_decorators:
             text = source.strip_decorators(snippet, transform_decorators)
-        name = self.claim(cls.__name__, cls)
-        if transform_decorators and not self.plain:
-            del self.name_of[id(cls)]
+        name = self.module.claim(cls.__name__, cls)
+        if transform_decorators and not self.module.plain:
+            self.module.names.forget(cls)
             wrapped_class = scope.get(cls.__name__)
             if (
                 isinstance(wrapped_class, type)
                 and wrapped_class.__dict__.get("_pd_user_class") is cls
             ):
-                self.name_of[id(wrapped_class)] = name
-                self.keep.append(wrapped_class)
-        self.where.append(what)
+                self.module.names.associate(name, wrapped_class)
+        self.module.where.append(what)
         try:
             text = self.resolve_names(text, source.global_names(text), scope, {}, set(), what)
         finally:
-            self.where.pop()
+            self.module.where.pop()
         if name != cls.__name__:
             text = source.rename(text, {cls.__name__: name})
-        self.define(text)
+        self.module.define(text)
         return name
 
     def _class_scope(self, cls: type) -> dict[str, Any]:

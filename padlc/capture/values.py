@@ -13,20 +13,20 @@ import io
 import json
 import operator
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from padlc.capture import markers, source
-from padlc.capture.namespace import (
-    RendererBase,
-    _identifier,
-)
+from padlc.capture.definitions import is_user_code
 from padlc.errors import SaveError
 from padlc.language.atomic import ModuleProxy
 from padlc.language.base import Transform
 
-__all__ = ["SMALL_ELEMENTS", "SMALL_REPR", "ValueRenderer"]
+if TYPE_CHECKING:
+    from padlc.capture.render import Renderer
+
+__all__ = ["SMALL_ELEMENTS", "SMALL_REPR", "Values", "is_literal"]
 
 SMALL_ELEMENTS = 100
 
@@ -58,7 +58,8 @@ _UNCAPTURABLE_HINTS = (
 )
 
 
-def _literal(value: Any) -> bool:
+def is_literal(value: Any) -> bool:
+    """Whether ``repr(value)`` is a Python literal that evaluates to an equal value."""
     try:
         return bool(ast.literal_eval(repr(value)) == value)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -90,19 +91,25 @@ def _json_types(value: Any) -> bool:
     return False
 
 
-class ValueRenderer(RendererBase):
+class Values:
     """Data: scalars, containers, numpy arrays, tensors, enums, partials, bound methods."""
+
+    def __init__(self, renderer: Renderer) -> None:
+        self.renderer = renderer
+        self.module = renderer.module
+        self.imports = renderer.imports
 
     def value(self, obj: Any, hint: str = "value") -> str:
         """An expression that rebuilds ``obj`` with its current value."""
         name = markers.param_name(obj)
         if name is not None:
-            if id(obj) in self.name_of:
-                return self.name_of[id(obj)]
+            found = self.module.name_of(obj)
+            if found is not None:
+                return found
             default = self.value(markers.plain(obj), hint)
-            if self.plain:
+            if self.module.plain:
                 return default
-            return f"{self.padlc_name('param')}({name!r}, {default})"
+            return f"{self.imports.padlc_name('param')}({name!r}, {default})"
         kind = type(obj)
         if obj is None or kind in (bool, int, str, bytes, complex):
             return repr(obj)
@@ -112,30 +119,37 @@ class ValueRenderer(RendererBase):
                 if obj == obj and obj not in (float("inf"), float("-inf"))
                 else f"float({str(obj)!r})"
             )
-        if id(obj) in self.name_of:
-            return self.name_of[id(obj)]
-        varname = self.varnames.get(id(obj))
-        if varname is not None and id(obj) not in self.binding and not isinstance(obj, Transform):
-            return self.bind_global(varname, obj)  # the user's variable: `Lookup(LABELS)`
+        found = self.module.name_of(obj)
+        if found is not None:
+            return found
+        varname = self.module.varnames.get(id(obj))
+        if (
+            varname is not None
+            and id(obj) not in self.module.binding
+            and not isinstance(obj, Transform)
+        ):
+            return self.renderer.definitions.bind_global(
+                varname, obj
+            )  # the user's variable: `Lookup(LABELS)`
         if markers.is_forced(obj):
             return self._data_file(markers.plain(obj), hint, forced=True)
         if kind in (list, tuple, dict, set, frozenset):
             return self._container(obj, hint)
         if isinstance(obj, types.ModuleType):
-            return self.import_module(obj)
+            return self.imports.module_alias(obj)
         if isinstance(obj, Transform):
-            return self.transform_ref(obj, hint)
+            return self.renderer.transforms.ref(obj, hint)
         if isinstance(obj, ModuleProxy):
-            return self._module_proxy(obj, hint)
+            return self.renderer.transforms.module_proxy(obj, hint)
         if isinstance(obj, torch.Tensor):
             return self._tensor(obj, hint)
         if isinstance(obj, torch.nn.Module):
-            return self.layer(obj, hint)
+            return self.renderer.instances.layer(obj, hint)
         if isinstance(obj, torch.dtype | torch.device):
             return (
-                f"{self.import_module(torch)}.{repr(obj).removeprefix('torch.')}"
+                f"{self.imports.module_alias(torch)}.{repr(obj).removeprefix('torch.')}"
                 if isinstance(obj, torch.dtype)
-                else f"{self.import_module(torch)}.device({str(obj)!r})"
+                else f"{self.imports.module_alias(torch)}.device({str(obj)!r})"
             )
         if kind.__module__ == "numpy":
             return self._numpy(obj, hint)
@@ -144,7 +158,7 @@ class ValueRenderer(RendererBase):
         if isinstance(obj, functools.partial):
             args = [self.value(obj.func)] + [self.value(a) for a in obj.args]
             args += [f"{k}={self.value(v, k)}" for k, v in obj.keywords.items()]
-            return f"{self.import_module(functools)}.partial({', '.join(args)})"
+            return f"{self.imports.module_alias(functools)}.partial({', '.join(args)})"
         if isinstance(obj, types.MethodType) and not isinstance(
             obj.__self__, type | types.ModuleType
         ):
@@ -166,9 +180,9 @@ class ValueRenderer(RendererBase):
             )
             or kind.__name__ == "ufunc"
         ):
-            if self.is_user_code(obj):
-                return self.user_callable(obj, hint)
-            expr = self.import_object(obj)
+            if is_user_code(obj):
+                return self.renderer.definitions.user_callable(obj, hint)
+            expr = self.imports.object_expr(obj)
             if expr is not None:
                 return expr
         raise self._uncapturable(obj)
@@ -183,24 +197,22 @@ class ValueRenderer(RendererBase):
         """A user function under ``@functools.lru_cache`` / ``@cache``: its definition, decorators
         included, binds its name to the cached function again."""
         fn = getattr(obj, "__wrapped__", None)
-        if not isinstance(fn, types.FunctionType) or not self.is_user_code(fn):
+        if not isinstance(fn, types.FunctionType) or not is_user_code(fn):
             return None
         node = source.function_snippet(fn).node
         if not getattr(node, "decorator_list", None):
             return None  # cached by a call, not a decorator: the definition would lose it
-        name = self.user_callable(fn, hint)
-        if name in self.names:  # the generated definition binds the name to the cached function
-            self.names[name] = obj
-            self.name_of[id(obj)] = name
-            self.keep.append(obj)
+        name = self.renderer.definitions.user_callable(fn, hint)
+        if name in self.module.names:  # the generated definition binds it to the cached function
+            self.module.names.associate(name, obj)
         return name
 
     def _uncapturable(self, obj: Any) -> SaveError:
         kind = type(obj).__name__
         for types_, hint in _UNCAPTURABLE_HINTS:
             if isinstance(obj, types_):
-                return self.error(f"Cannot save {obj!r}: it is {hint}.")
-        return self.error(
+                return self.module.error(f"Cannot save {obj!r}: it is {hint}.")
+        return self.module.error(
             f"Cannot save {obj!r} (a {kind}): padlc saves code, data (dicts, lists, numbers, "
             "strings, numpy arrays, tensors), torch layers and instances of transform classes. "
             "Create it inside the function that uses it, wrap data in `value(...)`, make "
@@ -210,7 +222,7 @@ class ValueRenderer(RendererBase):
         )
 
     def _container(self, obj: Any, hint: str) -> str:
-        if _literal(obj):
+        if is_literal(obj):
             text = repr(obj)
             if _count(obj) <= SMALL_ELEMENTS and len(text) <= SMALL_REPR:
                 return text
@@ -238,19 +250,19 @@ class ValueRenderer(RendererBase):
         )
 
     def _data_path(self, hint: str, suffix: str) -> str:
-        base = _identifier(hint)
-        name, i = base, 1
-        while f"{self.data_dir}/{name}{suffix}" in self.data_files:
-            name, i = f"{base}_{i}", i + 1
-        relative = f"{self.data_dir}/{name}{suffix}"
-        self.data_files.add(relative)
-        (self.root / relative).parent.mkdir(parents=True, exist_ok=True)
+        """A new data file's path, relative to the module's directory (its folder made)."""
+        relative = f"{self.module.data_dir}/{self.module.data_files.create(hint)}{suffix}"
+        (self.module.root / relative).parent.mkdir(parents=True, exist_ok=True)
         return relative
 
     def _stored(self, relative: str) -> str:
         """Where the module reads the data file just written at ``relative``: there, or at an
         identical file another module of the artifact wrote (see :class:`SharedData`)."""
-        return relative if self.shared is None else self.shared.share(self.root, relative)
+        return (
+            relative
+            if self.module.shared is None
+            else self.module.shared.share(self.module.root, relative)
+        )
 
     def _data_file(self, obj: Any, hint: str, *, forced: bool) -> str:
         if isinstance(obj, torch.Tensor):
@@ -259,66 +271,70 @@ class ValueRenderer(RendererBase):
             return self._numpy(obj, hint)
         if _exact_json(obj):
             relative = self._data_path(hint, ".json")
-            (self.root / relative).write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+            (self.module.root / relative).write_text(
+                json.dumps(obj, ensure_ascii=False), encoding="utf-8"
+            )
             relative = self._stored(relative)
-            expr = f"{self.runtime('load_json')}(__file__, {relative!r})"
+            expr = f"{self.imports.runtime('load_json')}(__file__, {relative!r})"
         elif isinstance(obj, dict) and self._pairs_json(obj):
             relative = self._data_path(hint, ".json")
             pairs = [[k, v] for k, v in obj.items()]
-            (self.root / relative).write_text(
+            (self.module.root / relative).write_text(
                 json.dumps(pairs, ensure_ascii=False), encoding="utf-8"
             )
             relative = self._stored(relative)
-            expr = f"{self.runtime('load_json_pairs')}(__file__, {relative!r})"
+            expr = f"{self.imports.runtime('load_json_pairs')}(__file__, {relative!r})"
         elif isinstance(obj, tuple) and _exact_json(list(obj)):
             relative = self._data_path(hint, ".json")
-            (self.root / relative).write_text(
+            (self.module.root / relative).write_text(
                 json.dumps(list(obj), ensure_ascii=False), encoding="utf-8"
             )
             relative = self._stored(relative)
-            expr = f"tuple({self.runtime('load_json')}(__file__, {relative!r}))"
+            expr = f"tuple({self.imports.runtime('load_json')}(__file__, {relative!r}))"
         else:
-            raise self.error(
+            raise self.module.error(
                 f"value() of {type(obj).__name__} {obj!r:.60} cannot be stored as JSON (keys must be "
                 "str/int/float, items JSON values). Use plain lists/dicts, a numpy array or a tensor."
             )
-        if forced and not self.plain:
-            return f"{self.padlc_name('value')}({expr})"
+        if forced and not self.module.plain:
+            return f"{self.imports.padlc_name('value')}({expr})"
         return expr
 
     def _numpy(self, obj: Any, hint: str) -> str:
         import numpy as np
 
         if isinstance(obj, np.generic):
-            return f"{self.import_module(np, 'np')}.{type(obj).__name__}({obj.item()!r})"
+            return f"{self.imports.module_alias(np, 'np')}.{type(obj).__name__}({obj.item()!r})"
         if isinstance(obj, np.dtype):
-            return f"{self.import_module(np, 'np')}.dtype({obj.str!r})"
+            return f"{self.imports.module_alias(np, 'np')}.dtype({obj.str!r})"
         if not isinstance(obj, np.ndarray):
-            expr = self.import_object(obj)  # ufuncs and other numpy callables
+            expr = self.imports.object_expr(obj)  # ufuncs and other numpy callables
             if expr is None:
                 raise self._uncapturable(obj)
             return expr
         relative = self._data_path(hint, ".npy")
-        self.import_modules.add("numpy")  # read by padl_runtime.values.load_npy
+        self.module.import_modules.add("numpy")  # read by padl_runtime.values.load_npy
         try:
-            np.save(self.root / relative, obj, allow_pickle=False)
+            np.save(self.module.root / relative, obj, allow_pickle=False)
         except ValueError as exc:
-            raise self.error(
+            raise self.module.error(
                 f"The numpy array {hint!r} holds Python objects (dtype {obj.dtype}); it cannot be "
                 "saved without pickle. Use a numeric or string dtype, or a list."
             ) from exc
         relative = self._stored(relative)
-        return f"{self.runtime('load_npy')}(__file__, {relative!r})"
+        return f"{self.imports.runtime('load_npy')}(__file__, {relative!r})"
 
     def _tensor(self, obj: torch.Tensor, hint: str) -> str:
         from safetensors.torch import save_file
 
         relative = self._data_path(hint, ".safetensors")
-        self.import_modules.add("safetensors")
-        save_file({"value": obj.detach().cpu().contiguous().clone()}, str(self.root / relative))
+        self.module.import_modules.add("safetensors")
+        save_file(
+            {"value": obj.detach().cpu().contiguous().clone()}, str(self.module.root / relative)
+        )
         relative = self._stored(relative)
-        expr = f"{self.runtime('load_tensor')}(__file__, {relative!r})"
-        torch_name = self.import_module(torch)
+        expr = f"{self.imports.runtime('load_tensor')}(__file__, {relative!r})"
+        torch_name = self.imports.module_alias(torch)
         if isinstance(obj, torch.nn.Parameter):
             return f"{torch_name}.nn.Parameter({expr}, requires_grad={obj.requires_grad})"
         if obj.requires_grad:

@@ -4,7 +4,7 @@ View models (:mod:`padlc.codegen.view`) are built from the IR (:mod:`padlc.codeg
 rendered with Jinja templates (:mod:`padlc.codegen.render`); expressions are built with ``ast``.
 """
 
-from padlc.codegen.emit import Namespace, StageSpec, emit_module
+from padlc.codegen.emit import StageSpec, emit_module
 from padlc.codegen.render import environment, register_source, render_module
 from padlc.codegen.view import FunctionView, ModuleView, NamedTupleView
 
@@ -12,7 +12,6 @@ __all__ = [
     "FunctionView",
     "ModuleView",
     "NamedTupleView",
-    "Namespace",
     "StageSpec",
     "emit_module",
     "environment",

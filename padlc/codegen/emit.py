@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import keyword
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,28 +20,9 @@ from padlc.errors import BuildError
 from padlc.ir import nodes as ir
 from padlc.ir.printer import format_location
 from padlc.language.operations import unknown_operation
+from padlc.naming import Namespace
 
-__all__ = ["Namespace", "StageSpec", "emit_module"]
-
-
-class Namespace:
-    """Hands out unique, legal identifiers (like ``torch.fx``'s ``_Namespace``)."""
-
-    def __init__(self, taken: set[str] | None = None) -> None:
-        self._taken = set(taken or ()) | set(dir(builtins)) | set(keyword.kwlist)
-
-    def reserve(self, name: str) -> None:
-        self._taken.add(name)
-
-    def fresh(self, hint: str) -> str:
-        base = re.sub(r"\W+", "_", hint).strip("_") or "x"
-        if base[0].isdigit():
-            base = f"v_{base}"
-        name, n = base, 1
-        while name in self._taken:
-            name, n = f"{base}_{n}", n + 1
-        self._taken.add(name)
-        return name
+__all__ = ["StageSpec", "emit_module"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +104,7 @@ class _Emitter:
 
     def namedtuple(self, fields: tuple[str, ...]) -> str:
         if fields not in self.namedtuples:
-            self.namedtuples[fields] = self.namespace.fresh("Output_" + "_".join(fields)[:40])
+            self.namedtuples[fields] = self.namespace.create("Output_" + "_".join(fields)[:40])
         return self.namedtuples[fields]
 
     @staticmethod
@@ -198,12 +177,12 @@ class _Emitter:
             return value
         if isinstance(node, ir.Rollout):
             outs = [
-                self.emit(b, src, body, self.namespace.fresh(f"{target}_{f}"))
+                self.emit(b, src, body, self.namespace.create(f"{target}_{f}"))
                 for b, f in zip(node.branches, node.fields)
             ]
             return self.make_tuple(body, target, node.fields, outs)
         if isinstance(node, ir.Parallel):
-            parts = [self.namespace.fresh(f"{target}_{f}_in") for f in node.fields]
+            parts = [self.namespace.create(f"{target}_{f}_in") for f in node.fields]
             body.append(
                 ast.Assign(
                     [ast.Tuple([ast.Name(p, ast.Store()) for p in parts], ast.Store())],
@@ -212,15 +191,15 @@ class _Emitter:
                 )
             )
             outs = [
-                self.emit(b, p, body, self.namespace.fresh(f"{target}_{f}"))
+                self.emit(b, p, body, self.namespace.create(f"{target}_{f}"))
                 for b, p, f in zip(node.branches, parts, node.fields)
             ]
             return self.make_tuple(body, target, node.fields, outs)
         if isinstance(node, ir.Map):
-            item = self.namespace.fresh("item")
+            item = self.namespace.create("item")
             expression = self.simple(node.body, item)
             if expression is None:
-                helper = self.namespace.fresh(f"map_{node.body.label}")
+                helper = self.namespace.create(f"map_{node.body.label}")
                 self.helpers.append(
                     self.function(helper, node.body, f"One element of `{node.label}`.")
                 )
@@ -270,7 +249,7 @@ class _Emitter:
         )
         if not isinstance(node.finally_, ir.Identity):
             effect: list[ast.stmt] = []
-            self.emit(node.finally_, target, effect, self.namespace.fresh("_"))
+            self.emit(node.finally_, target, effect, self.namespace.create("_"))
             body.extend(effect)
         self.tuples.discard(target)
         return target
@@ -315,7 +294,7 @@ def emit_module(
     """
     relevant = {k: v for k, v in names.items()}
     lines, used = _import_lines(code_module, relevant)
-    namespace = Namespace(used | {"x", "output_tuple"})
+    namespace = Namespace(used | {"x", "output_tuple"}, builtins=True)
     emitter = _Emitter(names=relevant, namespace=namespace, imports=set())
     functions: list[FunctionView] = []
     for stage in stages:

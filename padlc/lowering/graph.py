@@ -25,6 +25,7 @@ from padlc.ir import nodes as ir
 from padlc.ir.printer import format_location
 from padlc.ir.trace import iter_calls
 from padlc.language.operations import to_source, unknown_operation
+from padlc.naming import Namespace
 
 __all__ = ["LoweredForward", "blame", "build_graph", "lowering_error", "vmapped"]
 
@@ -75,21 +76,16 @@ class _Builder:
         self.graph = fx.Graph()
         self.root = torch.nn.Module()
         self.stage_label = stage_label
-        self._layer_names: dict[int, str] = {}
+        # submodule names must not hide what every module has (forward, training, eval...)
+        self.names = Namespace(dir(self.root))
 
     # -- names ---------------------------------------------------------------------------------
     def layer_name(self, call: ir.Call) -> str:
-        key = id(call.target)
-        if key not in self._layer_names:
-            base = re.sub(r"\W+", "_", call.label.split("(")[0]).strip("_").lower() or "layer"
-            if not base[0].isalpha():
-                base = f"layer_{base}"
-            name, n = base, 1
-            while hasattr(self.root, name):
-                name, n = f"{base}_{n}", n + 1
+        name = self.names.name_of(call.target)
+        if name is None:
+            name = self.names.create(call.label.split("(")[0].lower(), call.target, default="layer")
             self.root.add_module(name, call.target)
-            self._layer_names[key] = name
-        return self._layer_names[key]
+        return name
 
     # -- inputs --------------------------------------------------------------------------------
     def inputs(self, spec: dict[str, Any], path: str) -> Any:
