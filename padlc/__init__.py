@@ -15,6 +15,7 @@ True
 from padlc.artifact import load, save
 from padlc.builder import BuildResult, build
 from padlc.capture.markers import param, value
+from padlc.capture.serializers import serializer
 from padlc.errors import (
     ArtifactError,
     BuildError,
@@ -67,6 +68,7 @@ __all__ = [
     "param",
     "same",
     "save",
+    "serializer",
     "transform",
     "unbatch",
     "value",

@@ -89,6 +89,17 @@ class Namespace:
         """The object ``name`` was first made for (None when it names none)."""
         return self._objects.get(name)
 
+    def snapshot(self) -> tuple[frozenset[str], dict[str, Any], dict[int, str]]:
+        """The names handed out so far, for :meth:`restore`."""
+        return frozenset(self._taken), dict(self._objects), dict(self._names)
+
+    def restore(self, snapshot: tuple[frozenset[str], dict[str, Any], dict[int, str]]) -> None:
+        """Forget the names handed out since ``snapshot`` was taken."""
+        taken, objects, names = snapshot
+        self._taken = set(taken)
+        self._objects = dict(objects)
+        self._names = dict(names)
+
     def __contains__(self, name: object) -> bool:
         return name in self._taken
 

@@ -39,8 +39,6 @@ class Definitions:
         self.renderer = renderer
         self.module = renderer.module
         self.imports = renderer.imports
-        self.functions: dict[int, tuple[str, bool]] = {}
-        self.factories: dict[str, str] = {}
 
     # -- globals ---------------------------------------------------------------------------
     def bind_global(self, name: str, obj: Any) -> str:
@@ -139,8 +137,8 @@ class Definitions:
     def user_function(self, fn: types.FunctionType, hint: str | None = None) -> tuple[str, bool]:
         """An expression for ``fn`` (a def name, a lambda, a factory call) and whether it is
         already a transform (``@transform`` kept in the lineage module)."""
-        if id(fn) in self.functions:
-            return self.functions[id(fn)]
+        if id(fn) in self.module.functions:
+            return self.module.functions[id(fn)]
         snippet = source.function_snippet(fn)
         what = f"function {fn.__qualname__} ({snippet.filename}:{snippet.line})"
         code = fn.__code__
@@ -165,7 +163,7 @@ class Definitions:
                 owner = scope.get(fn.__name__)
                 if isinstance(owner, FunctionTransform) and owner.function is fn:
                     self.module.names.associate(name, owner)
-            self.functions[id(fn)] = (name, decorated)
+            self.module.functions[id(fn)] = (name, decorated)
         self.module.where.append(what)
         try:
             text = self.resolve_names(
@@ -184,7 +182,7 @@ class Definitions:
                 result = name or fn.__name__, decorated
         finally:
             self.module.where.pop()
-        self.functions[id(fn)] = result
+        self.module.functions[id(fn)] = result
         return result
 
     def _rewrite_defaults(
@@ -239,11 +237,11 @@ class Definitions:
     ) -> str:
         params = list(closure)
         key = text + "|" + ",".join(params)
-        factory = self.factories.get(key)
+        factory = self.module.factories.get(key)
         if factory is None:
             base = fn.__name__ if not is_lambda else (hint or "lambda")
             factory = self.module.claim(f"_make_{base}", key)
-            self.factories[key] = factory
+            self.module.factories[key] = factory
             body = f"return {text}" if is_lambda else f"{text}\nreturn {fn.__name__}"
             self.module.define(
                 f"def {factory}({', '.join(params)}):\n{textwrap.indent(body, '    ')}"

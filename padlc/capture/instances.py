@@ -9,16 +9,21 @@ attributes named like its constructor's parameters, verified.
 from __future__ import annotations
 
 import inspect
+import keyword
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from padlc.capture import installed, state
+from padlc.capture import installed, lineage, serializers, source, state, structure
 from padlc.capture.definitions import is_user_code
 from padlc.capture.expressions import default_hint
 from padlc.capture.module import describe
 from padlc.errors import SaveError
 from padlc.language.atomic import ClassTransform, ModuleProxy, user_class_of
+from padlc.language.base import place
 
 if TYPE_CHECKING:
     from padlc.capture.render import Renderer
@@ -34,96 +39,214 @@ class Instances:
         self.module = renderer.module
         self.imports = renderer.imports
 
+    # -- objects held as values and transform(instance) ------------------------------------
     def layer(self, module: torch.nn.Module, hint: str) -> str:
-        """A plain ``nn.Module`` (not a transform): rebuilt from its attributes, weights saved."""
+        """A plain ``nn.Module`` (not a transform), its weights saved with the pipeline's."""
         found = self.module.name_of(module)
         if found is not None:
             return found
-        expr = self.rebuild_module(module, type(module))
-        name = self.module.claim(
-            self.module.varnames.get(
-                id(module), hint if hint != "value" else type(module).__name__.lower()
-            ),
-            module,
-        )
-        self.module.define(f"{name} = {expr}")
+        varname = self.module.varnames.get(id(module))
+        name = self._rebuilt(module, varname or (hint if hint != "value" else None), None)
         self.module.register_layer(module)
         return name
 
-    def rebuild_module(self, module: torch.nn.Module, cls: type) -> str:
-        """``Cls(arg=...)`` from the attributes named like ``__init__``'s parameters, checked by
-        building it and comparing ``repr`` and the state dict's keys, shapes and dtypes."""
-        cls_expr = self.renderer.values.value(cls)
-        if isinstance(module, torch.nn.Sequential | torch.nn.ModuleList) and type(module) is cls:
-            children = [self.rebuild_module(c, user_class_of(type(c))) for c in module.children()]
-            inner = ", ".join(children)
-            return (
-                f"{cls_expr}({inner})" if cls is torch.nn.Sequential else f"{cls_expr}([{inner}])"
-            )
-        kwargs: dict[str, Any] = {}
-        problem = ""
-        try:
-            init = cls.__init__  # type: ignore[misc]
-            parameters = list(inspect.signature(init).parameters.values())[1:]
-        except (TypeError, ValueError):
-            parameters, problem = [], "its __init__ signature is unknown"
-        for p in parameters:
-            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                continue
-            if p.name in vars(module) or hasattr(module, p.name):
-                current = getattr(module, p.name)
-                if isinstance(p.default, bool) and (
-                    current is None or isinstance(current, torch.Tensor)
-                ):
-                    current = current is not None  # `bias=True` is stored as the bias tensor
-                kwargs[p.name] = current
-            elif p.default is p.empty:
-                problem = f"its constructor argument {p.name!r} is not stored as an attribute"
-                break
-        if not problem:
-            try:
-                rebuilt = cls(**kwargs)
-            except Exception as exc:
-                problem = f"rebuilding it from its attributes failed ({type(exc).__name__}: {exc})"
-            else:
-                if repr(rebuilt) != repr(module):
-                    problem = f"rebuilt from its attributes it prints as {rebuilt!r}"
-                elif _shapes(rebuilt) != _shapes(module):
-                    problem = (
-                        "rebuilt from its attributes its weights have other names, shapes or dtypes"
-                    )
-        if problem:
-            name = cls.__name__
-            public = installed.import_path(cls)  # torch.nn.Sequential, not ...container.Sequential
-            spelt = ".".join(public) if public is not None else f"{cls.__module__}.{name}"
-            raise self.module.error(
-                f"Cannot save the layer {name} made by `transform(instance)`: {problem}. Create it "
-                f"through the wrapped class so its arguments are recorded, e.g. "
-                f"`transform({spelt})(...)` or `@transform class {name}`, or give "
-                "it `pre_save(self, path, i)` / `post_load(self, path, i)` methods."
-            )
-        args = ", ".join(f"{k}={self.renderer.values.value(v, k)}" for k, v in kwargs.items())
-        return f"{cls_expr}({args})"
+    def object(self, obj: Any, hint: str) -> str | None:
+        """An object padlc has no other way to save, bound to a variable: the statement that
+        assigned it (``config = BertConfig(hidden_size=64)``), verified; None without one."""
+        varname = self.module.varnames.get(id(obj))
+        scope = self._scope_of(obj, varname)
+        if varname is None or scope is None:
+            return None
+        found = lineage.of_variable(obj, varname, scope)
+        if found is None:
+            return None
+        result = self._from_lineage(obj, obj, found, varname)
+        return result.name if isinstance(result, _Bound) else None
 
+    def _scope_of(self, obj: Any, name: str | None) -> dict[str, Any] | None:
+        for scope in self.module.scopes:
+            if name is not None and scope.get(name) is obj:
+                return scope
+        return None
+
+    def wrapped(self, t: ClassTransform) -> str:
+        """``transform(instance)``: the instance built again by the first route that works, each
+        verified: the statement that created it (its source lineage), else, for containers and
+        layers, a rebuild from its children and attributes. An object of a class with a
+        registered serializer (a tokenizer) is saved as its files instead."""
+        if isinstance(t, torch.nn.Module):
+            self.module.register_layer(t)
+        original = t.__dict__["_pd_wrapped"]
+        varname = self.module.varnames.get(id(original)) or self.module.varnames.get(id(t))
+        entry = serializers.find(original)
+        name = self.module.name_of(original)
+        if name is None and entry is not None:
+            hint = varname or default_name(original)
+            expr = self.renderer.values.serialized(original, entry, hint)
+            name = self.module.claim(hint, original)
+            self.module.define(f"{name} = {expr}")
+        elif name is None:
+            name = self._rebuilt(t, varname, t)
+        return name if self.module.plain else f"{self.imports.padlc_name('transform')}({name})"
+
+    def _rebuilt(self, live: Any, hint: str | None, site: ClassTransform | None) -> str:
+        """A module-level name bound to ``live`` built again (``live`` is the transform itself
+        for ``transform(instance)``, whose class is padlc's wrapper of the user's class)."""
+        original = live.__dict__.get("_pd_wrapped", live)
+        problems: list[str] = []
+        found = self._lineage(original, site)
+        if found is not None:
+            result = self._from_lineage(live, original, found, hint)
+            if not isinstance(result, str):
+                return result.name
+            problems.append(
+                f"the statement that created it, `{_short(found.expression)}` "
+                f"({place(found.filename, found.line)}): {result}"
+            )
+        else:
+            problems.append(
+                "padlc found no statement that created it (an assignment or a call "
+                "in a script, module or notebook cell)"
+            )
+        if isinstance(live, torch.nn.Module):
+            with state.isolated():
+                recipe = structure.rebuild(live)
+            if isinstance(recipe, str):
+                problems.append(f"built again from its layers: {recipe}")
+            else:
+                built = self._from_recipe(live, recipe, hint)
+                if not isinstance(built, str):
+                    return built.name
+                problems.append(f"built again from its layers: {built}")
+        raise self._instance_error(live, original, site, problems)
+
+    def _lineage(self, obj: Any, site: ClassTransform | None) -> lineage.Lineage | None:
+        if site is not None:
+            location = site.__dict__.get("_pd_location")
+            scope = site.__dict__.get("_pd_globals")
+            if location and isinstance(scope, dict):
+                code, lasti = site.__dict__.get("_pd_instruction", (None, -1))
+                span = lineage.position(code, lasti) if code is not None else None
+                found = lineage.at_site(
+                    obj, location[0], location[1], span, scope, site.__dict__.get("_pd_locals")
+                )
+                if found is not None:
+                    return found
+        varname = self.module.varnames.get(id(obj))
+        scope = self._scope_of(obj, varname)
+        if varname is not None and scope is not None:
+            return lineage.of_variable(obj, varname, scope)
+        return None
+
+    def _from_lineage(
+        self, live: Any, original: Any, found: lineage.Lineage, hint: str | None
+    ) -> _Bound | str:
+        """``name = <the expression that created it>`` and the state set since, verified by
+        running the expression again; or why that does not rebuild ``live``."""
+        what = f"the statement that created {type(original).__name__} ({place(found.filename, found.line)})"
+        code = compile(found.expression, f"<{found.filename}:{found.line}>", "eval")
+        check = state.changed_state(live, lambda: eval(code, dict(found.scope)))
+        if check.problem:
+            return check.problem
+        checkpoint = self.module.checkpoint()
+        try:
+            with self.module.within(what):
+                text = self.renderer.definitions.resolve_names(
+                    found.expression,
+                    source.global_names(found.expression),
+                    found.scope,
+                    {},
+                    set(),
+                    what,
+                )
+            name = self._bind_with_state(
+                live, original, text, check, found.name or hint or default_name(original)
+            )
+        except SaveError as exc:
+            self.module.restore(checkpoint)
+            return str(exc)
+        return _Bound(name)
+
+    def _from_recipe(
+        self, live: torch.nn.Module, recipe: structure.Recipe, hint: str | None
+    ) -> _Bound | str:
+        check = state.changed_state(live, lambda: recipe.built)
+        if check.problem:
+            return check.problem
+        checkpoint = self.module.checkpoint()
+        try:
+            text = self._render_recipe(recipe)
+            original = live.__dict__.get("_pd_wrapped", live)
+            name = self._bind_with_state(
+                live, original, text, check, hint or default_name(original)
+            )
+        except SaveError as exc:
+            self.module.restore(checkpoint)
+            return str(exc)
+        return _Bound(name)
+
+    def _render_recipe(self, recipe: structure.Recipe) -> str:
+        values = self.renderer.values
+
+        def render(value: Any, hint: str) -> str:
+            if isinstance(value, structure.Recipe):
+                return self._render_recipe(value)
+            if isinstance(value, OrderedDict):
+                pairs = ", ".join(f"({k!r}, {render(v, k)})" for k, v in value.items())
+                return f"{values.value(OrderedDict)}([{pairs}])"
+            if isinstance(value, dict):
+                return "{" + ", ".join(f"{k!r}: {render(v, k)}" for k, v in value.items()) + "}"
+            if isinstance(value, list):
+                return "[" + ", ".join(render(v, hint) for v in value) + "]"
+            return values.value(value, hint)
+
+        parts = [render(a, "value") for a in recipe.args]
+        parts += [f"{k}={render(v, k)}" for k, v in recipe.kwargs.items()]
+        return f"{values.value(recipe.cls)}({', '.join(parts)})"
+
+    def _bind_with_state(
+        self, live: Any, original: Any, text: str, check: state.StateCheck, hint: str
+    ) -> str:
+        """``name = text`` followed by ``name.path = value`` for the state ``check`` found set
+        after construction; raises SaveError for state padlc cannot save by value."""
+        assignments = self._assignments(
+            live,
+            check,
+            hint,
+            lambda problem, path: SaveError(f"{problem}, which padlc cannot save by value"),
+        )
+        name = self.module.claim(hint, original)
+        lines = [f"{name} = {text}"]
+        lines += [assignment(name, live, path, rendered) for path, rendered in assignments]
+        self.module.define("\n".join(lines))
+        return name
+
+    def _instance_error(
+        self, live: Any, original: Any, site: ClassTransform | None, problems: list[str]
+    ) -> SaveError:
+        cls = type(original).__name__
+        subject = (
+            describe(site)
+            if site is not None
+            else f"the {cls} `{self.module.varnames.get(id(original), cls)}`"
+        )
+        reasons = "".join(f"\n  - {p}" for p in problems)
+        return self.module.error(
+            f"Cannot save {subject} (a {cls}): padlc saves an instance as the statement that "
+            f"created it, or a container as its layers, verified, and neither rebuilds it as it is "
+            f"now:{reasons}\nCreate it with one statement padlc can read (`model = {cls}(...)` in "
+            f"a script, module or notebook cell; state set afterwards is saved too), wrap its "
+            f"class so its arguments are recorded (`transform({cls})(...)`), or store its "
+            f"constructor arguments as attributes of the same names."
+        )
+
+    # -- wrapped classes: a recorded construction ----------------------------------------------
     def instance(self, t: ClassTransform) -> str:
         wrapped_class = type(t)
         user = user_class_of(wrapped_class)
         init = t.__dict__.get("_pd_init")
         if init is None and "_pd_wrapped" in t.__dict__:
-            if isinstance(t, torch.nn.Module):
-                self.module.register_layer(t)
-                plain_expr = self.rebuild_module(t, user)
-                return (
-                    plain_expr
-                    if self.module.plain
-                    else f"{self.imports.padlc_name('transform')}({plain_expr})"
-                )
-            raise self.module.error(
-                f"Cannot save {describe(t)}: it was made by `transform(instance)`, so its "
-                f"constructor arguments are unknown. Wrap the class instead "
-                f"(`transform({user.__name__})(...)` or `@transform class {user.__name__}`), or give "
-                f"{user.__name__} `pre_save(self, path, i)` / `post_load(self, path, i)` methods."
-            )
+            return self.wrapped(t)
         if init is None:
             raise self.module.error(
                 f"Cannot save {describe(t)}: its constructor arguments were not recorded."
@@ -137,6 +260,40 @@ class Instances:
         constructed = f"{cls_expr}({', '.join(parts)})"
         return self._restore_state(t, user, constructed)
 
+    def _assignments(
+        self,
+        t: Any,
+        check: state.StateCheck,
+        hint: str,
+        error: Callable[[str, str], SaveError],
+    ) -> list[tuple[str, str]]:
+        """``(path, rendered value)`` of each attribute ``check`` found set after construction."""
+        hooked = callable(getattr(t, "pre_save", None)) or callable(getattr(t, "post_load", None))
+        assignments: list[tuple[str, str]] = []
+        for change in check.changed:
+            if change.value is t:
+                continue
+            if change.missing:
+                if hooked:
+                    continue
+                raise error(
+                    f"its attribute {change.path!r} was deleted after construction", change.path
+                )
+            try:
+                rendered = self.renderer.values.value(
+                    change.value, f"{hint}_{change.path.replace('.', '_')}"
+                )
+            except SaveError as exc:
+                if hooked:
+                    continue  # its pre_save/post_load hooks carry the state
+                raise error(
+                    f"its attribute {change.path!r} was changed after construction to "
+                    f"{_short(change.value)} (a {type(change.value).__name__})",
+                    change.path,
+                ) from exc
+            assignments.append((change.path, rendered))
+        return assignments
+
     def _restore_state(self, t: ClassTransform, user: type, constructed: str) -> str:
         """``constructed`` when it rebuilds ``t`` as it is now; else a name bound to it followed by
         ``name.attr = value`` for each attribute set after construction (or a SaveError)."""
@@ -149,46 +306,26 @@ class Instances:
             )
         if check.problem:
             raise self._state_error(t, user, check.problem)
-        hooked = callable(getattr(t, "pre_save", None)) or callable(getattr(t, "post_load", None))
-        assignments: list[tuple[str, str]] = []
-        for change in check.changed:
-            if change.value is t:
-                continue
-            if change.missing:
-                if hooked:
-                    continue
-                raise self._state_error(
-                    t,
-                    user,
-                    f"its attribute {change.path!r} was deleted after construction",
-                    change.path,
-                )
-            hint = f"{self.module.varnames.get(id(t)) or default_hint(t)}_{change.path.replace('.', '_')}"
-            try:
-                rendered = self.renderer.values.value(change.value, hint)
-            except SaveError as exc:
-                if hooked:
-                    continue  # its pre_save/post_load hooks carry the state
-                raise self._state_error(
-                    t,
-                    user,
-                    f"its attribute {change.path!r} was changed after construction to "
-                    f"{_short(change.value)} (a {type(change.value).__name__}), which padlc cannot "
-                    "save by value",
-                    change.path,
-                ) from exc
-            assignments.append((change.path, rendered))
+        hint = self.module.varnames.get(id(t)) or default_hint(t)
+        assignments = self._assignments(
+            t,
+            check,
+            hint,
+            lambda problem, path: self._state_error(
+                t,
+                user,
+                problem + (", which padlc cannot save by value" if "changed" in problem else ""),
+                path,
+            ),
+        )
         if not assignments:
             return constructed
         if t.__dict__.get("_pd_name") is None:
-            name = self.module.claim(self.module.varnames.get(id(t)) or default_hint(t), t)
+            name = self.module.claim(hint, t)
         else:  # `- 'name'` is applied to the bound object by transform_expr
-            anchor = object()
-            name = self.module.claim(
-                f"{self.module.varnames.get(id(t)) or default_hint(t)}_base", anchor
-            )
+            name = self.module.claim(f"{hint}_base", object())
         lines = [f"{name} = {constructed}"]
-        lines += [f"{name}.{path} = {rendered}" for path, rendered in assignments]
+        lines += [assignment(name, t, path, rendered) for path, rendered in assignments]
         self.module.define("\n".join(lines))
         return name
 
@@ -240,6 +377,43 @@ class Instances:
         return f"{self.imports.padlc_name('transform')}({inner})"
 
 
+def _access(expr: str, owner: Any, part: str) -> tuple[str, Any]:
+    """``expr.part`` (or ``expr[0]``, ``expr['key']``, ``getattr(expr, 'part')`` where ``part``
+    is not an identifier: the numbered submodules of ``nn.Sequential``) and its value."""
+    child = getattr(owner, part, None)
+    if part.isidentifier() and not keyword.iskeyword(part):
+        return f"{expr}.{part}", child
+    if isinstance(owner, torch.nn.Sequential | torch.nn.ModuleList) and part.isdigit():
+        return f"{expr}[{int(part)}]", child
+    if isinstance(owner, torch.nn.ModuleDict):
+        return f"{expr}[{part!r}]", child
+    return f"getattr({expr}, {part!r})", child
+
+
+def assignment(name: str, live: Any, path: str, rendered: str) -> str:
+    """The statement setting attribute ``path`` (``fc.scale``, ``features.0.1.momentum``) of the
+    object bound to ``name`` (``live`` in this process) to ``rendered``."""
+    *parents, last = path.split(".")
+    expr, owner = name, live
+    for part in parents:
+        expr, owner = _access(expr, owner, part)
+    if last.isidentifier() and not keyword.iskeyword(last):
+        return f"{expr}.{last} = {rendered}"
+    return f"setattr({expr}, {last!r}, {rendered})"
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """The module-level name an instance was bound to."""
+
+    name: str
+
+
+def default_name(obj: Any) -> str:
+    """A variable name for an object the user did not name: its class's, lower case."""
+    return user_class_of(type(obj)).__name__.lower()
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -262,7 +436,3 @@ def _hint_arg(cls: type, index: int, value: Any = None) -> str:
         if i == index:
             return parameter.name
     return "value"
-
-
-def _shapes(module: torch.nn.Module) -> list[tuple[str, tuple[int, ...], torch.dtype]]:
-    return [(k, tuple(v.shape), v.dtype) for k, v in module.state_dict().items()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,17 @@ def describe(t: Transform) -> str:
     except Exception:
         text = type(t).__name__
     return f"`{text}`{where}"
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    definitions: int
+    imports: frozenset[str]
+    import_modules: frozenset[str]
+    names: tuple[frozenset[str], dict[str, Any], dict[int, str]]
+    layers: int
+    functions: dict[int, tuple[str, bool]]
+    factories: dict[str, str]
 
 
 class GeneratedModule:
@@ -70,6 +82,10 @@ class GeneratedModule:
         self.where: list[str] = []
         self.transforms: list[Transform] = []  # the pipeline's transforms (for `t - 'name'`)
         self.varnames: dict[int, str] = {}
+        #: user functions defined so far: id -> (expression, already a transform)
+        self.functions: dict[int, tuple[str, bool]] = {}
+        #: closure factories defined so far: source and cell names -> factory name
+        self.factories: dict[str, str] = {}
         for scope in scopes:
             for key, value in list(scope.items()):
                 if (
@@ -95,6 +111,28 @@ class GeneratedModule:
         """``layer``'s weights are saved with the module."""
         if all(existing is not layer for existing in self.layers):
             self.layers.append(layer)
+
+    def checkpoint(self) -> _Checkpoint:
+        """What :meth:`restore` goes back to: a way of saving an object that fails half-way
+        leaves no code, names or layers behind."""
+        return _Checkpoint(
+            len(self.definitions),
+            frozenset(self.imports),
+            frozenset(self.import_modules),
+            self.names.snapshot(),
+            len(self.layers),
+            dict(self.functions),
+            dict(self.factories),
+        )
+
+    def restore(self, checkpoint: _Checkpoint) -> None:
+        del self.definitions[checkpoint.definitions :]
+        self.imports.intersection_update(checkpoint.imports)
+        self.import_modules.intersection_update(checkpoint.import_modules)
+        self.names.restore(checkpoint.names)
+        del self.layers[checkpoint.layers :]
+        self.functions = dict(checkpoint.functions)
+        self.factories = dict(checkpoint.factories)
 
     # -- messages --------------------------------------------------------------------------
     @contextmanager

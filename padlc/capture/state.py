@@ -13,15 +13,17 @@ from __future__ import annotations
 import contextlib
 import random
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from padlc.capture import serializers
+from padlc.language.atomic import user_class_of
 from padlc.language.base import Transform
 
-__all__ = ["Changed", "StateCheck", "changed_state", "same_value"]
+__all__ = ["Changed", "StateCheck", "changed_state", "isolated", "same_value"]
 
 _MAX_DEPTH = 6
 # Public attributes every nn.Module has and that the apply methods set themselves.
@@ -55,7 +57,7 @@ class StateCheck:
 
 
 @contextlib.contextmanager
-def _isolated() -> Iterator[None]:
+def isolated() -> Iterator[None]:
     """Run a constructor a second time without consuming the user's random streams or warning
     twice (the user saw its warnings when the object was made)."""
     python_state = random.getstate()
@@ -83,11 +85,12 @@ def _own_state(obj: Any) -> dict[str, Any]:
     return {k: v for k, v in state.items() if not k.startswith("_pd_")}
 
 
-def changed_state(live: Transform, rebuild: Any) -> StateCheck:
-    """Rebuild ``live`` with ``rebuild()`` (its class called with the recorded arguments) and
-    compare the two instances' state."""
+def changed_state(live: Any, rebuild: Callable[[], Any]) -> StateCheck:
+    """Rebuild ``live`` with ``rebuild()`` (its class called with the recorded arguments, the
+    statement that created it...) and compare the two instances' state. ``live`` may be padlc's
+    wrapper of the object (``transform(instance)``): classes compare as the user's."""
     try:
-        with _isolated():
+        with isolated():
             fresh = rebuild()
     except Exception as exc:
         return StateCheck(
@@ -97,8 +100,16 @@ def changed_state(live: Transform, rebuild: Any) -> StateCheck:
                 "it as it is now"
             )
         )
+    if user_class_of(type(fresh)) is not user_class_of(type(live)):
+        return StateCheck(
+            problem=f"built again it is a {type(fresh).__name__}, not a {type(live).__name__}"
+        )
     if isinstance(live, torch.nn.Module):
         return _module_changes(live, fresh)
+    if not isinstance(getattr(live, "__dict__", None), dict):  # no attributes to set afterwards
+        if same_value(live, fresh):
+            return StateCheck()
+        return StateCheck(problem="built again it does not hold the same value")
     return StateCheck(tuple(_attribute_changes(_own_state(live), _own_state(fresh), "")))
 
 
@@ -116,8 +127,8 @@ def _module_changes(live: torch.nn.Module, fresh: Any) -> StateCheck:
         return StateCheck(problem="rebuilt from its recorded arguments it is not a torch module")
     live_modules = dict(live.named_modules(remove_duplicate=False))
     fresh_modules = dict(fresh.named_modules(remove_duplicate=False))
-    structure = {k: type(v) for k, v in live_modules.items()}
-    if structure != {k: type(v) for k, v in fresh_modules.items()}:
+    structure = {k: user_class_of(type(v)) for k, v in live_modules.items()}
+    if structure != {k: user_class_of(type(v)) for k, v in fresh_modules.items()}:
         return StateCheck(
             problem="its submodules were replaced, added or removed after construction"
         )
@@ -180,6 +191,9 @@ def same_value(a: Any, b: Any, depth: int = 0) -> bool:
         return len(a) == len(b) and all(same_value(x, y, depth + 1) for x, y in zip(a, b))
     if isinstance(a, dict):
         return list(a) == list(b) and all(same_value(a[k], b[k], depth + 1) for k in a)
+    entry = serializers.find(a)
+    if entry is not None:  # compared by what padlc saves of it (a tokenizer has no __eq__)
+        return serializers.same_saved_state(a, b, entry)
     if type(a).__eq__ is not object.__eq__:
         try:
             return bool(a == b)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from padlc.capture import markers, source
+from padlc.capture import markers, serializers, source
 from padlc.capture.definitions import is_user_code
 from padlc.errors import SaveError
 from padlc.language.atomic import ModuleProxy
@@ -64,6 +64,14 @@ def is_literal(value: Any) -> bool:
         return bool(ast.literal_eval(repr(value)) == value)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return False
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _count(value: Any) -> int:
@@ -185,7 +193,31 @@ class Values:
             expr = self.imports.object_expr(obj)
             if expr is not None:
                 return expr
+        entry = serializers.find(obj)
+        if entry is not None:
+            return self.serialized(obj, entry, hint)
+        expr = self.renderer.instances.object(obj, hint)  # `config = BertConfig(...)`
+        if expr is not None:
+            return expr
         raise self._uncapturable(obj)
+
+    def serialized(self, obj: Any, entry: serializers.Serializer, hint: str) -> str:
+        """``load(directory)`` of the files a registered serializer saved (``padlc.serializer``)."""
+        relative = self._data_path(hint, "")
+        directory = self.module.root / relative
+        directory.mkdir()
+        try:
+            entry.save(obj, directory)
+        except Exception as exc:
+            raise self.module.error(
+                f"Cannot save {_short_repr(obj)} (a {type(obj).__name__}): its serializer's save "
+                f"failed ({type(exc).__name__}: {exc})."
+            ) from exc
+        if isinstance(entry.load, str):
+            loader = f"{self.value(type(obj))}.{entry.load}"
+        else:
+            loader = self.value(entry.load, "load")
+        return f"{loader}({self.imports.runtime('resolve')}(__file__, {relative!r}))"
 
     def _reduced(self, obj: Any, hint: str) -> str:
         """``operator.itemgetter("text")`` and its kind, from the class and arguments they reduce

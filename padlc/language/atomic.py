@@ -279,13 +279,28 @@ def _is_method_unpack(method: Callable[..., Any]) -> bool:
     return required > 1
 
 
-def _wrap_instance(obj: Any) -> Transform:
-    """A shallow copy of ``obj`` whose class is the wrapped class (state such as weights is shared)."""
+def _wrap_instance(obj: Any, depth: int) -> Transform:
+    """A shallow copy of ``obj`` whose class is the wrapped class (state such as weights is shared).
+
+    It records where it was made: the file, line and globals of the frame ``depth`` levels above
+    the caller, and, when that frame is a function's, a snapshot of its local variables (the
+    capture finds the statement that created ``obj`` there: ``model = Net(h)`` in a function)."""
     wrapped_class = _wrap_class(type(obj))
     instance = copy.copy(obj)
     instance.__class__ = wrapped_class
-    filename, line, scope = creation_site(2)
-    instance.__dict__.update(_pd_location=(filename, line), _pd_globals=scope, _pd_wrapped=obj)
+    try:
+        frame = sys._getframe(depth + 1)
+    except ValueError:  # pragma: no cover - called from the top of the stack
+        site: dict[str, Any] = {"_pd_location": ("<unknown>", 0), "_pd_globals": None}
+    else:
+        site = {
+            "_pd_location": (frame.f_code.co_filename, frame.f_lineno),
+            "_pd_globals": frame.f_globals,
+            "_pd_instruction": (frame.f_code, frame.f_lasti),
+        }
+        if frame.f_code.co_flags & inspect.CO_NEWLOCALS:  # a function's frame, not a module's
+            site["_pd_locals"] = dict(frame.f_locals)
+    instance.__dict__.update(site, _pd_wrapped=obj)
     return instance  # type: ignore[no-any-return]
 
 
@@ -346,6 +361,12 @@ def transform(obj: Any) -> Any:
     >>> (plus_one >> plus_one)(1)
     3
     """
+    return wrap(obj, 1)
+
+
+def wrap(obj: Any, depth: int) -> Any:
+    """:func:`transform` of ``obj`` created by the frame ``depth`` levels above the caller (an
+    operator such as ``>>`` wrapping an operand records the user's line, not its own)."""
     if isinstance(obj, Transform):
         return obj
     if isinstance(obj, types.ModuleType):
@@ -353,11 +374,11 @@ def transform(obj: Any) -> Any:
     if isinstance(obj, type):
         return _wrap_class(obj)
     if isinstance(obj, _FUNCTION_TYPES) or type(obj).__module__ == "numpy":
-        return FunctionTransform(obj, creation_site(1))  # functions, builtins, numpy ufuncs
+        return FunctionTransform(obj, creation_site(depth + 1))  # functions, builtins, ufuncs
     if callable(obj):
         if not _wraps_as_instance(obj):
-            return FunctionTransform(obj, creation_site(1))
-        return _wrap_instance(obj)
+            return FunctionTransform(obj, creation_site(depth + 1))
+        return _wrap_instance(obj, depth + 1)
     raise TypeError(
         f"transform() needs a function, class, callable object or module; got {obj!r} "
         f"(a {type(obj).__name__}), which is not callable."

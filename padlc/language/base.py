@@ -50,14 +50,17 @@ def creation_site(depth: int) -> tuple[str, int, dict[str, Any] | None]:
     return (frame.f_code.co_filename, frame.f_lineno, frame.f_globals)
 
 
-def as_transform(value: Any, *, operator: str) -> Transform:
-    """Wrap a plain callable used as an operand, or reject a non-callable at once."""
+def as_transform(value: Any, *, operator: str, depth: int = 1) -> Transform:
+    """Wrap a plain callable used as an operand, or reject a non-callable at once.
+
+    A wrapped operand records the line ``depth`` frames above the caller (the operator method's
+    caller: the user's line ``prepare >> model``) as where it was created."""
     if isinstance(value, Transform):
         return value
     if callable(value):
-        from padlc.language.atomic import transform
+        from padlc.language.atomic import wrap
 
-        return transform(value)  # type: ignore[no-any-return]
+        return wrap(value, depth + 1)  # type: ignore[no-any-return]
     raise TypeError(
         f"Cannot use {value!r} (a {type(value).__name__}) with `{operator}` in a pipeline: it is "
         "not callable. Operands must be transforms or callables, e.g. `t >> transform(f)`."
@@ -99,8 +102,9 @@ class FailureMark:
         return (FailureMark, (transform, self.name, self.location))
 
 
-#: Instance attributes rebuilt on demand, left out when a transform is pickled.
-_TRANSIENT = ("_pd_calls", "_pd_stages_cache", "_pd_layers_cache")
+#: Instance attributes rebuilt on demand, or recorded for the capture only (where
+#: ``transform(instance)`` ran), left out when a transform is pickled.
+_TRANSIENT = ("_pd_calls", "_pd_stages_cache", "_pd_layers_cache", "_pd_locals", "_pd_instruction")
 
 
 class Transform:
@@ -114,8 +118,13 @@ class Transform:
     _pd_location: tuple[str, int] | None = None
     _pd_globals: dict[str, Any] | None = None
     _pd_device: str = "cpu"
-    _pd_stages_cache: Stages | None = None
     _pd_layers_cache: list[torch.nn.Module] | None = None
+    # Annotations naming types imported only for type checking stay out of __annotations__:
+    # libraries call typing.get_type_hints on classes that mix Transform in (transformers does on
+    # every PreTrainedModel subclass, so `transform(BertModel)` would raise NameError).
+    if TYPE_CHECKING:
+        _pd_stages_cache: Stages | None
+    _pd_stages_cache = None
 
     # -- copying and pickling (spawned worker processes receive the pipeline's stages) ----------
     def __copy__(self) -> Any:
