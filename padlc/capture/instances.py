@@ -100,7 +100,7 @@ class Instances:
             if not isinstance(result, str):
                 return result.name
             problems.append(
-                f"the statement that created it, `{_short(found.expression)}` "
+                f"the statement that created it, `{_clip(found.expression)}` "
                 f"({place(found.filename, found.line)}): {result}"
             )
         else:
@@ -225,19 +225,22 @@ class Instances:
         self, live: Any, original: Any, site: ClassTransform | None, problems: list[str]
     ) -> SaveError:
         cls = type(original).__name__
-        subject = (
-            describe(site)
-            if site is not None
-            else f"the {cls} `{self.module.varnames.get(id(original), cls)}`"
-        )
+        name = self.module.varnames.get(id(original)) or self.module.varnames.get(id(live))
+        location = site.__dict__.get("_pd_location") if site is not None else None
+        at = f"used at {place(*location)}" if location else ""
+        if name:
+            subject = f"`{name}` (a {cls}" + (f", {at})" if at else ")")
+        else:
+            subject = f"a {cls}" + (f" ({at})" if at else "")
         reasons = "".join(f"\n  - {p}" for p in problems)
-        return self.module.error(
-            f"Cannot save {subject} (a {cls}): padlc saves an instance as the statement that "
-            f"created it, or a container as its layers, verified, and neither rebuilds it as it is "
-            f"now:{reasons}\nCreate it with one statement padlc can read (`model = {cls}(...)` in "
-            f"a script, module or notebook cell; state set afterwards is saved too), wrap its "
-            f"class so its arguments are recorded (`transform({cls})(...)`), or store its "
-            f"constructor arguments as attributes of the same names."
+        where = f" It is used by {self.module.where[-2]}." if len(self.module.where) > 1 else ""
+        return SaveError(
+            f"Cannot save {subject}: padlc saves an instance as the statement that created it, "
+            f"or a container as its layers, verified, and neither rebuilds it as it is now:"
+            f"{reasons}\nCreate it with one statement padlc can read (`model = {cls}(...)` in a "
+            "script, module or notebook cell; state set afterwards is saved too), wrap its class "
+            f"so its arguments are recorded (`transform({cls})(...)`), or store its constructor "
+            f"arguments as attributes of the same names.{where}"
         )
 
     # -- wrapped classes: a recorded construction ----------------------------------------------
@@ -412,6 +415,11 @@ class _Bound:
 def default_name(obj: Any) -> str:
     """A variable name for an object the user did not name: its class's, lower case."""
     return user_class_of(type(obj)).__name__.lower()
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _short(value: Any) -> str:
