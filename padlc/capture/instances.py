@@ -87,6 +87,8 @@ class Instances:
             self.module.define(f"{name} = {expr}")
         elif name is None:
             name = self._rebuilt(t, varname, t)
+        if self.module.plain:  # the plain code applies (and loads the weights of) that object
+            self.module.names.associate(name, t)
         return name if self.module.plain else f"{self.imports.padlc_name('transform')}({name})"
 
     def _rebuilt(self, live: Any, hint: str | None, site: ClassTransform | None) -> str:

@@ -196,12 +196,23 @@ class ClassTransform(AtomicTransform):
     def _pd_call_repr(self) -> str:
         name = user_class_of(type(self)).__name__
         if self._pd_init is None:
-            return f"<{name} instance>"
+            return _variable_of(self.__dict__.get("_pd_wrapped"), self) or f"<{name} instance>"
         args, kwargs = self._pd_init
         short = reprlib.Repr()
         short.maxstring, short.maxother, short.maxlist, short.maxdict = 20, 20, 4, 4
         parts = [short.repr(a) for a in args] + [f"{k}={short.repr(v)}" for k, v in kwargs.items()]
         return f"{name}({', '.join(parts)})"
+
+
+def _variable_of(obj: Any, t: Transform) -> str | None:
+    """The variable ``transform(obj)``'s creation site bound ``obj`` to (``model``), if any."""
+    if obj is None:
+        return None
+    for scope in (t.__dict__.get("_pd_locals"), t._pd_globals):
+        for key, value in (scope or {}).items():
+            if value is obj and not key.startswith("_"):
+                return key
+    return None
 
 
 class TorchModuleTransform(ClassTransform):
