@@ -13,6 +13,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 PYTHON = sys.executable
 
 # Appended to the user's script: saves every CASES entry and records the outputs.
@@ -127,3 +129,19 @@ def save_errors_in_subprocess(tmp_path: Path, script: str) -> dict[str, str]:
     stdout = run_python(["user.py"], cwd=src, env={"PADLC_TEST_OUT": str(src)})
     line = next(ln for ln in stdout.splitlines() if ln.startswith("ERRORS"))
     return json.loads(line[len("ERRORS") :])  # type: ignore[no-any-return]
+
+
+_IPYTHON_RUNNER = (
+    "import json, sys\nfrom IPython.core.interactiveshell import InteractiveShell\n"
+    "shell = InteractiveShell.instance()\n"
+    "for cell in json.loads(sys.stdin.read()):\n"
+    "    shell.run_cell(cell, store_history=True).raise_error()\n"
+)
+
+
+def last_line_of_ipython_cells(tmp_path: Path, cells: list[str]) -> str:
+    """Run ``cells`` one by one in a fresh IPython shell (as a notebook kernel would); the last
+    line it printed."""
+    pytest.importorskip("IPython")
+    out = run_python(["-c", _IPYTHON_RUNNER], cwd=tmp_path, stdin=json.dumps(cells))
+    return out.strip().splitlines()[-1]

@@ -16,7 +16,9 @@ import pytest
 
 from tests.e2e.roundtrip_harness import (
     expected_outputs,
+    last_line_of_ipython_cells,
     load_in_subprocess,
+    run_python,
     save_errors_in_subprocess,
     save_in_subprocess,
 )
@@ -290,3 +292,23 @@ def test_instances_no_route_saves_are_refused_naming_object_site_and_fix(tmp_pat
     assert "'h' is not stored" in errors["unknown"] and "transform(Net)(...)" in errors["unknown"]
     assert "hooks registered after construction" in errors["hooked"]
     assert not list((tmp_path / "refused").glob("*.padl"))
+
+
+NOTEBOOK_CELLS = [
+    "import torch\nimport padlc\nfrom torch import nn\nfrom padlc import batch, transform, unbatch",
+    "class Net(nn.Module):\n    def __init__(self, h):\n        super().__init__()\n"
+    "        self.fc = nn.Linear(2, h)\n    def forward(self, x):\n        return self.fc(x)",
+    "torch.manual_seed(0)\nmodel = Net(3)",
+    "p = transform(torch.tensor) >> batch >> transform(model) >> unbatch\n"
+    "expected = p.infer_apply([1.0, 2.0])\npadlc.save(p, OUT)\nprint(expected.tolist())",
+]
+
+
+def test_an_instance_made_in_a_notebook_cell(tmp_path: Path) -> None:
+    artifact = tmp_path / "cells.padl"
+    expected = last_line_of_ipython_cells(tmp_path, [f"OUT = {str(artifact)!r}", *NOTEBOOK_CELLS])
+    assert "model = Net(3)" in (artifact / "pipeline.py").read_text()
+    load = f"import padlc\nprint(padlc.load({str(artifact)!r}).infer_apply([1.0, 2.0]).tolist())"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert run_python(["-c", load], cwd=elsewhere).strip() == expected

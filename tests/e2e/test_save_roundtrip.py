@@ -18,6 +18,7 @@ from safetensors import safe_open
 from tests.e2e.roundtrip_harness import (
     PYTHON,
     expected_outputs,
+    last_line_of_ipython_cells,
     load_in_subprocess,
     run_python,
     save_errors_in_subprocess,
@@ -487,25 +488,9 @@ def test_case9_jupyter_notebook_cells(tmp_path: Path) -> None:
     assert _load_and_apply(tmp_path, artifact, "[1, 2]") == expected
 
 
-_IPYTHON_RUNNER = (
-    "import json, sys\nfrom IPython.core.interactiveshell import InteractiveShell\n"
-    "shell = InteractiveShell.instance()\n"
-    "for cell in json.loads(sys.stdin.read()):\n"
-    "    shell.run_cell(cell, store_history=True).raise_error()\n"
-)
-
-
-def _last_line_of_ipython_cells(tmp_path: Path, cells: list[str]) -> str:
-    """Run ``cells`` one by one in a fresh IPython shell (as a notebook kernel would); the last
-    line it printed."""
-    pytest.importorskip("IPython")
-    out = run_python(["-c", _IPYTHON_RUNNER], cwd=tmp_path, stdin=json.dumps(cells))
-    return out.strip().splitlines()[-1]
-
-
 def test_case9_ipython_session(tmp_path: Path) -> None:
     artifact = tmp_path / "ipy.padl"
-    expected = _last_line_of_ipython_cells(tmp_path, [f"OUT = {str(artifact)!r}", *NOTEBOOK_CELLS])
+    expected = last_line_of_ipython_cells(tmp_path, [f"OUT = {str(artifact)!r}", *NOTEBOOK_CELLS])
     assert _load_and_apply(tmp_path, artifact, "[1, 2]") == expected
 
 
@@ -522,9 +507,7 @@ METHODLESS_CELLS = [
 def test_classes_without_methods_of_their_own_save_from_ipython_cells(tmp_path: Path) -> None:
     # no code object points at their cell: the cells IPython keeps are searched
     artifact = tmp_path / "plain.padl"
-    expected = _last_line_of_ipython_cells(
-        tmp_path, [f"OUT = {str(artifact)!r}", *METHODLESS_CELLS]
-    )
+    expected = last_line_of_ipython_cells(tmp_path, [f"OUT = {str(artifact)!r}", *METHODLESS_CELLS])
     source = (artifact / "pipeline.py").read_text()
     assert "class Config:" in source and "class Layer(nn.Linear):" in source.replace(
         "torch.nn", "nn"
@@ -542,7 +525,7 @@ def test_error_notes_name_a_cell_as_ipython_does(tmp_path: Path) -> None:
         "try:\n    (transform(abs) >> fails).infer_apply(1)\n"
         "except ValueError as e:\n    print(e.__notes__[-1])",
     ]
-    note = _last_line_of_ipython_cells(tmp_path, cells)
+    note = last_line_of_ipython_cells(tmp_path, cells)
     assert "(created at Cell In[2], line 1)" in note, note
 
 
