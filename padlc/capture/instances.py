@@ -8,6 +8,7 @@ attributes named like its constructor's parameters, verified.
 
 from __future__ import annotations
 
+import ast
 import inspect
 import keyword
 from collections import OrderedDict
@@ -146,6 +147,11 @@ class Instances:
         """``name = <the expression that created it>`` and the state set since, verified by
         running the expression again; or why that does not rebuild ``live``."""
         what = f"the statement that created {type(original).__name__} ({place(found.filename, found.line)})"
+        if _loads_files(found.expression):
+            return (
+                "it loads pretrained files (`from_pretrained`), which loading the artifact would "
+                "need again"
+            )
         code = compile(found.expression, f"<{found.filename}:{found.line}>", "eval")
         check = state.changed_state(live, lambda: eval(code, dict(found.scope)))
         if check.problem:
@@ -417,6 +423,14 @@ class _Bound:
 def default_name(obj: Any) -> str:
     """A variable name for an object the user did not name: its class's, lower case."""
     return user_class_of(type(obj)).__name__.lower()
+
+
+def _loads_files(expression: str) -> bool:
+    """Whether ``expression`` calls a ``from_pretrained`` (a hub download or a local folder)."""
+    return any(
+        isinstance(node, ast.Attribute) and node.attr == "from_pretrained"
+        for node in ast.walk(ast.parse(expression, mode="eval"))
+    )
 
 
 def _clip(text: str) -> str:

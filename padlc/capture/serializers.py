@@ -56,7 +56,8 @@ _PRETRAINED = Serializer(save=_save_pretrained, load="from_pretrained")
 #: An object can only be an instance of such a class once its module is imported.
 _LIBRARIES: dict[tuple[str, str], Serializer] = {
     ("transformers.tokenization_utils_base", "PreTrainedTokenizerBase"): _PRETRAINED,
-    ("transformers.configuration_utils", "PretrainedConfig"): _PRETRAINED,
+    ("transformers.configuration_utils", "PreTrainedConfig"): _PRETRAINED,
+    ("transformers.configuration_utils", "PretrainedConfig"): _PRETRAINED,  # transformers < 5
     ("transformers.processing_utils", "ProcessorMixin"): _PRETRAINED,
     ("transformers.image_processing_base", "ImageProcessingMixin"): _PRETRAINED,
     ("transformers.feature_extraction_utils", "FeatureExtractionMixin"): _PRETRAINED,

@@ -45,7 +45,27 @@ def rebuild(module: torch.nn.Module) -> Recipe | str:
     cls = user_class_of(type(module))
     if cls in CONTAINERS:
         return _container(module, cls)
+    if _is_pretrained_model(cls) and hasattr(module, "config"):
+        return _from_config(module, cls)
     return _from_attributes(module, cls)
+
+
+def _is_pretrained_model(cls: type) -> bool:
+    return any(
+        (k.__module__, k.__qualname__) == ("transformers.modeling_utils", "PreTrainedModel")
+        for k in cls.__mro__
+    )
+
+
+def _from_config(module: torch.nn.Module, cls: type) -> Recipe | str:
+    """A transformers model is ``cls(config)`` (its config is saved by its serializer)."""
+    try:
+        built = cls(module.config)
+    except Exception as exc:
+        return f"building it from its config failed ({type(exc).__name__}: {exc})"
+    if shapes(built) != shapes(module):
+        return "built from its config its weights have other names, shapes or dtypes"
+    return Recipe(cls, module, built, (), {"config": module.config})
 
 
 def _container(module: torch.nn.Module, cls: type) -> Recipe | str:

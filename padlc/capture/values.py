@@ -245,7 +245,7 @@ class Values:
             if isinstance(obj, types_):
                 return self.module.error(f"Cannot save {obj!r}: it is {hint}.")
         return self.module.error(
-            f"Cannot save {obj!r} (a {kind}): padlc saves code, data (dicts, lists, numbers, "
+            f"Cannot save {_short_repr(obj)} (a {kind}): padlc saves code, data (dicts, lists, numbers, "
             "strings, numpy arrays, tensors), torch layers and instances of transform classes. "
             "Create it inside the function that uses it, wrap data in `value(...)`, make "
             f"{kind} a transform class (`@transform class {kind}` records its constructor "

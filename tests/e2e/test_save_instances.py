@@ -136,6 +136,11 @@ bert_instance = encode >> batch >> transform(BertModel(config)) >> same.last_hid
 for p in (bert_class, bert_proxy, bert_instance):
     p.pd_layers[0].eval()
 
+# a model loaded from a pretrained folder (deleted with this script): rebuilt from its config
+BertModel(config).save_pretrained("pretrained")
+pretrained_model = BertModel.from_pretrained("pretrained").eval()
+pretrained = encode >> batch >> pretrained_model >> same.pooler_output >> unbatch
+
 # a BERT-like classifier and a GPT-2-like scorer, as users hold them
 classifier_model = BertForSequenceClassification(
     BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
@@ -189,6 +194,7 @@ CASES = {
     "bert_class": (bert_class, ["the cat sat"]),
     "bert_proxy": (bert_proxy, ["the dog"]),
     "bert_instance": (bert_instance, ["on the mat"]),
+    "pretrained": (pretrained, ["the mat"]),
     "classifier": (classifier, ["the cat sat on the mat"]),
     "scorer": (scorer, ["the cat sat", "the dog sat on the mat"]),
     "recurrent": (recurrent, [3]),
@@ -245,6 +251,13 @@ def test_a_tokenizer_attribute_set_in_init_is_not_changed(saved) -> None:
 @pytest.mark.parametrize("name", ["bert_class", "bert_proxy", "bert_instance"])
 def test_transformers_models_wrapped_as_class_proxy_or_instance(saved, name: str) -> None:
     _check(saved, name)
+
+
+def test_a_model_from_a_pretrained_folder_is_rebuilt_from_its_saved_config(saved) -> None:
+    source = _check(saved, "pretrained")
+    assert (
+        "BertModel(config=BertConfig.from_pretrained(resolve(__file__, 'data/config')))" in source
+    )
 
 
 def test_a_bert_classifier_with_its_tokenizer_saved_in_the_artifact(saved) -> None:
