@@ -1,9 +1,18 @@
 """Instances: objects of the user's and of installed classes, torch layers among them.
 
-A transform made from a class (``transform(Net)(5)``, ``@transform class C``) is rebuilt from the
-constructor arguments recorded when it was made, followed by the state set after construction
-(``obj.attr = value``, found by :mod:`padlc.capture.state`); a plain ``nn.Module`` from the
-attributes named like its constructor's parameters, verified.
+An instance is saved by the first route that works, each verified by building it again in the
+saving process and comparing it with the live object (:mod:`padlc.capture.state`: the class, for a
+torch module its module tree and the state dict's keys, shapes and dtypes, the attributes):
+
+1. a recorded construction: a wrapped class's instance (``transform(Net)(5)``, ``@transform class
+   C``) is ``Net(5)`` from the arguments recorded when it was made;
+2. source lineage (:mod:`padlc.capture.lineage`): the statement that created it
+   (``model = Net(5)``, ``model = make_model()``, ``transform(nn.Sequential(...))``);
+3. a structural rebuild (:mod:`padlc.capture.structure`): containers from their children, layers
+   from their attributes, transformers models from their config.
+
+State set after construction follows as ``name.path = value``; an object whose class has a
+serializer (:mod:`padlc.capture.serializers`) is saved as its files instead.
 """
 
 from __future__ import annotations
