@@ -1,7 +1,8 @@
 """The ``padlc`` command line: argument parsing and printing only (the work is in the library).
 
     padlc build MODULE:ATTR -o model.padl --inputs MODULE:ATTR [--backend ...] [--device ...]
-    padlc inspect model.padl
+    padlc inspect model.padl [--code]
+    padlc trust model.padl | padlc sign model.padl --key KEY | padlc keygen KEY
 
 Subcommands live in :data:`COMMANDS` (name -> :class:`Command`); adding one is adding an entry.
 """
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from padlc import cli_trust
 
 __all__ = ["COMMANDS", "Command", "import_file", "main", "resolve"]
 
@@ -165,6 +168,11 @@ def _run_build(args: argparse.Namespace) -> int:
 # -- inspect --------------------------------------------------------------------------------------
 def _configure_inspect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("artifact", help="a .padl directory")
+    parser.add_argument(
+        "--code",
+        action="store_true",
+        help="print the artifact's Python files (verified against its manifest, not run)",
+    )
 
 
 def _size(n: float) -> str:
@@ -175,12 +183,15 @@ def _size(n: float) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def inspect_text(path: str | Path) -> str:
-    """What ``padlc inspect`` prints: read from manifest.json only, no artifact code is run."""
-    from padl_runtime.manifest import read_manifest
+def inspect_text(path: str | Path, code: bool = False) -> str:
+    """What ``padlc inspect`` prints: read from manifest.json (and, with ``code``, the verified
+    Python files); no artifact code is run."""
+    from padl_runtime.artifact import Artifact
+    from padlc.cli_trust import code_text, trust_text
 
     root = Path(path)
-    m = read_manifest(root)
+    artifact = Artifact.open(root)
+    m = artifact.manifest
     lines = [
         f"{root}  ({m.kind}, format {m.format_version}, padlc {m.padlc_version}, torch {m.torch_version})",
         f"pipeline: {m.pipeline}",
@@ -239,16 +250,18 @@ def inspect_text(path: str | Path) -> str:
     build = m.extra.get("build", {})
     for name, outcome in build.get("attempts", []):
         lines.append(f"build attempt {name}: {outcome}")
-    requirements = root / "requirements.txt"
-    if requirements.is_file():
+    if "requirements.txt" in m.listed():
         pins = [
             line
-            for line in requirements.read_text().splitlines()
+            for line in artifact.text("requirements.txt").splitlines()
             if line and not line.startswith("#")
         ]
         lines.append(f"requirements: {', '.join(pins)}")
+    lines.append(trust_text(artifact))
     lines.append(f"files ({_size(sum(e.size for e in m.files))} in all):")
     lines += [f"  {e.path:<44} {_size(e.size):>10}" for e in m.files]
+    if code:
+        lines += ["", code_text(artifact)]
     return "\n".join(lines)
 
 
@@ -256,7 +269,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from padl_runtime.errors import ArtifactError
 
     try:
-        print(inspect_text(args.artifact))
+        print(inspect_text(args.artifact, code=args.code))
     except ArtifactError as exc:
         print(f"padlc inspect: {exc}", file=sys.stderr)
         return 1
@@ -285,7 +298,22 @@ COMMANDS: dict[str, Command] = {
         "compile a pipeline into a verified .padl artifact", _configure_build, _run_build
     ),
     "inspect": Command(
-        "describe a .padl artifact without running its code", _configure_inspect, _run_inspect
+        "describe a .padl artifact (and show its code) without running its code",
+        _configure_inspect,
+        _run_inspect,
+    ),
+    "trust": Command(
+        "trust an artifact you have read: it loads without trust_code for you from now on",
+        cli_trust.configure_trust,
+        cli_trust.run_trust,
+    ),
+    "sign": Command(
+        "sign an artifact with your ed25519 key, for those who trust your public key",
+        cli_trust.configure_sign,
+        cli_trust.run_sign,
+    ),
+    "keygen": Command(
+        "make an ed25519 key pair for padlc sign", cli_trust.configure_keygen, cli_trust.run_keygen
     ),
 }
 

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
-import importlib.util
-import itertools
 import os
 import platform
-import sys
-import types
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from padl_runtime.artifact import Artifact, reading
 from padl_runtime.errors import ArtifactError
-from padl_runtime.manifest import StageLayout, read_manifest, verify_files
+from padl_runtime.manifest import StageLayout
+from padl_runtime.package import ArtifactPackage
+from padl_runtime.trust import require_trust
 from padl_runtime.values import load_weights
 from padlc.artifact.writer import ArtifactWriter, artifact_path
 from padlc.capture import (
@@ -31,7 +30,6 @@ from padlc.language.base import Transform
 __all__ = ["load", "save"]
 
 REQUIREMENTS_FILE = "requirements.txt"
-_COUNTER = itertools.count()
 
 
 def stage_layout(pipeline: Transform) -> StageLayout:
@@ -92,41 +90,41 @@ def save(pipeline: Transform, path: str | os.PathLike[str], force_overwrite: boo
         )
 
 
-def load(path: str | os.PathLike[str], **params: Any) -> Transform:
+def load(
+    path: str | os.PathLike[str],
+    *,
+    trust_code: bool = False,
+    trusted_keys: Iterable[Any] | None = None,
+    **params: Any,
+) -> Transform:
     """Load a pipeline saved by :func:`padlc.save` (or built by ``padlc build``): the same
     transforms, trainable, with their weights; ``params`` override ``param(name, default)`` values.
 
-    The manifest is checked first (every file present with its recorded SHA-256, a known format
-    version): a damaged artifact raises :class:`padlc.ArtifactError` naming the file before any of
-    its code runs. Loading never unpickles anything.
+    Loading runs the artifact's ``pipeline.py``, so it needs trust (docs/security.md): an
+    artifact you saved or built on this machine loads as it is; another one raises
+    :class:`padlc.UntrustedArtifactError` (read it first with ``padlc inspect PATH --code``)
+    unless you pass ``trust_code=True``, or it is signed by one of ``trusted_keys`` (or a key in
+    ``PADL_TRUSTED_KEYS``). The manifest is checked first (a known format, every file inside the
+    artifact with its recorded SHA-256), and only the verified bytes it lists are run or read: a
+    damaged artifact raises :class:`padlc.ArtifactError` naming the file. Nothing is unpickled.
     """
     root = Path(path)
     if not root.exists() and artifact_path(root).exists():
         root = artifact_path(root)
-    manifest = read_manifest(root)
-    verify_files(root, manifest)
-    listed = {entry.path for entry in manifest.files}
+    artifact = Artifact.open(root)
+    manifest = artifact.manifest
+    listed = manifest.listed()
     module_file = manifest.module
     if manifest.kind == "built" and module_file not in listed and MODULE_FILE in listed:
         module_file = MODULE_FILE  # an older build, whose `module` held the build's source
-    if module_file not in listed:
-        raise ArtifactError(
-            f"{root}: the module {module_file!r} is not listed in manifest.json, so it cannot "
-            "be verified. Re-save the pipeline.",
-            path=str(root),
-            file=module_file,
-        )
-    module = _execute(root, module_file, params)
-    main = getattr(module, "_pd_main", None)
-    if not isinstance(main, Transform):
-        raise ArtifactError(
-            f"{root / module_file} does not define `_pd_main` as a transform.",
-            path=str(root),
-            file=module_file,
-        )
-    layers = list(main.pd_layers) + list(getattr(module, "_pd_extra_layers", []))
-    if WEIGHTS_FILE in listed:
-        load_weights(root / module_file, WEIGHTS_FILE, layers)
+    require_trust(
+        artifact, [(module_file, "python")], trust_code=trust_code, trusted_keys=trusted_keys
+    )
+    artifact.check_present()
+    with reading(artifact):
+        main, layers = _execute(artifact, module_file, params)
+        _load_weights(artifact, module_file, layers)
+    artifact.release()
     for i, t in enumerate(hooked_transforms(main, "post_load")):
         hook = getattr(t, "post_load", None)
         if callable(hook):
@@ -134,43 +132,62 @@ def load(path: str | os.PathLike[str], **params: Any) -> Transform:
     return main
 
 
-def _execute(root: Path, relative: str, params: dict[str, Any]) -> types.ModuleType:
-    file = (root / relative).resolve()
-    digest = hashlib.sha256(str(file).encode()).hexdigest()[:10]
-    # A unique module name: artifacts never shadow each other or a user module.
-    name = f"_padl_artifact_{digest}_{next(_COUNTER)}"
-    spec = importlib.util.spec_from_file_location(name, file)
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
-        raise ArtifactError(f"Cannot load {file} as a module.", path=str(root), file=relative)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = (
-        module  # classes defined in the module (dataclasses, pickling by workers) look it up
-    )
+def _execute(
+    artifact: Artifact, relative: str, params: dict[str, Any]
+) -> tuple[Transform, list[torch.nn.Module]]:
+    """Run the lineage module from its verified bytes; its ``_pd_main`` and layers."""
+    root = artifact.root
+    package = ArtifactPackage(artifact)
     with loading_params(params) as scope:
         try:
-            spec.loader.exec_module(module)
+            module = package.module(relative)
+        except ArtifactError:
+            raise
         except ImportError as exc:
-            del sys.modules[name]
             raise ArtifactError(
-                f"{file} imports {exc.name or 'a module'!r}, which is not installed: {exc}. "
-                f"Install the packages in {root / REQUIREMENTS_FILE}.",
+                f"{root / relative} imports {exc.name or 'a module'!r}, which is not installed: "
+                f"{exc}. Install the packages in {root / REQUIREMENTS_FILE}.",
                 path=str(root),
                 file=relative,
             ) from exc
         except Exception as exc:
-            del sys.modules[name]
             raise ArtifactError(
-                f"Running {file} failed ({type(exc).__name__}: {exc}); see the traceback above.",
+                f"Running {root / relative} failed ({type(exc).__name__}: {exc}); see the "
+                "traceback above.",
                 path=str(root),
                 file=relative,
             ) from exc
     unknown = sorted(set(params) - set(scope.declared))
     if unknown:
-        del sys.modules[name]
         declared = sorted(set(scope.declared))
         raise ValueError(
             f"Unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for "
             f"padlc.load({str(root)!r}); the pipeline's params are: "
             f"{', '.join(declared) if declared else '(none)'}."
         )
-    return module
+    main = getattr(module, "_pd_main", None)
+    if not isinstance(main, Transform):
+        raise ArtifactError(
+            f"{root / relative} does not define `_pd_main` as a transform.",
+            path=str(root),
+            file=relative,
+        )
+    layers = list(main.pd_layers) + list(getattr(module, "_pd_extra_layers", []))
+    return main, layers
+
+
+def _load_weights(artifact: Artifact, module_file: str, layers: list[torch.nn.Module]) -> None:
+    """The layers' weights from ``weights.safetensors``; an :class:`ArtifactError` when layers
+    hold state but the manifest lists no weights (a removed file would leave them random)."""
+    if WEIGHTS_FILE in artifact.manifest.listed():
+        load_weights(artifact.root / module_file, WEIGHTS_FILE, layers)
+        return
+    stateful = next((layer for layer in layers if layer.state_dict()), None)
+    if stateful is not None:
+        raise ArtifactError(
+            f"{artifact.root}: the pipeline's layers hold weights ({type(stateful).__name__}), "
+            f"but manifest.json lists no {WEIGHTS_FILE}: loading would leave them at random "
+            "values. The artifact is incomplete or was edited; copy it again or re-save it.",
+            path=str(artifact.root),
+            file=WEIGHTS_FILE,
+        )

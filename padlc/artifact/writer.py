@@ -1,7 +1,12 @@
 """Writing a ``.padl`` directory atomically.
 
 An artifact is built in a temporary directory beside its target and renamed into place only when
-complete, so a reader never sees half an artifact and a failed overwrite leaves the old one intact::
+complete, so a reader never sees half an artifact and a failed overwrite leaves the old one intact.
+Without ``force_overwrite`` the rename never replaces an artifact that another process saved to the
+same path meanwhile; with it, the old artifact is swapped for the new one in one step
+(:mod:`padlc.artifact.swap`). A writer holds a lock on its temporary directory, so the next save to
+the same path removes the ones killed saves left behind, and never one still being written. The
+manifest written is recorded in the user's trust store (:mod:`padl_runtime.trust`)::
 
     with ArtifactWriter("model.padl") as writer:
         (writer.root / "pipeline.py").write_text(source)
@@ -10,19 +15,34 @@ complete, so a reader never sees half an artifact and a failed overwrite leaves 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from padl_runtime.manifest import MANIFEST_FILE, Manifest, StageLayout, file_entry
+from padl_runtime.trust import remember
+from padlc.artifact.swap import place_new, swap
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; leftovers are not cleaned there
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["ArtifactWriter", "artifact_path"]
 
 SUFFIX = ".padl"
+#: Written into a temporary directory once its writer holds the lock: a directory with it and
+#: without the lock is a killed save's leftover.
+_MARKER = ".padl-writing"
+#: A leftover without the marker (killed before writing it) is removed once this old (seconds).
+_UNMARKED_AGE = 3600.0
 
 
 def artifact_path(path: str | os.PathLike[str]) -> Path:
@@ -59,9 +79,13 @@ class ArtifactWriter:
             raise NotADirectoryError(
                 f"Cannot save to {self.path}: its parent {parent} is a file, not a directory."
             )
+        self._lock: int | None = None
         try:
             parent.mkdir(parents=True, exist_ok=True)
+            _remove_leftovers(self.path)
             self.root = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=parent))
+            self._lock = _lock(self.root)
+            (self.root / _MARKER).touch()
         except PermissionError as exc:
             raise PermissionError(
                 f"Cannot save to {self.path}: no permission to write in {parent} "
@@ -83,6 +107,12 @@ class ArtifactWriter:
         """Remove the temporary directory unless committed (idempotent)."""
         if not self._committed:
             shutil.rmtree(self.root, ignore_errors=True)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def commit(self, manifest_kwargs: Mapping[str, Any]) -> Path:
         """Hash every file under ``root`` into the manifest, write ``manifest.json`` and move the
@@ -98,6 +128,7 @@ class ArtifactWriter:
             raise ValueError("commit() computes `files` itself; do not pass it.")
         if isinstance(kwargs.get("stages"), Mapping):
             kwargs["stages"] = StageLayout(**kwargs["stages"])
+        (self.root / _MARKER).unlink(missing_ok=True)
         relative = sorted(
             p.relative_to(self.root).as_posix()
             for p in self.root.rglob("*")
@@ -105,27 +136,69 @@ class ArtifactWriter:
         )
         files = tuple(file_entry(self.root, r) for r in relative)
         manifest = Manifest(files=files, **kwargs)
-        (self.root / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+        text = manifest.to_json().encode("utf-8")
+        (self.root / MANIFEST_FILE).write_bytes(text)
         # Readable by everyone, like a checked-out repository: mkdtemp makes the directory 0o700,
         # and some writers (safetensors) create their files 0o600.
         os.chmod(self.root, 0o755)
         for entry in self.root.rglob("*"):
             os.chmod(entry, 0o755 if entry.is_dir() else 0o644)
-        self._swap_into_place()
-        self._committed = True
+        if self.force_overwrite:
+            old = swap(self.root, self.path)
+            self._committed = True
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            place_new(self.root, self.path)
+            self._committed = True
+        self._unlock()
+        try:
+            remember(text, self.path, how="written by padlc")
+        except OSError as exc:
+            warnings.warn(
+                f"{self.path} was written, but recording it in your trust store failed ({exc}): "
+                "load it with trust_code=True.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return self.path
 
-    def _swap_into_place(self) -> None:
-        target = self.path
-        if not target.exists():
-            os.rename(self.root, target)
-            return
-        backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        backup.rmdir()
-        os.rename(target, backup)  # the old artifact is kept until the new one is in place
-        try:
-            os.rename(self.root, target)
-        except BaseException:
-            os.rename(backup, target)
-            raise
-        shutil.rmtree(backup, ignore_errors=True)
+
+def _lock(directory: Path) -> int | None:
+    """An exclusive lock on ``directory`` for as long as this process holds the descriptor (the
+    system releases it when the process dies, however it dies)."""
+    if fcntl is None:
+        return None
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Remove the temporary directories of saves to ``target`` that were killed: unlocked, and
+    marked by their writer (or older than an hour: killed before marking, or a backup of the
+    two-rename overwrite)."""
+    if fcntl is None:
+        return
+    try:
+        candidates = [
+            p
+            for p in target.parent.iterdir()
+            if p.name.startswith((f".{target.name}.tmp-", f".{target.name}.old-"))
+        ]
+    except OSError:
+        return
+    for candidate in candidates:
+        with contextlib.suppress(OSError):
+            if not candidate.is_dir() or candidate.is_symlink():
+                continue
+            fd = os.open(candidate, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its writer is alive
+                if (candidate / _MARKER).exists() or time.time() - candidate.stat().st_mtime > _UNMARKED_AGE:
+                    shutil.rmtree(candidate, ignore_errors=True)
+            finally:
+                os.close(fd)

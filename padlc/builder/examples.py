@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from padl_runtime.collate import collate
+from padl_runtime.artifact import DirectoryFiles
 from padl_runtime.package import ArtifactPackage
 from padlc.errors import BuildError
 from padlc.language.base import Transform
@@ -65,15 +65,8 @@ def short(value: Any) -> str:
 
 def example_batch(root: Path, inputs: list[Any], stage_module: str) -> Any:
     """Collate the generated preprocess's outputs for the examples (as the runtime will)."""
-    package = ArtifactPackage(root)
-    writes, sys.dont_write_bytecode = (
-        sys.dont_write_bytecode,
-        True,
-    )  # no __pycache__ in the artifact
-    try:
-        preprocess = package.function(stage_module, "preprocess")
-    finally:
-        sys.dont_write_bytecode = writes
+    # compiled from the files just written (never imported: no __pycache__ in the artifact)
+    preprocess = ArtifactPackage(DirectoryFiles(root)).function(stage_module, "preprocess")
     items = []
     for index, item in enumerate(inputs):
         try:

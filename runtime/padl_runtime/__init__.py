@@ -3,12 +3,16 @@
 >>> import padl_runtime
 >>> pipeline = padl_runtime.load("model.padl")      # doctest: +SKIP
 >>> pipeline.infer_apply(raw_item)                   # doctest: +SKIP
+
+Loading runs an artifact's code only when you trust it (docs/security.md): you wrote it on this
+machine, you pass ``trust_code=True``, or a key you trust signed it.
 """
 
 from padl_runtime.errors import ArtifactError, BackendUnavailableError
 from padl_runtime.load import load
 from padl_runtime.manifest import FORMAT_VERSION, Manifest, read_manifest
 from padl_runtime.pipeline import CompiledPipeline
+from padl_runtime.trust import UntrustedArtifactError
 
 __version__ = "0.1.0"
 
@@ -18,6 +22,7 @@ __all__ = [
     "BackendUnavailableError",
     "CompiledPipeline",
     "Manifest",
+    "UntrustedArtifactError",
     "__version__",
     "load",
     "read_manifest",

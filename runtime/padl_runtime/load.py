@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
+from padl_runtime.artifact import Artifact
 from padl_runtime.backends import LOADERS
 from padl_runtime.errors import ArtifactError, BackendUnavailableError
-from padl_runtime.manifest import BackendEntry, read_manifest, verify_files
+from padl_runtime.manifest import BackendEntry
 from padl_runtime.package import ArtifactPackage, StageFunction
 from padl_runtime.pipeline import CompiledPipeline
+from padl_runtime.trust import Executes, KeyLike, require_trust
 
 __all__ = ["load"]
 
@@ -46,9 +49,15 @@ def _choose(
 
 
 def load(
-    path: str | os.PathLike[str], device: str | None = None, backend: str | None = None
+    path: str | os.PathLike[str],
+    device: str | None = None,
+    backend: str | None = None,
+    *,
+    trust_code: bool = False,
+    trusted_keys: Iterable[KeyLike] | None = None,
 ) -> CompiledPipeline:
-    """Load a built artifact: check its manifest and file hashes, then its stages and forward.
+    """Load a built artifact: check its manifest, establish trust, then load its stages and
+    forward from the verified bytes of the files the manifest lists.
 
     ``device`` defaults to the device it was built for when available here, else the CPU.
     ``backend`` picks one of the artifact's forward backends, and only that one; by default the
@@ -57,12 +66,19 @@ def load(
     warning when another one can. :class:`~padl_runtime.BackendUnavailableError` is raised when
     none can, when the backend asked for cannot, and for a CUDA device without CUDA.
 
+    Loading runs the artifact's code (its generated stage module; an ``eager`` forward's Python,
+    an ``aoti`` forward's native code) only when trust is established (docs/security.md): you
+    wrote it on this machine (``padlc build`` records it in your trust store), ``trust_code=True``,
+    or it is signed by one of ``trusted_keys`` (paths to ed25519 public keys, or key objects) or
+    a key configured in ``PADL_TRUSTED_KEYS``. Otherwise
+    :class:`~padl_runtime.trust.UntrustedArtifactError` says what would run and how to inspect it.
+
     >>> pipeline = load("model.padl")          # doctest: +SKIP
     >>> pipeline.infer_apply("a raw item")     # doctest: +SKIP
     """
+    artifact = Artifact.open(path)
     root = Path(path)
-    manifest = read_manifest(root)
-    verify_files(root, manifest)
+    manifest = artifact.manifest
     section = manifest.forward
     if manifest.kind != "built" or section is None:
         raise ArtifactError(
@@ -71,7 +87,15 @@ def load(
             path=str(root),
         )
     if device is None:
-        device = section.device
+        try:
+            device = str(torch.device(section.device))
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise ArtifactError(
+                f"{root}: forward.device {section.device!r} in manifest.json is not a torch "
+                "device. The manifest is damaged; rebuild the artifact.",
+                path=str(root),
+                file="manifest.json",
+            ) from exc
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             device = "cpu"
     try:
@@ -107,8 +131,13 @@ def load(
             RuntimeWarning,
             stacklevel=2,
         )
-    package = ArtifactPackage(root)
     stage_module = section.stage_module
+    loader = LOADERS[chosen.name]
+    runs: list[tuple[str, Executes]] = [(stage_module, "python")] if stage_module else []
+    runs += [(file, loader.executes) for file in chosen.files]
+    require_trust(artifact, runs, trust_code=trust_code, trusted_keys=trusted_keys)
+    artifact.check_present()
+    package = ArtifactPackage(artifact)
     preprocess = postprocess = None
     if stage_module:
         module = package.module(stage_module)
@@ -116,7 +145,8 @@ def load(
             preprocess = StageFunction(package, stage_module, "preprocess")
         if getattr(module, "postprocess", None) is not None:
             postprocess = StageFunction(package, stage_module, "postprocess")
-    loaded = LOADERS[chosen.name].load(root, chosen, device, package)
+    loaded = loader.load(artifact, chosen, device, package)
+    artifact.release()
     return CompiledPipeline(
         root,
         manifest,

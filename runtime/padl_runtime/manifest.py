@@ -4,7 +4,10 @@ This module is the single definition of the format. The compiler (``padlc``) wri
 these classes and the runtime (and the C++ library) read them; see docs/format.md for the reference.
 
 A manifest lists every file of the artifact with its SHA-256 and size, so loading can refuse a
-directory that is incomplete, edited or truncated before executing any of its code.
+directory that is incomplete, edited or truncated before executing any of its code. Since format
+version 2 the manifest ends with its own ``digest`` (the SHA-256 of its bytes without that last
+member), so a damaged manifest is refused too; every field is checked on reading, and a malformed
+one is an :class:`~padl_runtime.ArtifactError` naming the field.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, NoReturn
 
 from padl_runtime.errors import ArtifactError
 
@@ -23,25 +27,44 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "MANIFEST_FILE",
+    "READABLE_VERSIONS",
+    "SIGNATURE_FILE",
     "BackendEntry",
     "CppSection",
     "FileEntry",
     "ForwardSection",
     "Manifest",
     "StageLayout",
+    "check_relative_path",
+    "encode_manifest",
     "file_entry",
+    "parse_manifest",
     "read_manifest",
     "sha256_file",
     "verify_files",
 ]
 
 FORMAT_NAME = "padl"
-#: Bumped whenever a reader of the previous version could misread a new artifact.
-FORMAT_VERSION = 1
+#: Bumped whenever a reader of the previous version could misread a new artifact. Version 2 adds
+#: the manifest's own ``digest`` and requires ``stages.has_unbatch``.
+FORMAT_VERSION = 2
+#: The versions this runtime reads (an artifact written by an earlier padlc keeps loading).
+READABLE_VERSIONS = (1, 2)
 MANIFEST_FILE = "manifest.json"
+#: An ed25519 signature of ``manifest.json`` (``padlc sign``); like the manifest, never listed in it.
+SIGNATURE_FILE = "manifest.sig"
+#: The files of the artifact directory that the manifest does not list.
+UNLISTED_FILES = (MANIFEST_FILE, SIGNATURE_FILE)
 
 ArtifactKind = Literal["saved", "built"]
 BACKEND_NAMES = ("aoti", "export", "torchscript", "onnx", "eager")
+
+# The last member of a version-2 manifest, as the writer puts it: the digest covers the bytes
+# before it (with the object closed), so any change to the file shows.
+_DIGEST_TAIL = re.compile(rb',\n  "digest": "sha256:([0-9a-f]{64})"\n}\n\Z')
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+#: Nesting of a forward's tree spec beyond this is refused (a damaged spec, not a real forward).
+_MAX_SPEC_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +81,7 @@ class StageLayout:
     """How the pipeline splits into stages; the strings are the stages' short ``repr``.
 
     ``has_unbatch``: the pipeline has ``unbatch``, so ``eval_apply`` yields one output per item even
-    when nothing is left to run after it (absent in older manifests: ``False``)."""
+    when nothing is left to run after it (absent in version-1 manifests: ``False``)."""
 
     preprocess: str
     forward: str
@@ -149,10 +172,17 @@ class Manifest:
         return {"format": FORMAT_NAME, **data}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+        """The text of ``manifest.json``; from version 2 it ends with its ``digest``."""
+        return encode_manifest(self.to_dict())
+
+    def listed(self) -> frozenset[str]:
+        """The paths of the files the manifest lists."""
+        return frozenset(entry.path for entry in self.files)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, path: str = "") -> Manifest:
+    def from_dict(cls, data: Any, *, path: str = "") -> Manifest:
+        """Check every field of a parsed manifest and build it; a malformed field is an
+        :class:`ArtifactError` naming it (``forward.backends[0].files``)."""
         where = f"{path}/{MANIFEST_FILE}" if path else MANIFEST_FILE
         if not isinstance(data, Mapping) or data.get("format") != FORMAT_NAME:
             raise ArtifactError(
@@ -161,62 +191,412 @@ class Manifest:
                 file=MANIFEST_FILE,
             )
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if type(version) is not int or version not in READABLE_VERSIONS:
             raise ArtifactError(
-                f"{where} has format version {version!r}; this runtime reads version "
-                f"{FORMAT_VERSION}. Upgrade padl_runtime/padlc, or rebuild the artifact with "
-                "the installed padlc.",
+                f"{where} has format version {version!r}; this runtime reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}. Upgrade padl_runtime/padlc, or "
+                "rebuild the artifact with the installed padlc.",
                 path=path,
                 file=MANIFEST_FILE,
             )
-        try:
-            forward = data.get("forward")
-            cpp = data.get("cpp")
-            return cls(
-                format_version=version,
-                padlc_version=str(data["padlc_version"]),
-                kind=data["kind"],
-                pipeline=str(data["pipeline"]),
-                module=str(data["module"]),
-                stages=_stage_layout(data["stages"]),
-                files=tuple(FileEntry(**f) for f in data["files"]),
-                python_version=str(data.get("python_version", "")),
-                torch_version=str(data.get("torch_version", "")),
-                created=str(data.get("created", "")),
-                forward=None
-                if forward is None
-                else ForwardSection(
-                    backends=tuple(
-                        BackendEntry(**{**b, "files": tuple(b["files"])})
-                        for b in forward["backends"]
-                    ),
-                    stage_module=forward["stage_module"],
-                    graph_source=forward["graph_source"],
-                    inputs=tuple(forward.get("inputs", ())),
-                    outputs=tuple(forward.get("outputs", ())),
-                    batch_dim=int(forward.get("batch_dim", 0)),
-                    max_batch=forward.get("max_batch"),
-                    device=str(forward.get("device", "cpu")),
-                    moved_to_forward=tuple(forward.get("moved_to_forward", ())),
-                    input_spec=dict(forward.get("input_spec", {})),
-                    output_spec=dict(forward.get("output_spec", {})),
-                ),
-                cpp=None if cpp is None else CppSection(**cpp),
-                extra=dict(data.get("extra", {})),
+        return _Fields(where, path, version).manifest(data)
+
+
+class _Fields:
+    """Reads the fields of one manifest, naming the first malformed one in its error."""
+
+    def __init__(self, where: str, path: str, version: int) -> None:
+        self.where = where
+        self.path = path
+        self.version = version
+
+    def fail(self, name: str, problem: str) -> NoReturn:
+        raise ArtifactError(
+            f"{self.where}: field {name!r} {problem}. The manifest is damaged or was edited; "
+            "copy the artifact again, or rebuild or re-save it.",
+            path=self.path,
+            file=MANIFEST_FILE,
+        )
+
+    def section(self, data: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any]:
+        value = self.get(data, key, name)
+        if not isinstance(value, Mapping):
+            self.fail(name, f"must be an object, not {_kind(value)}")
+        return value
+
+    def get(self, data: Mapping[str, Any], key: str, name: str) -> Any:
+        if key not in data:
+            self.fail(name, "is missing")
+        return data[key]
+
+    def string(self, data: Mapping[str, Any], key: str, name: str, default: str | None = None) -> str:
+        if default is not None and key not in data:
+            return default
+        value = self.get(data, key, name)
+        if not isinstance(value, str):
+            self.fail(name, f"must be a string, not {_kind(value)}")
+        return value
+
+    def optional_string(self, data: Mapping[str, Any], key: str, name: str) -> str | None:
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            self.fail(name, f"must be a string or null, not {_kind(value)}")
+        return value
+
+    def boolean(self, data: Mapping[str, Any], key: str, name: str, default: bool | None = None) -> bool:
+        if default is not None and key not in data:
+            return default
+        value = self.get(data, key, name)
+        if type(value) is not bool:
+            self.fail(name, f"must be true or false, not {_kind(value)}")
+        return value
+
+    def integer(
+        self, data: Mapping[str, Any], key: str, name: str, default: int | None = None, least: int = 0
+    ) -> int:
+        if default is not None and key not in data:
+            return default
+        value = self.get(data, key, name)
+        if type(value) is not int or value < least:
+            self.fail(name, f"must be an integer of at least {least}, not {_shown(value)}")
+        return value
+
+    def number(self, data: Mapping[str, Any], key: str, name: str, default: float) -> float:
+        value = data.get(key, default)
+        if type(value) not in (int, float):
+            self.fail(name, f"must be a number, not {_kind(value)}")
+        return float(value)
+
+    def strings(self, data: Mapping[str, Any], key: str, name: str, default: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        if default is not None and key not in data:
+            return default
+        value = self.get(data, key, name)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(name, f"must be a list of strings, not {_kind(value)}")
+        return tuple(value)
+
+    def relative(self, value: str, name: str) -> str:
+        problem = _path_problem(value)
+        if problem is not None:
+            self.fail(name, f"is not a path inside the artifact ({value!r}: {problem})")
+        return value
+
+    def listed(self, value: str, name: str, listed: frozenset[str]) -> str:
+        self.relative(value, name)
+        if value not in listed:
+            self.fail(
+                name,
+                f"names {value!r}, which the manifest's files do not list (so it cannot be "
+                "verified)",
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(
-                f"{where} is malformed ({type(exc).__name__}: {exc}). The artifact is damaged; "
-                "rebuild or re-save it.",
-                path=path,
-                file=MANIFEST_FILE,
-            ) from exc
+        return value
+
+    # -- sections --------------------------------------------------------------------------------
+    def manifest(self, data: Mapping[str, Any]) -> Manifest:
+        files = self.files(self.get(data, "files", "files"))
+        listed = frozenset(entry.path for entry in files)
+        kind = self.string(data, "kind", "kind")
+        if kind not in ("saved", "built"):
+            self.fail("kind", f'must be "saved" or "built", not {kind!r}')
+        forward = data.get("forward")
+        if kind == "built" and forward is None:
+            self.fail("forward", "is missing: a built artifact has a forward section")
+        cpp = data.get("cpp")
+        extra = data.get("extra", {})
+        if not isinstance(extra, Mapping):
+            self.fail("extra", f"must be an object, not {_kind(extra)}")
+        return Manifest(
+            format_version=self.version,
+            padlc_version=self.string(data, "padlc_version", "padlc_version"),
+            kind=kind,  # type: ignore[arg-type]
+            pipeline=self.string(data, "pipeline", "pipeline"),
+            module=self.module(data, listed),
+            stages=self.stages(self.section(data, "stages", "stages")),
+            files=files,
+            python_version=self.string(data, "python_version", "python_version", ""),
+            torch_version=self.string(data, "torch_version", "torch_version", ""),
+            created=self.string(data, "created", "created", ""),
+            forward=None if forward is None else self.forward(forward, listed),
+            cpp=None if cpp is None else self.cpp(cpp, listed),
+            extra=dict(extra),
+        )
+
+    def module(self, data: Mapping[str, Any], listed: frozenset[str]) -> str:
+        module = self.string(data, "module", "module")
+        if self.version < 2:  # builds of version 1 recorded their source (MODULE:ATTR) here
+            return module
+        return self.listed(module, "module", listed)
+
+    def files(self, value: Any) -> tuple[FileEntry, ...]:
+        if not isinstance(value, list):
+            self.fail("files", f"must be a list, not {_kind(value)}")
+        entries = []
+        seen: set[str] = set()
+        for i, item in enumerate(value):
+            name = f"files[{i}]"
+            if not isinstance(item, Mapping):
+                self.fail(name, f"must be an object, not {_kind(item)}")
+            path = self.relative(self.string(item, "path", f"{name}.path"), f"{name}.path")
+            if path in UNLISTED_FILES:
+                self.fail(f"{name}.path", f"lists {path}, which is never listed in itself")
+            if path in seen:
+                self.fail(f"{name}.path", f"lists {path!r} a second time")
+            seen.add(path)
+            sha256 = self.string(item, "sha256", f"{name}.sha256")
+            if not _SHA256.match(sha256):
+                self.fail(f"{name}.sha256", "must be 64 lowercase hexadecimal digits")
+            size = self.integer(item, "size", f"{name}.size")
+            entries.append(FileEntry(path=path, sha256=sha256, size=size))
+        return tuple(entries)
+
+    def stages(self, data: Mapping[str, Any]) -> StageLayout:
+        # Keys this runtime does not know are left out, so that a later writer may add some.
+        return StageLayout(
+            preprocess=self.string(data, "preprocess", "stages.preprocess"),
+            forward=self.string(data, "forward", "stages.forward"),
+            postprocess=self.string(data, "postprocess", "stages.postprocess"),
+            has_batch=self.boolean(data, "has_batch", "stages.has_batch"),
+            has_unbatch=self.boolean(
+                data, "has_unbatch", "stages.has_unbatch", False if self.version < 2 else None
+            ),
+        )
+
+    def forward(self, data: Any, listed: frozenset[str]) -> ForwardSection:
+        if not isinstance(data, Mapping):
+            self.fail("forward", f"must be an object or null, not {_kind(data)}")
+        raw_backends = self.get(data, "backends", "forward.backends")
+        if not isinstance(raw_backends, list) or not raw_backends:
+            self.fail("forward.backends", "must be a non-empty list")
+        backends = tuple(
+            self.backend(b, f"forward.backends[{i}]", listed) for i, b in enumerate(raw_backends)
+        )
+        stage_module = self.string(data, "stage_module", "forward.stage_module")
+        if stage_module:
+            self.listed(stage_module, "forward.stage_module", listed)
+        graph_source = self.string(data, "graph_source", "forward.graph_source")
+        if graph_source:
+            self.listed(graph_source, "forward.graph_source", listed)
+        inputs = self.signature(data, "inputs")
+        outputs = self.signature(data, "outputs")
+        max_batch = data.get("max_batch")
+        if max_batch is not None:
+            max_batch = self.integer(data, "max_batch", "forward.max_batch", least=1)
+        input_spec = self.spec(data, "input_spec", len(inputs))
+        output_spec = self.spec(data, "output_spec", len(outputs))
+        return ForwardSection(
+            backends=backends,
+            stage_module=stage_module,
+            graph_source=graph_source,
+            inputs=inputs,
+            outputs=outputs,
+            batch_dim=self.integer(data, "batch_dim", "forward.batch_dim", 0),
+            max_batch=max_batch,
+            device=self.string(data, "device", "forward.device", "cpu"),
+            moved_to_forward=self.strings(data, "moved_to_forward", "forward.moved_to_forward", ()),
+            input_spec=input_spec,
+            output_spec=output_spec,
+        )
+
+    def backend(self, data: Any, name: str, listed: frozenset[str]) -> BackendEntry:
+        if not isinstance(data, Mapping):
+            self.fail(name, f"must be an object, not {_kind(data)}")
+        files = self.strings(data, "files", f"{name}.files")
+        if not files:
+            self.fail(f"{name}.files", "is empty: a backend has at least one file")
+        for i, file in enumerate(files):
+            self.listed(file, f"{name}.files[{i}]", listed)
+        max_abs_error = data.get("max_abs_error")
+        if max_abs_error is not None:
+            max_abs_error = self.number(data, "max_abs_error", f"{name}.max_abs_error", 0.0)
+        return BackendEntry(
+            name=self.string(data, "name", f"{name}.name"),
+            files=files,
+            device=self.string(data, "device", f"{name}.device"),
+            arch=self.optional_string(data, "arch", f"{name}.arch"),
+            torch_version=self.string(data, "torch_version", f"{name}.torch_version", ""),
+            max_abs_error=max_abs_error,
+            tolerance=self.number(data, "tolerance", f"{name}.tolerance", 0.0),
+            build_seconds=self.number(data, "build_seconds", f"{name}.build_seconds", 0.0),
+            note=self.string(data, "note", f"{name}.note", ""),
+        )
+
+    def signature(self, data: Mapping[str, Any], key: str) -> tuple[dict[str, Any], ...]:
+        value = data.get(key, [])
+        name = f"forward.{key}"
+        if not isinstance(value, list):
+            self.fail(name, f"must be a list, not {_kind(value)}")
+        out = []
+        for i, item in enumerate(value):
+            at = f"{name}[{i}]"
+            if not isinstance(item, Mapping):
+                self.fail(at, f"must be an object, not {_kind(item)}")
+            self.string(item, "name", f"{at}.name")
+            self.string(item, "dtype", f"{at}.dtype")
+            shape = self.get(item, "shape", f"{at}.shape")
+            if not isinstance(shape, list) or not all(
+                d == "batch" or (type(d) is int and d >= 0) for d in shape
+            ):
+                self.fail(f"{at}.shape", 'must be a list of sizes (integers, or "batch")')
+            out.append(dict(item))
+        return tuple(out)
+
+    def spec(self, data: Mapping[str, Any], key: str, tensors: int) -> dict[str, Any]:
+        value = data.get(key, {})
+        name = f"forward.{key}"
+        if not isinstance(value, Mapping):
+            self.fail(name, f"must be an object, not {_kind(value)}")
+        if not value:
+            return {}
+        count = self.tree(value, name, 0)
+        if tensors and count != tensors:
+            self.fail(name, f"holds {count} tensors, but forward.{key[:-5]}s lists {tensors}")
+        return dict(value)
+
+    def tree(self, spec: Any, name: str, depth: int) -> int:
+        """Check a tree spec (padl_runtime.treespec); the number of tensors it holds."""
+        if depth > _MAX_SPEC_DEPTH:
+            self.fail(name, f"nests deeper than {_MAX_SPEC_DEPTH} levels")
+        if not isinstance(spec, Mapping):
+            self.fail(name, f"must be an object, not {_kind(spec)}")
+        kind = spec.get("t")
+        if kind == "tensor":
+            return 1
+        if kind == "none":
+            return 0
+        if kind not in ("tuple", "list", "namedtuple", "dict"):
+            self.fail(f"{name}.t", f"is not a kind of tree spec ({kind!r})")
+        items = self.get(spec, "items", f"{name}.items")
+        if not isinstance(items, list):
+            self.fail(f"{name}.items", f"must be a list, not {_kind(items)}")
+        labels = {"namedtuple": "fields", "dict": "keys"}.get(kind)
+        if labels is not None:
+            names = self.strings(spec, labels, f"{name}.{labels}")
+            if len(names) != len(items) or len(set(names)) != len(names):
+                self.fail(f"{name}.{labels}", "must name each item once")
+            if kind == "namedtuple" and not all(
+                n.isidentifier() and not n.startswith("_") for n in names
+            ):
+                self.fail(f"{name}.{labels}", "must be identifiers not starting with '_'")
+        return sum(self.tree(s, f"{name}.items[{i}]", depth + 1) for i, s in enumerate(items))
+
+    def cpp(self, data: Any, listed: frozenset[str]) -> CppSection:
+        if not isinstance(data, Mapping):
+            self.fail("cpp", f"must be an object or null, not {_kind(data)}")
+        forward_file = self.optional_string(data, "forward_file", "cpp.forward_file")
+        if forward_file is not None:
+            self.listed(forward_file, "cpp.forward_file", listed)
+        pipeline_file = self.optional_string(data, "pipeline_file", "cpp.pipeline_file")
+        if pipeline_file is not None:
+            self.listed(pipeline_file, "cpp.pipeline_file", listed)
+        return CppSection(
+            forward_file=forward_file,
+            run_available=self.boolean(data, "run_available", "cpp.run_available"),
+            pipeline_file=pipeline_file,
+            reason=self.string(data, "reason", "cpp.reason", ""),
+        )
 
 
-def _stage_layout(data: Mapping[str, Any]) -> StageLayout:
-    # Keys this runtime does not know are left out, so that a later writer may add some.
-    known = StageLayout.__dataclass_fields__
-    return StageLayout(**{key: value for key, value in data.items() if key in known})
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        return "an object"
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if type(value) in (int, float, bool) else _kind(value)
+
+
+def _path_problem(path: str) -> str | None:
+    """Why ``path`` is not a plain relative POSIX path inside the artifact (``None``: it is)."""
+    if not path:
+        return "empty"
+    if "\\" in path or "\x00" in path:
+        return "a backslash or NUL character"
+    if path.startswith("/") or re.match(r"[A-Za-z]:", path):
+        return "absolute"
+    parts = PurePosixPath(path).parts
+    if any(part in ("..", ".") for part in path.split("/")) or "" in path.split("/"):
+        return "a '..', '.' or empty component"
+    if not parts:
+        return "empty"
+    return None
+
+
+def check_relative_path(path: str) -> str | None:
+    """Why ``path`` cannot name a file of an artifact (``None``: it can): it must be relative,
+    with POSIX separators, and have no ``..``, ``.`` or empty component."""
+    return _path_problem(path)
+
+
+def encode_manifest(data: Mapping[str, Any]) -> str:
+    """The text of ``manifest.json`` for the fields ``data`` (a ``digest`` among them is
+    replaced): indented JSON, ending from version 2 with ``"digest": "sha256:<hex>"``, the SHA-256
+    of the text without that last member."""
+    fields = {key: value for key, value in data.items() if key != "digest"}
+    body = json.dumps(fields, indent=2, sort_keys=False) + "\n"
+    version = fields.get("format_version")
+    if type(version) is int and version < 2:
+        return body
+    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return body[: -len("\n}\n")] + f',\n  "digest": "sha256:{digest}"\n}}\n'
+
+
+# -- reading ----------------------------------------------------------------------------------
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_manifest(raw: bytes, *, path: str = "") -> Manifest:
+    """Parse and check the bytes of a ``manifest.json``: valid JSON (no repeated keys, no NaN), a
+    known format version, the digest (version 2 on), and every field."""
+    where = f"{path}/{MANIFEST_FILE}" if path else MANIFEST_FILE
+    try:
+        data = json.loads(
+            raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ArtifactError(
+            f"{where} is not valid JSON ({exc}). The artifact is damaged; copy it again, or "
+            "rebuild or re-save it.",
+            path=path,
+            file=MANIFEST_FILE,
+        ) from exc
+    readable = isinstance(data, dict) and data.get("format") == FORMAT_NAME
+    version = data.get("format_version") if readable else None
+    if type(version) is int and version in READABLE_VERSIONS and version >= 2:
+        _check_digest(raw, where, path)
+    return Manifest.from_dict(data, path=path)
+
+
+def _check_digest(raw: bytes, where: str, path: str) -> None:
+    tail = _DIGEST_TAIL.search(raw)
+    if tail is None:
+        raise ArtifactError(
+            f'{where} does not end with its "digest" (a version-2 manifest does). The manifest '
+            "is damaged or was edited; copy the artifact again, or rebuild or re-save it.",
+            path=path,
+            file=MANIFEST_FILE,
+        )
+    body = raw[: tail.start()] + b"\n}\n"
+    if hashlib.sha256(body).hexdigest() != tail.group(1).decode("ascii"):
+        raise ArtifactError(
+            f"{where} does not match its own digest: it was damaged or edited after it was "
+            "written. Copy the artifact again, or rebuild or re-save it.",
+            path=path,
+            file=MANIFEST_FILE,
+        )
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -236,59 +616,17 @@ def file_entry(root: str | os.PathLike[str], relative: str) -> FileEntry:
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
-    """Parse ``path/manifest.json`` without checking the other files."""
-    root = Path(path)
-    if not root.exists():
-        raise ArtifactError(f"No artifact at {root}: the path does not exist.", path=str(root))
-    if not root.is_dir():
-        raise ArtifactError(
-            f"{root} is a file, but a .padl artifact is a directory. Pass the directory that "
-            f"holds {MANIFEST_FILE}.",
-            path=str(root),
-        )
-    manifest_path = root / MANIFEST_FILE
-    if not manifest_path.is_file():
-        raise ArtifactError(
-            f"{root} has no {MANIFEST_FILE}: it is not a .padl artifact, or it is incomplete.",
-            path=str(root),
-            file=MANIFEST_FILE,
-        )
-    try:
-        data = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(
-            f"{manifest_path} is not valid JSON ({exc}). The artifact is damaged; rebuild or "
-            "re-save it.",
-            path=str(root),
-            file=MANIFEST_FILE,
-        ) from exc
-    return Manifest.from_dict(data, path=str(root))
+    """Parse and check ``path/manifest.json`` without reading the other files."""
+    from padl_runtime.artifact import Artifact
+
+    return Artifact.open(path).manifest
 
 
 def verify_files(path: str | os.PathLike[str], manifest: Manifest) -> None:
-    """Check that every file listed in the manifest is present with the recorded size and hash."""
-    root = Path(path)
+    """Check that every file listed in the manifest is present, inside the artifact, with the
+    recorded size and hash (reads every file: loaders verify what they read as they read it)."""
+    from padl_runtime.artifact import Artifact
+
+    artifact = Artifact(Path(path), manifest, b"")
     for entry in manifest.files:
-        full = root / entry.path
-        if not full.is_file():
-            raise ArtifactError(
-                f"{root}: file {entry.path!r} listed in {MANIFEST_FILE} is missing. The artifact "
-                "is incomplete; copy it again or rebuild it.",
-                path=str(root),
-                file=entry.path,
-            )
-        size = full.stat().st_size
-        if size != entry.size:
-            raise ArtifactError(
-                f"{root}: file {entry.path!r} has {size} bytes, the manifest records "
-                f"{entry.size} (truncated or edited). Copy the artifact again or rebuild it.",
-                path=str(root),
-                file=entry.path,
-            )
-        if sha256_file(full) != entry.sha256:
-            raise ArtifactError(
-                f"{root}: file {entry.path!r} does not match its SHA-256 in {MANIFEST_FILE} "
-                "(edited or corrupted). Copy the artifact again or rebuild it.",
-                path=str(root),
-                file=entry.path,
-            )
+        artifact.read(entry.path, keep=False)

@@ -8,18 +8,25 @@ values saved with them through these helpers, with paths relative to the module'
 
 Torch, numpy (imported only when an ``.npy`` file is read) and the standard library only; no pickle:
 ``.npy`` files are read with ``allow_pickle=False`` and tensors come from safetensors.
+
+While an artifact's module runs under the runtime's loader (:func:`padl_runtime.artifact.reading`),
+a data file inside the artifact is read through it: it must be listed in the manifest, and its
+bytes are verified before they are decoded; a path leaving the artifact is refused.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from padl_runtime.artifact import current
 from padl_runtime.errors import ArtifactError
 
 __all__ = [
@@ -52,13 +59,37 @@ def _missing(path: Path) -> ArtifactError:
     )
 
 
-def load_json(module_file: str | os.PathLike[str], relative: str) -> Any:
-    """A JSON value (dict, list, str, number) saved beside the module."""
+def _read(module_file: str | os.PathLike[str], relative: str) -> tuple[Path, bytes]:
+    """The bytes of a data file: through the artifact being loaded when there is one (listed,
+    inside it, verified), else from the disk."""
     path = resolve(module_file, relative)
+    artifact = current()
+    if artifact is not None:
+        inside = artifact.contains(path)
+        if inside is None:
+            raise ArtifactError(
+                f"{module_file} reads {relative!r}, which lies outside the artifact "
+                f"{artifact.root}: an artifact's code reads only its own files.",
+                path=str(artifact.root),
+                file=relative,
+            )
+        return path, artifact.read(inside, needed_by=Path(module_file).name)
     if not path.is_file():
         raise _missing(path)
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    return path, path.read_bytes()
+
+
+def load_json(module_file: str | os.PathLike[str], relative: str) -> Any:
+    """A JSON value (dict, list, str, number) saved beside the module."""
+    path, data = _read(module_file, relative)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ArtifactError(
+            f"Data file {path} is not valid JSON ({exc}). Re-save the pipeline.",
+            path=str(path.parent),
+            file=path.name,
+        ) from exc
 
 
 def load_json_pairs(module_file: str | os.PathLike[str], relative: str) -> dict[Any, Any]:
@@ -70,20 +101,21 @@ def load_npy(module_file: str | os.PathLike[str], relative: str) -> Any:
     """A numpy array saved with ``np.save`` (never with pickled objects)."""
     import numpy as np  # only artifacts that hold arrays need numpy
 
-    path = resolve(module_file, relative)
-    if not path.is_file():
-        raise _missing(path)
-    return np.load(path, allow_pickle=False)
+    path, data = _read(module_file, relative)
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        raise ArtifactError(
+            f"Cannot read the array in {path}: {exc}. Re-save the pipeline.",
+            path=str(path.parent),
+            file=path.name,
+        ) from exc
 
 
 def load_tensor(module_file: str | os.PathLike[str], relative: str) -> torch.Tensor:
     """A tensor saved in a safetensors file under the key ``"value"``."""
-    from safetensors.torch import load_file
-
-    path = resolve(module_file, relative)
-    if not path.is_file():
-        raise _missing(path)
-    return load_file(str(path))[TENSOR_KEY]
+    path, data = _read(module_file, relative)
+    return _safetensors(path, data)[0][TENSOR_KEY]
 
 
 def load_weights(
@@ -95,18 +127,11 @@ def load_weights(
     the file records as shared (``TIES_KEY`` metadata) are tied again first. A stored tensor with
     another dtype than the rebuilt layer's converts that parameter first.
     """
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
-
-    path = resolve(module_file, relative)
-    if not path.is_file():
-        raise _missing(path)
+    path, data = _read(module_file, relative)
+    tensors, metadata = _safetensors(path, data)
     try:
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
         ties = json.loads(metadata.get(TIES_KEY, "{}"))
-    except (SafetensorError, OSError, ValueError) as exc:
+    except ValueError as exc:
         raise ArtifactError(
             f"Cannot read the weights in {path}: {exc}. The file is damaged; re-save the pipeline.",
             path=str(path.parent),
@@ -114,6 +139,27 @@ def load_weights(
         ) from exc
     tie_parameters(ties, layers, where=str(path))
     load_state_dicts(tensors, layers, where=str(path))
+
+
+def _safetensors(path: Path, data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and the metadata of a safetensors file's bytes."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        tensors = load(data)
+        (size,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8 : 8 + size].decode("utf-8"))
+        metadata = header.get("__metadata__") or {}
+        if not isinstance(metadata, dict):
+            raise ValueError("its metadata is not an object")
+    except (SafetensorError, struct.error, UnicodeDecodeError, ValueError) as exc:
+        raise ArtifactError(
+            f"Cannot read the tensors in {path}: {exc}. The file is damaged; re-save the pipeline.",
+            path=str(path.parent),
+            file=path.name,
+        ) from exc
+    return tensors, metadata
 
 
 def _split(key: str, layers: Sequence[torch.nn.Module], where: str) -> tuple[torch.nn.Module, str]:

@@ -13,7 +13,7 @@ import torch
 
 import padl_runtime
 import padlc
-from padl_runtime.manifest import read_manifest
+from padl_runtime.manifest import encode_manifest, read_manifest
 from tests.e2e.pipelines import FIXTURES, NO_BATCH, UNEXPORTABLE, VECTORS
 
 BY_NAME = {f.name: f for f in FIXTURES}
@@ -232,14 +232,14 @@ def test_runtime_refuses_aoti_for_another_arch_and_falls_back_with_a_warning(
     export_entry = data["forward"]["backends"][0]
     fake = {**export_entry, "name": "aoti", "arch": "cuda-sm90"}
     data["forward"]["backends"] = [fake, export_entry]
-    manifest_path.write_text(json.dumps(data))
+    manifest_path.write_text(encode_manifest(data))
     with pytest.warns(RuntimeWarning, match="compiled for cuda-sm90"):
-        pipeline = padl_runtime.load(result.path)
+        pipeline = padl_runtime.load(result.path, trust_code=True)
     assert pipeline.backend.name == "export"
     data["forward"]["backends"] = [fake]
-    manifest_path.write_text(json.dumps(data))
+    manifest_path.write_text(encode_manifest(data))
     with pytest.raises(padl_runtime.BackendUnavailableError, match="cuda-sm90"):
-        padl_runtime.load(result.path)
+        padl_runtime.load(result.path, trust_code=True)
     with pytest.raises(padl_runtime.BackendUnavailableError, match="has no 'onnx' forward"):
         padl_runtime.load(result.path, backend="onnx")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import padlc
-from padl_runtime.manifest import MANIFEST_FILE, read_manifest
+from padl_runtime.manifest import MANIFEST_FILE, encode_manifest, read_manifest
 from tests.e2e import shared_data_code as code
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,8 +94,9 @@ def test_an_older_build_whose_module_field_holds_its_source_still_loads(
     older = Path(shutil.copytree(built, tmp_path / "older.padl"))
     manifest = json.loads((older / MANIFEST_FILE).read_text(encoding="utf-8"))
     manifest["module"] = "tests.e2e.shared_data_code:PIPELINE"  # what builds wrote before
-    (older / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
-    loaded = padlc.load(older)
+    manifest["format_version"] = 1
+    (older / MANIFEST_FILE).write_text(encode_manifest(manifest), encoding="utf-8")
+    loaded = padlc.load(older, trust_code=True)  # written by an older padlc, before trust
     assert [loaded.infer_apply(x) for x in code.INPUTS] == [
         code.PIPELINE.infer_apply(x) for x in code.INPUTS
     ]

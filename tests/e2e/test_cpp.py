@@ -30,7 +30,7 @@ import torch
 
 import padl_runtime
 from padl_runtime.collate import collate
-from padl_runtime.manifest import BackendEntry, file_entry, read_manifest
+from padl_runtime.manifest import BackendEntry, encode_manifest, file_entry, read_manifest
 from padlc import batch, same, transform, unbatch
 from tests.e2e import fixture_code as code
 
@@ -481,16 +481,26 @@ def test_damaged_file_is_refused_naming_the_file(
 def _edit_manifest(root: Path, **changes: object) -> None:
     data = json.loads((root / "manifest.json").read_text())
     data.update(changes)
-    (root / "manifest.json").write_text(json.dumps(data))
+    (root / "manifest.json").write_text(encode_manifest(data))
 
 
 def test_unknown_format_version_is_refused(
     cpp_build: Path, artifact: Path, batch_path: Path
 ) -> None:
-    _edit_manifest(artifact, format_version=2)
+    _edit_manifest(artifact, format_version=3)
     result = classify(cpp_build, artifact, batch_path)
     assert result.returncode == 2
-    assert "has format version 2; this runtime reads version 1" in result.stderr
+    assert "has format version 3; this runtime reads versions 1 to 2" in result.stderr
+
+
+def test_edited_manifest_is_refused_by_its_digest(
+    cpp_build: Path, artifact: Path, batch_path: Path
+) -> None:
+    raw = (artifact / "manifest.json").read_bytes()
+    (artifact / "manifest.json").write_bytes(raw.replace(b'"has_batch": true', b'"has_batch": false'))
+    result = classify(cpp_build, artifact, batch_path)
+    assert result.returncode == 2
+    assert "does not match its own digest" in result.stderr
 
 
 def test_manifest_of_another_format_is_refused(
@@ -531,7 +541,7 @@ def test_manifest_path_outside_the_artifact_is_refused(
 ) -> None:
     data = json.loads((artifact / "manifest.json").read_text())
     data["files"][0]["path"] = "../../etc/passwd"
-    (artifact / "manifest.json").write_text(json.dumps(data))
+    (artifact / "manifest.json").write_text(encode_manifest(data))
     result = classify(cpp_build, artifact, batch_path)
     assert result.returncode == 2
     assert "'../../etc/passwd' leaves the artifact directory" in result.stderr

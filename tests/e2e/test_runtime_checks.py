@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import padl_runtime
+from padl_runtime.manifest import encode_manifest
 import padlc
 from tests.e2e import shape_code
 
@@ -67,7 +68,7 @@ def test_a_backend_asked_for_by_name_is_never_replaced(built: Path, tmp_path: Pa
     manifest = json.loads((copy / "manifest.json").read_text())
     export = manifest["forward"]["backends"][0]
     manifest["forward"]["backends"] = [export, {**export, "name": "aoti", "arch": "cuda-sm90"}]
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    (copy / "manifest.json").write_text(encode_manifest(manifest))
     with pytest.raises(padl_runtime.BackendUnavailableError, match="cuda-sm90"):
         padl_runtime.load(copy, backend="aoti")
 

@@ -47,6 +47,31 @@ std::string string_field(const json& object, const char* key, const std::string&
   return value.get<std::string>();
 }
 
+// From format version 2 the manifest ends with its own digest: the SHA-256 of its bytes without
+// that last member, `,\n  "digest": "sha256:<64 hex>"` (the object closed after them).
+void check_digest(const std::string& raw, const std::string& where, const std::string& root) {
+  static const std::string prefix = ",\n  \"digest\": \"sha256:";
+  static const std::string suffix = "\"\n}\n";
+  const std::size_t tail = prefix.size() + 64 + suffix.size();
+  const bool shaped = raw.size() >= tail &&
+                      raw.compare(raw.size() - tail, prefix.size(), prefix) == 0 &&
+                      raw.compare(raw.size() - suffix.size(), suffix.size(), suffix) == 0;
+  if (!shaped) {
+    throw ArtifactError(where + " does not end with its \"digest\" (a version-2 manifest does). "
+                                "The manifest is damaged or was edited; rebuild or re-save it.",
+                        root, kManifestFile);
+  }
+  const std::string recorded = raw.substr(raw.size() - suffix.size() - 64, 64);
+  const std::string body = raw.substr(0, raw.size() - tail) + "\n}\n";
+  Sha256 digest;
+  digest.update(body.data(), body.size());
+  if (digest.hex_digest() != recorded) {
+    throw ArtifactError(where + " does not match its own digest: it was damaged or edited after "
+                                "it was written. Rebuild or re-save the artifact.",
+                        root, kManifestFile);
+  }
+}
+
 json read_manifest(const std::string& root) {
   std::error_code ec;
   if (!fs::exists(root, ec)) {
@@ -65,9 +90,12 @@ json read_manifest(const std::string& root) {
   }
   std::ifstream in(manifest_path, std::ios::binary);
   if (!in) throw ArtifactError("Cannot read " + manifest_path.string() + ".", root, kManifestFile);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string raw = buffer.str();
   json data;
   try {
-    data = json::parse(in);
+    data = json::parse(raw);
   } catch (const json::parse_error& error) {
     throw ArtifactError(manifest_path.string() + " is not valid JSON (" + error.what() +
                             "). The artifact is damaged; rebuild or re-save it.",
@@ -79,14 +107,18 @@ json read_manifest(const std::string& root) {
                         root, kManifestFile);
   }
   const json version = data.value("format_version", json());
-  if (!version.is_number_integer() || version.get<std::int64_t>() != kFormatVersion) {
+  if (!version.is_number_integer() || version.get<std::int64_t>() < kOldestFormatVersion ||
+      version.get<std::int64_t>() > kFormatVersion) {
     throw ArtifactError(manifest_path.string() + " has format version " + version.dump() +
-                            "; this runtime reads version " + std::to_string(kFormatVersion) +
+                            "; this runtime reads versions " +
+                            std::to_string(kOldestFormatVersion) + " to " +
+                            std::to_string(kFormatVersion) +
                             ". Rebuild the artifact with a padlc that writes version " +
                             std::to_string(kFormatVersion) +
                             ", or use a padl C++ runtime that reads version " + version.dump() + ".",
                         root, kManifestFile);
   }
+  if (version.get<std::int64_t>() >= 2) check_digest(raw, manifest_path.string(), root);
   return data;
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import platform
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,9 @@ from typing import Any
 import torch
 
 from padl_runtime.backends import LoadedForward, register
+from padl_runtime.artifact import Artifact
 from padl_runtime.manifest import BackendEntry
+from padl_runtime.trust import Executes
 
 __all__ = ["device_arch"]
 
@@ -69,6 +72,7 @@ def device_arch(device: str) -> str:
 
 class AotiLoader:
     name = "aoti"
+    executes: Executes = "native"
 
     def unavailable(self, entry: BackendEntry, device: str) -> str | None:
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
@@ -81,26 +85,37 @@ class AotiLoader:
             )
         return None
 
-    def load(self, root: Path, entry: BackendEntry, device: str, package: Any) -> LoadedForward:
+    def load(
+        self, artifact: Artifact, entry: BackendEntry, device: str, package: Any
+    ) -> LoadedForward:
         from torch._inductor import aoti_load_package
 
-        with warnings.catch_warnings():  # torch-internal torch.jit deprecation notices
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            dev = torch.device(device)
-            if dev.type == "cuda":
-                # The package's loader puts its constants in device memory: start CUDA on the
-                # device first, and load there (not on whatever device is current).
-                index = dev.index if dev.index is not None else torch.cuda.current_device()
-                torch.cuda.init()
-                # torch < 2.6 has no device_index and loads on the current device.
-                takes_index = "device_index" in inspect.signature(aoti_load_package).parameters
-                options: dict[str, Any] = {"device_index": index} if takes_index else {}
-                with torch.cuda.device(index):
-                    runner = aoti_load_package(str(root / entry.files[0]), **options)
-            else:
-                runner = aoti_load_package(str(root / entry.files[0]))
+        # Native code: loaded only under established trust (executes = "native"), and from the
+        # verified bytes, copied to a private file (torch opens packages by path).
+        data = artifact.read(entry.files[0], needed_by="the aoti forward", keep=False)
+        with tempfile.TemporaryDirectory(prefix="padl-aoti-") as scratch:
+            package_file = Path(scratch) / "forward.aoti.pt2"
+            package_file.write_bytes(data)
+            runner = _load_package(aoti_load_package, str(package_file), device)
         return LoadedForward(_direct(runner), fixed_shapes=True)
+
+
+def _load_package(aoti_load_package: Any, file: str, device: str) -> Any:
+    with warnings.catch_warnings():  # torch-internal torch.jit deprecation notices
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        dev = torch.device(device)
+        if dev.type != "cuda":
+            return aoti_load_package(file)
+        # The package's loader puts its constants in device memory: start CUDA on the device
+        # first, and load there (not on whatever device is current).
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        torch.cuda.init()
+        # torch < 2.6 has no device_index and loads on the current device.
+        takes_index = "device_index" in inspect.signature(aoti_load_package).parameters
+        options: dict[str, Any] = {"device_index": index} if takes_index else {}
+        with torch.cuda.device(index):
+            return aoti_load_package(file, **options)
 
 
 register(AotiLoader())

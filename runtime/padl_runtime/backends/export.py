@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 from typing import Any
 
 import torch
 
 from padl_runtime.backends import LoadedForward, register
+from padl_runtime.backends._pt2 import check_no_code
+from padl_runtime.artifact import Artifact
 from padl_runtime.manifest import BackendEntry
+from padl_runtime.trust import Executes
 
 
 class ExportLoader:
     name = "export"
+    executes: Executes = "nothing"
 
     def unavailable(self, entry: BackendEntry, device: str) -> str | None:
         return None
 
-    def load(self, root: Path, entry: BackendEntry, device: str, package: Any) -> LoadedForward:
-        program = torch.export.load(str(root / entry.files[0]))
+    def load(
+        self, artifact: Artifact, entry: BackendEntry, device: str, package: Any
+    ) -> LoadedForward:
+        data = artifact.read(entry.files[0], needed_by="the export forward", keep=False)
+        check_no_code(data, artifact, entry.files[0])
+        program = torch.export.load(io.BytesIO(data))
         module = program.module(check_guards=False)
         if device != "cpu":
             module = module.to(device)

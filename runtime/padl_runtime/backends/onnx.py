@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from padl_runtime.backends import LoadedForward, register
+from padl_runtime.artifact import Artifact
 from padl_runtime.manifest import BackendEntry
+from padl_runtime.trust import Executes
 
 
 class OnnxLoader:
     name = "onnx"
+    executes: Executes = "nothing"
 
     def unavailable(self, entry: BackendEntry, device: str) -> str | None:
         if importlib.util.find_spec("onnxruntime") is None:
@@ -25,7 +27,9 @@ class OnnxLoader:
                 return "onnxruntime has no CUDAExecutionProvider (pip install onnxruntime-gpu)"
         return None
 
-    def load(self, root: Path, entry: BackendEntry, device: str, package: Any) -> LoadedForward:
+    def load(
+        self, artifact: Artifact, entry: BackendEntry, device: str, package: Any
+    ) -> LoadedForward:
         import onnxruntime
 
         providers = ["CPUExecutionProvider"]
@@ -33,9 +37,8 @@ class OnnxLoader:
             providers.insert(0, "CUDAExecutionProvider")
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
-        session = onnxruntime.InferenceSession(
-            str(root / entry.files[0]), sess_options=options, providers=providers
-        )
+        data = artifact.read(entry.files[0], needed_by="the onnx forward", keep=False)
+        session = onnxruntime.InferenceSession(data, sess_options=options, providers=providers)
         names = [i.name for i in session.get_inputs()]
 
         def run(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -24,7 +24,8 @@ namespace padl {
 
 // The manifest format this library reads (padl_runtime.manifest.FORMAT_NAME / FORMAT_VERSION).
 inline constexpr const char* kFormatName = "padl";
-inline constexpr int kFormatVersion = 1;
+inline constexpr int kFormatVersion = 2;
+inline constexpr int kOldestFormatVersion = 1;  // the oldest version this runtime reads
 
 // The architecture string manifest.json records for native code compiled for `device`:
 // "cpu-x86_64" / "cpu-aarch64" for CPUs (the machine name as Python's platform.machine() spells it
