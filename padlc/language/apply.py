@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -19,6 +18,7 @@ from padl_runtime.executor import BatchIterator, RunHooks, run_batches
 from padlc.language import context as _context
 from padlc.language.base import FailureMark, Transform, place
 from padlc.language.context import ApplyContext, InContext, Mode
+from padlc.language.layer_modes import Held, enter, layer_modes
 from padlc.language.markers import Identity
 from padlc.language.stages import without_markers
 
@@ -66,19 +66,6 @@ def annotate(exc: BaseException, pipeline: Transform, where: str | None = None) 
         pass
 
 
-@contextmanager
-def layer_modes(layers: list[torch.nn.Module], training: bool) -> Iterator[None]:
-    """Put layers in train/eval mode for the duration, then restore each layer's own mode."""
-    changed = [layer for layer in layers if layer.training != training]
-    for layer in changed:
-        layer.train(training)
-    try:
-        yield
-    finally:
-        for layer in changed:
-            layer.train(not training)
-
-
 def infer_apply(pipeline: Transform, item: Any) -> Any:
     # The hot path for serving one item at a time: no context managers, no copies.
     stages = pipeline._pd_stages()
@@ -88,9 +75,9 @@ def infer_apply(pipeline: Transform, item: Any) -> Any:
         # One context object per pipeline and device (it is immutable), not one per call.
         context = ApplyContext("infer", device, stages.has_batch)
         pipeline.__dict__["_pd_infer_context"] = context
-    training = [layer for layer in pipeline._pd_layer_list() if layer.training]
-    for layer in training:
-        layer.train(False)
+    # Layers in eval mode for the call, safely while other threads apply (layer_modes).
+    layers, _, gates = pipeline._pd_layer_cache()
+    held = enter(layers, gates, False)
     token = _context._CONTEXT.set(context)
     try:
         with torch.no_grad():
@@ -100,8 +87,7 @@ def infer_apply(pipeline: Transform, item: Any) -> Any:
         raise
     finally:
         _context._CONTEXT.reset(token)
-        for layer in training:
-            layer.train(True)
+        held.release()
     if stages.has_batch and not stages.has_unbatch:
         # No `unbatch`: the output is still a batch of one; infer_apply returns the item.
         output = remove_batch_axis(move_to_device(output, "cpu"))
@@ -145,7 +131,7 @@ class _Applied:
         return len(self._inner)
 
     def __iter__(self) -> Iterator[Any]:
-        with layer_modes(self._pipeline.pd_layers, self._training):
+        with layer_modes(self._pipeline._pd_layer_list(), self._training):
             yield from self._inner
 
 
@@ -157,7 +143,7 @@ class _Hooks:
     ) -> None:
         self.pipeline = pipeline
         self.training = training
-        self.changed: list[torch.nn.Module] = []
+        self.held: Held | None = None
         # A stage that is a single step runs as that step's plain callable, so nothing marks the
         # exception with the step; the executor records the stage, which names it.
         self.leaves = {
@@ -165,10 +151,8 @@ class _Hooks:
         }
 
     def start(self) -> None:
-        layers = self.pipeline.pd_layers
-        self.changed = [layer for layer in layers if layer.training != self.training]
-        for layer in self.changed:
-            layer.train(self.training)
+        layers, _, gates = self.pipeline._pd_layer_cache()
+        self.held = enter(layers, gates, self.training)
 
     def error(self, exc: BaseException) -> None:
         if getattr(exc, "_padlc_transform", None) is None:
@@ -179,9 +163,9 @@ class _Hooks:
         annotate(exc, self.pipeline)
 
     def end(self) -> None:
-        for layer in self.changed:
-            layer.train(not self.training)
-        self.changed = []
+        held, self.held = self.held, None
+        if held is not None:
+            held.release()
 
 
 def _item_stage(t: Transform, context: ApplyContext) -> Any:

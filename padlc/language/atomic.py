@@ -85,6 +85,17 @@ class FunctionTransform(AtomicTransform):
     def _pd_own_layers(self) -> Iterable[torch.nn.Module]:
         return _layers_used_by(self.function)
 
+    def _pd_layer_sources(self) -> Iterable[tuple[Any, str, Any]]:
+        code = getattr(self.function, "__code__", None)
+        scope = getattr(self.function, "__globals__", None)
+        if code is None or not isinstance(scope, dict):
+            return ()
+        return [
+            (scope, name, scope[name])
+            for name in code.co_names
+            if isinstance(scope.get(name), torch.nn.Module)
+        ]
+
     def _pd_short_repr(self) -> str:
         name = self._pd_name or callable_name(self.function)
         if name is not None:
@@ -188,6 +199,10 @@ class ClassTransform(AtomicTransform):
     def _pd_own_layers(self) -> Iterable[torch.nn.Module]:
         return [v for v in vars(self).values() if isinstance(v, torch.nn.Module)]
 
+    def _pd_layer_sources(self) -> Iterable[tuple[Any, str, Any]]:
+        state = vars(self)
+        return [(state, k, v) for k, v in state.items() if isinstance(v, torch.nn.Module)]
+
     def _pd_short_repr(self) -> str:
         if self._pd_name is not None:
             return self._pd_name
@@ -225,6 +240,9 @@ class TorchModuleTransform(ClassTransform):
 
     def _pd_own_layers(self) -> Iterable[torch.nn.Module]:
         return [self]  # type: ignore[list-item]
+
+    def _pd_layer_sources(self) -> Iterable[tuple[Any, str, Any]]:
+        return ()  # the layer is the transform itself
 
     # A layer prints as torch prints it; inside a pipeline it shows its short name.
     __repr__ = torch.nn.Module.__repr__

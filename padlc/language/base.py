@@ -105,6 +105,9 @@ class FailureMark:
 #: Instance attributes rebuilt on demand, or recorded for the capture only (where
 #: ``transform(instance)`` ran), left out when a transform is pickled.
 _TRANSIENT = ("_pd_calls", "_pd_stages_cache", "_pd_layers_cache", "_pd_locals", "_pd_instruction")
+#: The layer list as computed, what it was computed from (namespace, name, value: it is computed
+#: again when one of them changes) and the layers' mode gates.
+_LayerCache = tuple[list[torch.nn.Module], list[tuple[Any, str, Any]], list[Any]]
 
 
 class Transform:
@@ -118,7 +121,7 @@ class Transform:
     _pd_location: tuple[str, int] | None = None
     _pd_globals: dict[str, Any] | None = None
     _pd_device: str = "cpu"
-    _pd_layers_cache: list[torch.nn.Module] | None = None
+    _pd_layers_cache: _LayerCache | None = None
     # Annotations naming types imported only for type checking stay out of __annotations__:
     # libraries call typing.get_type_hints on classes that mix Transform in (transformers does on
     # every PreTrainedModel subclass, so `transform(BertModel)` would raise NameError).
@@ -287,22 +290,42 @@ class Transform:
     def _pd_own_layers(self) -> Iterable[torch.nn.Module]:
         return ()
 
+    def _pd_layer_sources(self) -> Iterable[tuple[Any, str, Any]]:
+        """Where :meth:`_pd_own_layers` found its layers that can be re-bound: ``(namespace,
+        name, value)`` (a function's global, an instance attribute)."""
+        return ()
+
     @property
     def pd_layers(self) -> list[torch.nn.Module]:
         """All ``torch.nn.Module``s of the pipeline, including layers used inside functions."""
         return list(self._pd_layer_list())
 
     def _pd_layer_list(self) -> list[torch.nn.Module]:
+        return self._pd_layer_cache()[0]
+
+    def _pd_layer_cache(self) -> _LayerCache:
+        """The layers and their mode gates, computed again when a global or an attribute they
+        came from was re-bound (a notebook running ``encoder = nn.Dropout(0.5)`` again)."""
         cached = self.__dict__.get("_pd_layers_cache")
-        if cached is None:
-            seen: set[int] = set()
-            cached = []
-            for t in self.pd_iter_transforms():
-                for layer in t._pd_own_layers():
-                    if id(layer) not in seen:
-                        seen.add(id(layer))
-                        cached.append(layer)
-            self.__dict__["_pd_layers_cache"] = cached
+        if cached is not None:
+            for namespace, name, value in cached[1]:
+                if namespace.get(name, None) is not value:
+                    break
+            else:
+                return cached  # type: ignore[no-any-return]
+        from padlc.language.layer_modes import gates_of
+
+        seen: set[int] = set()
+        layers: list[torch.nn.Module] = []
+        sources: list[tuple[Any, str, Any]] = []
+        for t in self.pd_iter_transforms():
+            sources.extend(t._pd_layer_sources())
+            for layer in t._pd_own_layers():
+                if id(layer) not in seen:
+                    seen.add(id(layer))
+                    layers.append(layer)
+        cached = (layers, sources, gates_of(layers))
+        self.__dict__["_pd_layers_cache"] = cached
         return cached
 
     def pd_parameters(self) -> Iterator[torch.nn.Parameter]:
