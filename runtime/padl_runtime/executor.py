@@ -21,6 +21,7 @@ import functools
 import inspect
 import itertools
 import multiprocessing
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
@@ -45,6 +46,7 @@ from padl_runtime._batch_source import (
     item_label,
 )
 from padl_runtime._cuda import PendingCopy, cuda_prefetch
+from padl_runtime._orphans import DieWithParent
 from padl_runtime._post_workers import PostWorkers, run_in_workers
 from padl_runtime._stats import RunStats, timed
 from padl_runtime.collate import move_to_device, uncollate
@@ -526,13 +528,18 @@ def _run(plan: _Plan) -> Generator[list[Any], None, None]:
                 dataset = ChunkStream(plan.items, plan.preprocess, plan.batch_size, plan.drop_last)
             _check_picklable(plan, "preprocess", plan.preprocess, "DataLoader", "num_workers")
             _check_picklable(plan, "input", plan.items, "DataLoader", "num_workers")
+            loader_kwargs = dict(plan.loader_kwargs)
+            # Workers end with this process, even killed while they are busy (_orphans).
+            loader_kwargs["worker_init_fn"] = DieWithParent(
+                loader_kwargs.get("worker_init_fn"), os.getpid()
+            )
             loader = DataLoader(
                 dataset,
                 batch_size=None,  # one dataset item is already a whole batch
                 collate_fn=_as_is,
                 num_workers=plan.num_workers,
                 pin_memory=plan.pin_memory,
-                **plan.loader_kwargs,
+                **loader_kwargs,
             )
             # Workers are started (forked) here, before any thread of ours exists.
             loader_iter = iter(loader)

@@ -16,7 +16,9 @@ import torch
 
 __all__ = ["per_item", "with_tensors_on"]
 
-_CACHE: weakref.WeakKeyDictionary[Any, dict[torch.device, Callable[..., Any]]] = (
+# The function made for each device, kept with the code object it was made from; its globals
+# are read live (_OnDevice), so nothing in it goes stale.
+_CACHE: weakref.WeakKeyDictionary[Any, dict[torch.device, tuple[Any, Callable[..., Any]]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -45,7 +47,9 @@ def with_tensors_on(function: Callable[..., Any], device: torch.device | str) ->
     runs on the CPU item by item; moved into a forward that runs on a GPU (the stage-boundary
     move), it must find ``MEAN`` on the GPU. The copy is made once per function and device and
     reused. Only the names the function's own code reads are moved (not those of functions it
-    calls); on the CPU, or for anything but a plain Python function, ``function`` is returned as is.
+    calls); every other global is read from the module as it is at the call, so a constant changed
+    since is seen. On the CPU, or for anything but a plain Python function, ``function`` is
+    returned as is.
 
     >>> import torch
     >>> SCALE = torch.tensor([2.0])
@@ -58,27 +62,24 @@ def with_tensors_on(function: Callable[..., Any], device: torch.device | str) ->
     if device.type == "cpu" or type(function) is not types.FunctionType:
         return function
     per_device = _CACHE.setdefault(function, {})
-    moved = per_device.get(device)
-    if moved is None:
-        moved = per_device[device] = _rebound(function, device)
-    return moved
+    entry = per_device.get(device)
+    if entry is None or entry[0] is not function.__code__:  # made again for new code
+        entry = per_device[device] = (function.__code__, _rebound(function, device))
+    return entry[1]
 
 
 def _rebound(function: types.FunctionType, device: torch.device) -> types.FunctionType:
     namespace = function.__globals__
-    tensors = {
-        name: namespace[name].to(device)
-        for name in function.__code__.co_names
-        if isinstance(namespace.get(name), torch.Tensor) and namespace[name].device != device
-    }
+    moves_globals = any(
+        isinstance(namespace.get(name), torch.Tensor) for name in function.__code__.co_names
+    )
     cells = function.__closure__ or ()
     closure = tuple(_cell_on(cell, device) for cell in cells)
-    if not tensors and all(a is b for a, b in zip(cells, closure, strict=True)):
+    if not moves_globals and all(a is b for a, b in zip(cells, closure, strict=True)):
         return function
-    # A snapshot of the module's namespace with the tensors replaced (globals must be a dict).
     rebound = types.FunctionType(
         function.__code__,
-        {**namespace, **tensors},
+        _OnDevice(namespace, device) if moves_globals else namespace,
         function.__name__,
         function.__defaults__,
         closure or None,
@@ -88,6 +89,31 @@ def _rebound(function: types.FunctionType, device: torch.device) -> types.Functi
     rebound.__module__ = function.__module__
     rebound.__doc__ = function.__doc__
     return rebound
+
+
+class _OnDevice(dict):  # type: ignore[type-arg]
+    """A function's module globals as the function reads them on ``device``: each lookup reads
+    the module's current value (a constant changed since is seen), and a tensor comes as its
+    copy on the device (made once per tensor object)."""
+
+    __slots__ = ("_device", "_live", "_moved")
+
+    def __init__(self, live: dict[str, Any], device: torch.device) -> None:
+        super().__init__()
+        if "__builtins__" in live:
+            dict.__setitem__(self, "__builtins__", live["__builtins__"])
+        self._live = live
+        self._device = device
+        self._moved: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        value = self._live[name]  # a KeyError sends the lookup on to the builtins
+        if isinstance(value, torch.Tensor) and value.device != self._device:
+            moved = self._moved.get(name)
+            if moved is None or moved[0] is not value:
+                moved = self._moved[name] = (value, value.to(self._device))
+            return moved[1]
+        return value
 
 
 def _cell_on(cell: types.CellType, device: torch.device) -> types.CellType:

@@ -76,3 +76,24 @@ def test_per_item_on_a_batch_of_one_equals_vmap() -> None:
     out = per_item(scale_by_max, batch)
     assert out.shape == (1, 3)
     assert torch.equal(out, torch.vmap(scale_by_max)(batch))
+
+
+FACTOR = 1.0
+
+
+def centred_and_factor(x: torch.Tensor) -> tuple[torch.Tensor, float]:
+    return x - MEAN, FACTOR
+
+
+def test_a_moved_function_reads_its_module_s_current_globals() -> None:
+    global FACTOR, MEAN
+    moved = with_tensors_on(centred_and_factor, "meta")
+    assert moved(torch.zeros(2, device="meta"))[1] == 1.0
+    before = (FACTOR, MEAN)
+    try:
+        FACTOR = 100.0  # a notebook changes the constant after the function was moved
+        MEAN = torch.tensor([7.0, 7.0, 7.0])  # and re-binds the tensor: the new one is moved
+        centred, factor = moved(torch.zeros(3, device="meta"))
+        assert factor == 100.0 and centred.shape == (3,) and centred.device.type == "meta"
+    finally:
+        FACTOR, MEAN = before
