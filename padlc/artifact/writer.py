@@ -128,11 +128,10 @@ class ArtifactWriter:
             raise ValueError("commit() computes `files` itself; do not pass it.")
         if isinstance(kwargs.get("stages"), Mapping):
             kwargs["stages"] = StageLayout(**kwargs["stages"])
-        (self.root / _MARKER).unlink(missing_ok=True)
         relative = sorted(
             p.relative_to(self.root).as_posix()
             for p in self.root.rglob("*")
-            if p.is_file() and p.relative_to(self.root).as_posix() != MANIFEST_FILE
+            if p.is_file() and p.relative_to(self.root).as_posix() not in (MANIFEST_FILE, _MARKER)
         )
         files = tuple(file_entry(self.root, r) for r in relative)
         manifest = Manifest(files=files, **kwargs)
@@ -143,6 +142,7 @@ class ArtifactWriter:
         os.chmod(self.root, 0o755)
         for entry in self.root.rglob("*"):
             os.chmod(entry, 0o755 if entry.is_dir() else 0o644)
+        (self.root / _MARKER).unlink()
         if self.force_overwrite:
             old = swap(self.root, self.path)
             self._committed = True
