@@ -24,6 +24,7 @@ from padlc.errors import (
     PadlcError,
     SaveError,
     StageError,
+    UntrustedArtifactError,
 )
 from padlc.language.apply import DEFAULT_BATCH_SIZE
 from padlc.language.atomic import transform
@@ -59,6 +60,7 @@ __all__ = [
     "Transform",
     "Try",
     "Unbatchify",
+    "UntrustedArtifactError",
     "__version__",
     "batch",
     "build",

@@ -45,7 +45,9 @@ def code_text(artifact: Artifact) -> str:
     for entry in artifact.manifest.files:
         if entry.path.endswith(".py"):
             source = artifact.text(entry.path)
-            parts.append(f"# ===== {entry.path} ({entry.size} bytes, sha256 {entry.sha256[:16]}…)\n{source}")
+            parts.append(
+                f"# ===== {entry.path} ({entry.size} bytes, sha256 {entry.sha256[:16]}…)\n{source}"
+            )
     return "\n".join(parts) if parts else "(no Python files)"
 
 
@@ -93,7 +95,9 @@ def run_sign(args: argparse.Namespace) -> int:
 
 # -- padlc keygen ---------------------------------------------------------------------------------
 def configure_keygen(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="where to write the private key (the public key goes to PATH.pub)")
+    parser.add_argument(
+        "path", help="where to write the private key (the public key goes to PATH.pub)"
+    )
 
 
 def run_keygen(args: argparse.Namespace) -> int:

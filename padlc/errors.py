@@ -10,6 +10,7 @@
     └── BuildError                            `padlc build` failed (inputs, verification, target)
 
     ArtifactError  (from padl_runtime)       a .padl directory is missing, damaged or unreadable
+    └── UntrustedArtifactError               loading would run code of an artifact not trusted
 
 Messages say what happened, where (the transform and its source line) and how to fix it.
 """
@@ -17,6 +18,7 @@ Messages say what happened, where (the transform and its source line) and how to
 from __future__ import annotations
 
 from padl_runtime.errors import ArtifactError
+from padl_runtime.trust import UntrustedArtifactError
 
 __all__ = [
     "ArtifactError",
@@ -26,6 +28,7 @@ __all__ = [
     "PadlcError",
     "SaveError",
     "StageError",
+    "UntrustedArtifactError",
 ]
 
 

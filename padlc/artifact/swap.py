@@ -12,6 +12,7 @@ beside the path, and no artifact at the path (docs/saving.md).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -38,7 +39,13 @@ def _renameat2() -> Any:
         return None
     function = getattr(libc, "renameat2", None)
     if function is not None:
-        function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        function.argtypes = [
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_uint,
+        ]
         function.restype = ctypes.c_int
     return function
 
@@ -51,9 +58,7 @@ def _call(source: Path, target: Path, flags: int) -> bool:
     caller falls back), an ``OSError`` for any other failure."""
     if _RENAMEAT2 is None:
         return False
-    result = _RENAMEAT2(
-        _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), flags
-    )
+    result = _RENAMEAT2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), flags)
     if result == 0:
         return True
     code = ctypes.get_errno()
@@ -66,10 +71,8 @@ def place_new(source: Path, target: Path) -> None:
     """Move the directory ``source`` to ``target``, which must not exist (an empty directory is
     taken as nothing there); ``FileExistsError`` when something appeared there."""
     if target.is_dir() and not target.is_symlink():
-        try:
+        with contextlib.suppress(OSError):
             target.rmdir()  # an empty directory holds no artifact; a full one stays
-        except OSError:
-            pass
     try:
         if _call(source, target, _RENAME_NOREPLACE):
             return

@@ -198,7 +198,9 @@ def _remove_leftovers(target: Path) -> None:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue  # its writer is alive
-                if (candidate / _MARKER).exists() or time.time() - candidate.stat().st_mtime > _UNMARKED_AGE:
+                if (
+                    candidate / _MARKER
+                ).exists() or time.time() - candidate.stat().st_mtime > _UNMARKED_AGE:
                     shutil.rmtree(candidate, ignore_errors=True)
             finally:
                 os.close(fd)

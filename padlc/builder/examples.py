@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from padl_runtime.collate import collate
 from padl_runtime.artifact import DirectoryFiles
+from padl_runtime.collate import collate
 from padl_runtime.package import ArtifactPackage
 from padlc.errors import BuildError
 from padlc.language.base import Transform

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -80,7 +80,9 @@ class Held:
 
     __slots__ = ("fast", "gates", "layers")
 
-    def __init__(self, layers: Sequence[torch.nn.Module], gates: Sequence[_Gate], fast: bool) -> None:
+    def __init__(
+        self, layers: Sequence[torch.nn.Module], gates: Sequence[_Gate], fast: bool
+    ) -> None:
         self.layers = layers
         self.gates = gates
         self.fast = fast
@@ -101,9 +103,7 @@ class Held:
                     gate.cond.notify_all()
 
 
-def enter(
-    layers: Sequence[torch.nn.Module], gates: Sequence[_Gate], training: bool
-) -> Held:
+def enter(layers: Sequence[torch.nn.Module], gates: Sequence[_Gate], training: bool) -> Held:
     """Hold ``layers`` (each with its gate from :func:`gates_of`) in train (``training``) or
     eval mode until the returned :class:`Held` is released."""
     for gate in gates:
@@ -159,7 +159,7 @@ def _enter_switching(
             for gate in order:
                 if not gate.ready:
                     with gate.cond:
-                        gate.cond.wait_for(lambda g=gate: g.ready)
+                        gate.cond.wait_for(_ready(gate))
             return Held(layers, gates, fast=False)
         for gate in order:
             if gate is not blocker:
@@ -169,14 +169,21 @@ def _enter_switching(
         if waits_for_other:
             blocker.waiting += 1
         try:
-            blocker.cond.wait_for(
-                lambda g=blocker, own=int(waits_for_other): g.mode is None
-                or (g.mode is training and not (g.waiting - own))
-            )
+            blocker.cond.wait_for(_free_for(blocker, training, int(waits_for_other)))
         finally:
             if waits_for_other:
                 blocker.waiting -= 1
             blocker.cond.release()
+
+
+def _ready(gate: _Gate) -> Callable[[], bool]:
+    return lambda: gate.ready
+
+
+def _free_for(gate: _Gate, training: bool, own: int) -> Callable[[], bool]:
+    """Whether a call waiting for ``training`` may try again: the gate is at rest, or in that mode
+    with no call (but this one, ``own``) waiting for the other."""
+    return lambda: gate.mode is None or (gate.mode is training and not (gate.waiting - own))
 
 
 def _switch(layer: torch.nn.Module, gate: _Gate, training: bool) -> None:

@@ -57,7 +57,9 @@ class Artifact:
         """Read and check ``path/manifest.json`` (no other file is read)."""
         given = Path(path)
         if not given.exists():
-            raise ArtifactError(f"No artifact at {given}: the path does not exist.", path=str(given))
+            raise ArtifactError(
+                f"No artifact at {given}: the path does not exist.", path=str(given)
+            )
         if not given.is_dir():
             raise ArtifactError(
                 f"{given} is a file, but a .padl artifact is a directory. Pass the directory "

@@ -229,7 +229,9 @@ class _Fields:
             self.fail(name, "is missing")
         return data[key]
 
-    def string(self, data: Mapping[str, Any], key: str, name: str, default: str | None = None) -> str:
+    def string(
+        self, data: Mapping[str, Any], key: str, name: str, default: str | None = None
+    ) -> str:
         if default is not None and key not in data:
             return default
         value = self.get(data, key, name)
@@ -243,7 +245,9 @@ class _Fields:
             self.fail(name, f"must be a string or null, not {_kind(value)}")
         return value
 
-    def boolean(self, data: Mapping[str, Any], key: str, name: str, default: bool | None = None) -> bool:
+    def boolean(
+        self, data: Mapping[str, Any], key: str, name: str, default: bool | None = None
+    ) -> bool:
         if default is not None and key not in data:
             return default
         value = self.get(data, key, name)
@@ -252,7 +256,12 @@ class _Fields:
         return value
 
     def integer(
-        self, data: Mapping[str, Any], key: str, name: str, default: int | None = None, least: int = 0
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        name: str,
+        default: int | None = None,
+        least: int = 0,
     ) -> int:
         if default is not None and key not in data:
             return default
@@ -267,7 +276,9 @@ class _Fields:
             self.fail(name, f"must be a number, not {_kind(value)}")
         return float(value)
 
-    def strings(self, data: Mapping[str, Any], key: str, name: str, default: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    def strings(
+        self, data: Mapping[str, Any], key: str, name: str, default: tuple[str, ...] | None = None
+    ) -> tuple[str, ...]:
         if default is not None and key not in data:
             return default
         value = self.get(data, key, name)

@@ -176,9 +176,7 @@ class _Loader(importlib.abc.InspectLoader):
         sys.modules[fullname] = reference
         self._registered.append((fullname, reference))
 
-    def _relative_imports(
-        self, fullname: str, source: str, relative: str
-    ) -> list[tuple[str, str]]:
+    def _relative_imports(self, fullname: str, source: str, relative: str) -> list[tuple[str, str]]:
         """The artifact's modules that ``source`` imports relatively, as (name, listed path)."""
         try:
             tree = ast.parse(source)

@@ -84,7 +84,9 @@ def _private(directory: Path) -> bool:
     return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def remember(artifact_or_manifest: Artifact | bytes, path: str | os.PathLike[str] = "", how: str = "") -> None:
+def remember(
+    artifact_or_manifest: Artifact | bytes, path: str | os.PathLike[str] = "", how: str = ""
+) -> None:
     """Record a manifest (an artifact's ``manifest.json`` bytes) in the trust store: artifacts
     with exactly this manifest load without ``trust_code`` for this user from now on."""
     import hashlib
@@ -134,7 +136,9 @@ def trusted_key_files() -> list[Path]:
     files: list[Path] = []
     for place in places:
         if place.is_dir():
-            files += sorted(p for p in place.iterdir() if p.is_file() and not p.name.startswith("."))
+            files += sorted(
+                p for p in place.iterdir() if p.is_file() and not p.name.startswith(".")
+            )
         elif place.is_file():
             files.append(place)
     return files
@@ -147,6 +151,7 @@ def _public_key(key: KeyLike) -> Any:
     if isinstance(key, Ed25519PublicKey):
         return key
     data = key if isinstance(key, bytes) else Path(key).read_bytes()
+    loaded: Any
     try:
         loaded = serialization.load_pem_public_key(data)
     except ValueError:
@@ -181,7 +186,9 @@ def generate_key(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     private_path = Path(path)
     public_path = private_path.with_name(private_path.name + ".pub")
     if private_path.exists() or public_path.exists():
-        raise FileExistsError(f"{private_path} or {public_path} exists already; choose another path.")
+        raise FileExistsError(
+            f"{private_path} or {public_path} exists already; choose another path."
+        )
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,

@@ -497,7 +497,9 @@ def test_edited_manifest_is_refused_by_its_digest(
     cpp_build: Path, artifact: Path, batch_path: Path
 ) -> None:
     raw = (artifact / "manifest.json").read_bytes()
-    (artifact / "manifest.json").write_bytes(raw.replace(b'"has_batch": true', b'"has_batch": false'))
+    (artifact / "manifest.json").write_bytes(
+        raw.replace(b'"has_batch": true', b'"has_batch": false')
+    )
     result = classify(cpp_build, artifact, batch_path)
     assert result.returncode == 2
     assert "does not match its own digest" in result.stderr

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import padl_runtime
-from padl_runtime.manifest import encode_manifest
 import padlc
+from padl_runtime.manifest import encode_manifest
 from tests.e2e import shape_code
 
 

@@ -555,7 +555,8 @@ def test_committed_v1_fixture_artifact_still_loads(tmp_path: Path) -> None:
     code = (
         "import torch\n"
         "torch.load = lambda *a, **k: (_ for _ in ()).throw(AssertionError('torch.load'))\n"
-        f"import padlc\np = padlc.load({str(FIXTURE)!r})\n"
+        # written elsewhere, by a padlc before trust: loaded as code the test trusts
+        f"import padlc\np = padlc.load({str(FIXTURE)!r}, trust_code=True)\n"
         "print(p.infer_apply([1.0, 2.0, 3.0]))\nprint(list(p.eval_apply([[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]], batch_size=2)))"
     )
     output = run_python(["-c", code], cwd=tmp_path).strip().splitlines()

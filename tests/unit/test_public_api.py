@@ -37,3 +37,4 @@ def test_error_tree_has_one_root():
     for name in ("StageError", "ModeError", "SaveError", "LoweringError", "BuildError"):
         assert issubclass(getattr(padlc, name), padlc.PadlcError)
     assert padlc.ArtifactError is padl_runtime.ArtifactError
+    assert padlc.UntrustedArtifactError is padl_runtime.UntrustedArtifactError

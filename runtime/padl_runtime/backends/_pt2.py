@@ -62,7 +62,9 @@ def check_no_code(data: bytes, artifact: Artifact, file: str) -> None:
             raise refuse(f"holds {name}, a file of an older format read with pickle")
     try:
         for name in inner:
-            if name.endswith("_config.json") and name.startswith(("data/weights/", "data/constants/")):
+            if name.endswith("_config.json") and name.startswith(
+                ("data/weights/", "data/constants/")
+            ):
                 _check_config(json.loads(archive.read(f"{root}/{name}")), name, refuse)
             if name.startswith("data/sample_inputs/"):
                 # torch reads these with weights_only=True and, if that fails, with pickle
@@ -70,7 +72,9 @@ def check_no_code(data: bytes, artifact: Artifact, file: str) -> None:
     except ArtifactError:
         raise
     except Exception as exc:
-        raise refuse(f"has a payload the restricted reader refuses ({type(exc).__name__}: {exc})") from exc
+        raise refuse(
+            f"has a payload the restricted reader refuses ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _check_config(config: Any, name: str, refuse: Any) -> None:

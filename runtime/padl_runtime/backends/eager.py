@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from padl_runtime.backends import LoadedForward, register
 from padl_runtime.artifact import Artifact
+from padl_runtime.backends import LoadedForward, register
 from padl_runtime.manifest import BackendEntry
 from padl_runtime.trust import Executes
 

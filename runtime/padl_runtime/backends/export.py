@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
+from padl_runtime.artifact import Artifact
 from padl_runtime.backends import LoadedForward, register
 from padl_runtime.backends._pt2 import check_no_code
-from padl_runtime.artifact import Artifact
 from padl_runtime.manifest import BackendEntry
 from padl_runtime.trust import Executes
 

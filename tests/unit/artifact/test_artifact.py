@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import padlc
-from padlc import ArtifactError, batch, transform, unbatch
 from padl_runtime.manifest import encode_manifest
+from padlc import ArtifactError, batch, transform, unbatch
 from padlc.artifact import ArtifactWriter
 
 MANIFEST = {

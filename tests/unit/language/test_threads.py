@@ -32,7 +32,7 @@ def _threads(count: int, target: Callable[[int], None]) -> list[BaseException]:
     def run(index: int) -> None:
         try:
             target(index)
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -60,7 +61,5 @@ def test_busy_dataloader_workers_exit_when_their_parent_is_killed(tmp_path: Path
     finally:
         parent.kill()
         for p in tmp_path.glob("worker-*"):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(p.name.split("-")[1]), signal.SIGKILL)
-            except ProcessLookupError:
-                pass

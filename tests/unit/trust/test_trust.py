@@ -32,7 +32,10 @@ def _pipeline() -> padlc.Transform:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("trust")
     return padlc.build(
-        _pipeline(), root / "model.padl", inputs=[[1.0, 2.0, 3.0], [0.0, 1.0, 0.0]], backend="export"
+        _pipeline(),
+        root / "model.padl",
+        inputs=[[1.0, 2.0, 3.0], [0.0, 1.0, 0.0]],
+        backend="export",
     ).path
 
 
@@ -68,7 +71,7 @@ def test_a_saved_artifact_from_elsewhere_is_refused_by_padlc_load(
         padlc.save(_pipeline(), saved)
         assert padlc.load(saved) is not None
     (saved / "pipeline.py").stat()
-    with pytest.raises(UntrustedArtifactError, match="pipeline.py"):
+    with pytest.raises(UntrustedArtifactError, match=r"pipeline\.py"):
         padlc.load(saved)
     assert padlc.load(saved, trust_code=True).infer_apply([1.0, 2.0, 3.0]).shape == (2,)
 
@@ -171,7 +174,9 @@ def test_an_aoti_forward_is_native_code_and_needs_trust() -> None:
     }
 
 
-def test_the_trust_store_of_another_user_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_trust_store_of_another_user_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = tmp_path / "shared-store"
     monkeypatch.setenv("PADL_TRUST_STORE", str(store))
     saved = padlc.save(_pipeline(), tmp_path / "saved")
