@@ -147,6 +147,15 @@ def load(
             postprocess = StageFunction(package, stage_module, "postprocess")
     loaded = loader.load(artifact, chosen, device, package)
     artifact.release()
+    missing = [key for key in ("input_spec", "output_spec") if not getattr(section, key)]
+    if loaded.flat and missing:
+        raise ArtifactError(
+            f"{root}/manifest.json: field 'forward.{missing[0]}' is missing or empty, but the "
+            f"{chosen.name} forward takes and returns flat tensors, rebuilt through it. The "
+            "manifest is damaged or was edited; rebuild the artifact.",
+            path=str(root),
+            file="manifest.json",
+        )
     return CompiledPipeline(
         root,
         manifest,
