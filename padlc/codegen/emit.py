@@ -225,6 +225,15 @@ class _Emitter:
         return target
 
     def emit_try(self, node: ir.Try, src: str, body: list[ast.stmt], target: str) -> str:
+        one_step = isinstance(node.body, ir.Call | ir.Attr | ir.Identity)
+        if src == target and not (one_step and isinstance(node.finally_, ir.Identity)):
+            # The body writes `target` step by step (a step can fail after another assigned it)
+            # and `finally` runs after it: both the handler and `finally` need the input.
+            given = self.namespace.create(f"{target}_in")
+            self.assign(body, given, self.name(src))
+            if src in self.tuples:
+                self.tuples.add(given)
+            src = given
         attempt: list[ast.stmt] = []
         out = self.emit(node.body, src, attempt, target)
         if out != target:
@@ -237,6 +246,9 @@ class _Emitter:
         after = self.emit(node.else_, target, otherwise, target)
         if after != target:  # pragma: no cover - emit writes into target
             self.assign(otherwise, target, self.name(after))
+        final: list[ast.stmt] = []
+        if not isinstance(node.finally_, ir.Identity):  # `finally_transform(x)`, for its effect
+            self.emit(node.finally_, src, final, self.namespace.create("_"))
         exceptions = [_exception_name(e, self.imports) for e in node.exceptions]
         kinds = exceptions[0] if len(exceptions) == 1 else ast.Tuple(exceptions, ast.Load())
         body.append(
@@ -244,13 +256,9 @@ class _Emitter:
                 body=attempt or [ast.Pass()],
                 handlers=[ast.ExceptHandler(kinds, None, handler or [ast.Pass()])],
                 orelse=otherwise,
-                finalbody=[],
+                finalbody=final,
             )
         )
-        if not isinstance(node.finally_, ir.Identity):
-            effect: list[ast.stmt] = []
-            self.emit(node.finally_, target, effect, self.namespace.create("_"))
-            body.extend(effect)
         self.tuples.discard(target)
         return target
 

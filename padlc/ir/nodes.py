@@ -127,7 +127,7 @@ class Switch(Node):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Try(Node):
     """``Try``: ``catch(x)`` when ``body(x)`` raises one of ``exceptions``, else ``else_(body(x))``;
-    ``finally_`` is called on the output for its effect."""
+    ``finally_(x)`` runs on the input in a ``finally:`` clause, for its effect."""
 
     body: Node = field(default_factory=Identity)
     catch: Node = field(default_factory=Identity)

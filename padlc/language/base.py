@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from padlc.language.combinators import Compose, Map, Parallel, Rollout
     from padlc.language.stages import Stages
 
-__all__ = ["CallableTransform", "Transform", "as_transform", "creation_site"]
+__all__ = ["CallableTransform", "Transform", "as_transform", "checked_name", "creation_site"]
 
 
 def place(filename: str, line: int) -> str:
@@ -48,6 +48,16 @@ def creation_site(depth: int) -> tuple[str, int, dict[str, Any] | None]:
     except ValueError:  # pragma: no cover - called from the top of the stack
         return ("<unknown>", 0, None)
     return (frame.f_code.co_filename, frame.f_lineno, frame.f_globals)
+
+
+def checked_name(name: str) -> str:
+    """``name`` when it can name a transform (it becomes an output field name), else a ValueError."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(
+            f"Transform names must be Python identifiers (they become output field names); "
+            f"got {name!r}. Try {'_'.join(str(name).split()) or 'name'!r}."
+        )
+    return name
 
 
 def as_transform(value: Any, *, operator: str, depth: int = 1) -> Transform:
@@ -209,14 +219,9 @@ class Transform:
 
     def pd_named(self, name: str) -> Transform:
         """A copy of this transform called ``name`` (``t - 'name'``); the original keeps its name."""
-        if not name.isidentifier():
-            raise ValueError(
-                f"Transform names must be Python identifiers (they become output field names); "
-                f"got {name!r}. Try {'_'.join(name.split()) or 'name'!r}."
-            )
         named = copy.copy(self)
         named.__dict__.pop("_pd_stages_cache", None)
-        named.__dict__["_pd_name"] = name
+        named.__dict__["_pd_name"] = checked_name(name)
         return named
 
     # -- names ---------------------------------------------------------------------------------

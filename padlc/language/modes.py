@@ -6,7 +6,7 @@ from typing import Any
 
 from padlc.errors import ModeError
 from padlc.language import context as _context
-from padlc.language.base import CallableTransform, Transform, as_transform
+from padlc.language.base import CallableTransform, Transform, as_transform, checked_name
 from padlc.language.context import MODES, Mode
 from padlc.language.markers import identity
 
@@ -74,7 +74,11 @@ class Try(CallableTransform):
     """``try: transform except exceptions: catch_transform else: else_transform finally: finally_transform``.
 
     The output is ``catch_transform(x)`` when ``transform(x)`` raises one of ``exceptions``, else
-    ``else_transform(transform(x))``; ``finally_transform`` is called on the output for its effect.
+    ``else_transform(transform(x))``. ``finally_transform(x)`` runs on the *input* in a real
+    ``finally:``, also when the exception is not caught, so it can release what the input holds::
+
+        read_text = open_file >> Try(read, transform(lambda f: ""), OSError, finally_transform=close)
+
     A ``Try`` must lie within one stage.
     """
 
@@ -85,15 +89,20 @@ class Try(CallableTransform):
         exceptions: type[BaseException] | tuple[type[BaseException], ...] = Exception,
         else_transform: Any = identity,
         finally_transform: Any = identity,
+        pd_name: str | None = None,
     ) -> None:
         self.transform = as_transform(transform, operator="Try")
         self.catch_transform = as_transform(catch_transform, operator="Try")
         self.else_transform = as_transform(else_transform, operator="Try")
         self.finally_transform = as_transform(finally_transform, operator="Try")
-        self.exceptions = exceptions if isinstance(exceptions, tuple) else (exceptions,)
+        self.exceptions = (
+            tuple(exceptions) if isinstance(exceptions, tuple | list) else (exceptions,)
+        )
         for exc in self.exceptions:
             if not (isinstance(exc, type) and issubclass(exc, BaseException)):
                 raise TypeError(f"Try: exceptions must be exception classes, got {exc!r}.")
+        if pd_name is not None:
+            self._pd_name = checked_name(pd_name)
 
     def _pd_children(self) -> tuple[Transform, ...]:
         return (self.transform, self.catch_transform, self.else_transform, self.finally_transform)
@@ -108,7 +117,8 @@ class Try(CallableTransform):
             output = self.catch_transform._pd_call(value)
         else:
             output = self.else_transform._pd_call(output)
-        self.finally_transform._pd_call(output)
+        finally:
+            self.finally_transform._pd_call(value)
         return output
 
     def _pd_short_repr(self) -> str:

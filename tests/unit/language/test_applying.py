@@ -13,7 +13,6 @@ from padlc import (
     IfInfer,
     IfTrain,
     ModeError,
-    Try,
     batch,
     identity,
     same,
@@ -128,25 +127,6 @@ def test_mode_switches_follow_the_apply_method(switch, infer, eval_, train):
     assert p.infer_apply(1).item() == infer
     assert [int(o) for o in p.eval_apply([1, 2], flatten=True)] == eval_
     assert [int(o) for o in p.train_apply([1, 2], flatten=True)] == train
-
-
-def test_try_catches_and_runs_else_and_finally():
-    finally_seen = []
-    t = Try(
-        transform(lambda x: x / 0),
-        times_two,
-        (TypeError, ZeroDivisionError),
-        plus_one,
-        transform(lambda x: finally_seen.append(x)),
-    )
-    p = t >> batch >> plus_one
-    assert p.infer_apply(4).item() == 9
-    assert finally_seen == [8]
-
-
-def test_try_else_applies_to_a_successful_output():
-    t = Try(times_two, times_three, ValueError, plus_one)
-    assert (t >> batch).infer_apply(2).item() == 5
 
 
 def test_infer_apply_runs_without_gradients_and_layers_in_eval_mode():
