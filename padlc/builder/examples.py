@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from padl_runtime.artifact import DirectoryFiles
-from padl_runtime.collate import collate
+from padl_runtime.collate import collate, remove_batch_axis
 from padl_runtime.package import ArtifactPackage
 from padlc.errors import BuildError
 from padlc.language.base import Transform
@@ -53,6 +53,10 @@ def batched_outputs(
     from padlc.language.modes import IfInMode
 
     if any(isinstance(t, IfInMode) for t in pipeline.pd_iter_transforms()):
+        stages = pipeline._pd_stages()
+        if stages.has_batch and not stages.has_unbatch:
+            # infer_apply keeps the batch axis without `unbatch`; eval_apply(flatten=True) splits
+            return [remove_batch_axis(output) for output in expected]
         return expected
     size = min(len(inputs), max_batch or len(inputs))
     return list(pipeline.eval_apply(inputs, batch_size=size, flatten=True))

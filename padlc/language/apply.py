@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from padl_runtime.collate import move_to_device, remove_batch_axis
+from padl_runtime.collate import move_to_device
 from padl_runtime.executor import BatchIterator, RunHooks, run_batches
 from padlc.language import context as _context
 from padlc.language.base import FailureMark, Transform, place
@@ -88,9 +88,10 @@ def infer_apply(pipeline: Transform, item: Any) -> Any:
     finally:
         _context._CONTEXT.reset(token)
         held.release()
-    if stages.has_batch and not stages.has_unbatch:
-        # No `unbatch`: the output is still a batch of one; infer_apply returns the item.
-        output = remove_batch_axis(move_to_device(output, "cpu"))
+    if stages.has_batch and not stages.has_unbatch and device != "cpu":
+        # No `unbatch`: the forward's output is returned as it is (a batch of one, a loss, a
+        # dict), as PADL did; on the CPU, as every apply method returns its outputs.
+        output = move_to_device(output, "cpu")
     return output
 
 

@@ -384,12 +384,18 @@ class Transform:
             )
 
     def infer_apply(self, item: Any) -> Any:
-        """Apply to one item: preprocess, add the batch axis, forward without gradients, remove the
-        batch axis, postprocess.
+        """Apply to one item: preprocess, add the batch axis (``batch``), forward without gradients,
+        remove the batch axis (``unbatch``), postprocess.
 
         >>> from padlc import transform, batch, unbatch
         >>> (transform(lambda x: x + 1) >> batch >> transform(lambda t: t * 2) >> unbatch).infer_apply(1)
         tensor(4)
+
+        Without ``unbatch`` the forward's output is returned as it is, batch axis included (a batch
+        of one, or whatever the forward makes of the batch: a loss, a dict), on the CPU:
+
+        >>> (transform(lambda x: x + 1) >> batch >> transform(lambda t: t * 2)).infer_apply(1)
+        tensor([4])
         """
         from padlc.language.apply import infer_apply
 

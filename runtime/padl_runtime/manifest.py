@@ -81,13 +81,16 @@ class StageLayout:
     """How the pipeline splits into stages; the strings are the stages' short ``repr``.
 
     ``has_unbatch``: the pipeline has ``unbatch``, so ``eval_apply`` yields one output per item even
-    when nothing is left to run after it (absent in version-1 manifests: ``False``)."""
+    when nothing is left to run after it, and ``infer_apply`` removes the batch axis (without it,
+    ``infer_apply`` returns the forward's output as it is, batch axis included, as in PADL).
+    Required from version 2; ``None`` in a version-1 manifest written before it was recorded
+    (those artifacts removed the batch axis in ``infer_apply``, and still do)."""
 
     preprocess: str
     forward: str
     postprocess: str
     has_batch: bool
-    has_unbatch: bool = False
+    has_unbatch: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,9 +370,9 @@ class _Fields:
             forward=self.string(data, "forward", "stages.forward"),
             postprocess=self.string(data, "postprocess", "stages.postprocess"),
             has_batch=self.boolean(data, "has_batch", "stages.has_batch"),
-            has_unbatch=self.boolean(
-                data, "has_unbatch", "stages.has_unbatch", False if self.version < 2 else None
-            ),
+            has_unbatch=None
+            if self.version < 2 and "has_unbatch" not in data
+            else self.boolean(data, "has_unbatch", "stages.has_unbatch"),
         )
 
     def forward(self, data: Any, listed: frozenset[str]) -> ForwardSection:

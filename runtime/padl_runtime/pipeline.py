@@ -130,7 +130,10 @@ class CompiledPipeline:
         self._pre = getattr(preprocess, "fn", preprocess)
         self._post = getattr(postprocess, "fn", postprocess)
         self._has_batch = manifest.stages.has_batch
-        self._has_unbatch = manifest.stages.has_unbatch
+        self._has_unbatch = bool(manifest.stages.has_unbatch)
+        # Without `unbatch`, infer_apply returns the forward's output as it is (batch axis and
+        # all: a loss, a batch of one). Older manifests do not say; they removed the axis.
+        self._keeps_batch_axis = self._has_batch and manifest.stages.has_unbatch is False
         self._on_cpu = torch.device(device).type == "cpu"
         section = manifest.forward
         assert section is not None
@@ -153,11 +156,12 @@ class CompiledPipeline:
         self, forward: Callable[..., Any], spec: dict[str, Any], unflatten: Callable[[Any], Any]
     ) -> Callable[[Any], Any]:
         on_cpu, device = self._on_cpu, self.device
+        item_of = (lambda t: t) if self._keeps_batch_axis else _first
         if spec.get("t") == "tensor" and on_cpu:
 
             def single(item: Any) -> Any:
                 x = item.unsqueeze(0) if isinstance(item, torch.Tensor) else collate([item])
-                return unflatten([_first(t) for t in forward(x)])
+                return unflatten([item_of(t) for t in forward(x)])
 
             return single
         flatten = flattener(spec)
@@ -169,12 +173,13 @@ class CompiledPipeline:
             outputs = forward(*flatten(batch))
             if not on_cpu:
                 outputs = [t.cpu() for t in outputs]
-            return unflatten([_first(t) for t in outputs])
+            return unflatten([item_of(t) for t in outputs])
 
         return general
 
     def _nested_infer(self, forward: Callable[[Any], Any]) -> Callable[[Any], Any]:
         on_cpu, device, has_batch = self._on_cpu, self.device, self._has_batch
+        keeps_batch_axis = self._keeps_batch_axis
 
         def run(item: Any) -> Any:
             if not has_batch:
@@ -185,7 +190,7 @@ class CompiledPipeline:
             output = forward(batch)
             if not on_cpu:
                 output = move_to_device(output, "cpu")
-            return uncollate(output)[0]
+            return output if keeps_batch_axis else uncollate(output)[0]
 
         return run
 

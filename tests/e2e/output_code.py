@@ -34,3 +34,6 @@ def predict(score: torch.Tensor) -> Prediction:
 torch.manual_seed(0)
 pipeline = transform(to_tensor) >> batch >> transform(nn.Linear)(1, 1) >> unbatch >> predict
 examples = [1.0, -2.0, 3.0]
+
+# Without `unbatch`: infer_apply returns the forward's output with its batch axis.
+unbatched = transform(to_tensor) >> batch >> transform(nn.Linear)(1, 2)

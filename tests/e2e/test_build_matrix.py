@@ -58,7 +58,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     expected: dict[str, Any] = {}
     for fixture in FIXTURES:
         pipeline = fixture.make()
-        expected[fixture.name] = [canonical(pipeline.infer_apply(x)) for x in fixture.inputs]
+        expected[fixture.name] = {
+            "infer": [canonical(pipeline.infer_apply(x)) for x in fixture.inputs],
+            "eval": [
+                canonical(y)
+                for y in pipeline.eval_apply(fixture.inputs, batch_size=2, flatten=True)
+            ],
+        }
         for backend in BACKENDS:
             key = f"{fixture.name}-{backend}"
             try:
@@ -96,7 +102,7 @@ def test_built_artifact_matches_eager_pipeline(
     loaded = built["loaded"][key]
     assert loaded["backend"] == backend
     for mode in ("infer", "eval"):
-        _, problem = compare(loaded[mode], built["expected"][fixture.name], 1e-4)
+        _, problem = compare(loaded[mode], built["expected"][fixture.name][mode], 1e-4)
         assert problem is None, f"{key} {mode}_apply: {problem}"
 
 

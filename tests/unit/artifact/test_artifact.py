@@ -78,6 +78,16 @@ def test_stage_keys_this_runtime_does_not_know_are_ignored() -> None:
     assert manifest.stages.has_batch and not manifest.stages.has_unbatch
 
 
+def test_a_manifest_written_before_has_unbatch_was_recorded_says_it_does_not_know() -> None:
+    # The runtime then removes the batch axis in infer_apply, as those artifacts did when built.
+    from padl_runtime.manifest import Manifest
+
+    listed = [{"path": "pipeline.py", "sha256": "0" * 64, "size": 1}]
+    data = {"format": "padl", "format_version": 1, "files": listed, **MANIFEST}
+    data["stages"] = {k: v for k, v in MANIFEST["stages"].items() if k != "has_unbatch"}
+    assert Manifest.from_dict(data).stages.has_unbatch is None
+
+
 def test_existing_target_needs_force_overwrite(artifact: Path) -> None:
     with pytest.raises(FileExistsError, match="force_overwrite"):
         padlc.save(_pipeline(), artifact)

@@ -32,10 +32,34 @@ def test_infer_apply_runs_one_item_through_all_stages(staged):
     assert staged.infer_apply(1) == torch.tensor(8)
 
 
-def test_infer_apply_removes_the_batch_axis_without_unbatch():
+def test_infer_apply_without_unbatch_keeps_the_batch_axis():
+    # PADL removes the batch axis "before the postprocess stage": without one, the forward's
+    # output comes back as it is.
     p = plus_one >> batch >> times_two
     out = p.infer_apply(torch.tensor([1.0, 2.0]))
-    assert out.shape == (2,)
+    assert out.shape == (1, 2)
+    assert out.tolist() == [[4.0, 6.0]]
+
+
+def test_infer_apply_without_unbatch_returns_a_scalar_loss():
+    # PADL's training pattern: `predict / batch >> loss`.
+    predict = transform(lambda x: torch.tensor([float(x)])) >> batch >> same.mul(2)
+    loss = transform(lambda prediction, target: ((prediction - target) ** 2).mean())
+    train_model = predict / batch >> loss
+    out = train_model.infer_apply((1, torch.tensor([3.0])))
+    assert out.shape == ()
+    assert out.item() == 1.0
+
+
+def test_infer_apply_without_unbatch_returns_a_dict_as_the_forward_made_it():
+    p = (
+        transform(lambda x: torch.tensor([x, x + 1.0]))
+        >> batch
+        >> transform(lambda t: {"sum": t.sum(), "rows": t})
+    )
+    out = p.infer_apply(1.0)
+    assert out["sum"].item() == 3.0
+    assert out["rows"].shape == (1, 2)
 
 
 def test_eval_apply_returns_one_output_per_item_with_a_postprocess(staged):
