@@ -51,7 +51,7 @@ class Node:
 class Call(Node):
     """A user callable applied to the value: a function, an ``nn.Module`` (``layer``) or a callable
     object. ``unpack``: a tuple/list value is spread into several parameters (``f(*value)``);
-    ``arity`` is the number of required positional parameters when known. ``vmap``: a function
+    ``arity``: how many values it takes then, when fixed (no defaults, no ``*args``). ``vmap``: a function
     moved from the preprocess into the forward, applied per item as ``torch.vmap(target)(batch)``."""
 
     transform: Any = field(compare=False, repr=False)

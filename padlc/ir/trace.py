@@ -36,19 +36,20 @@ def _label(t: Transform) -> str:
 
 
 def _arity(fn: Callable[..., Any], method: bool) -> int | None:
+    """How many values an unpacked tuple input holds: the positional parameters, when none has a
+    default and there is no ``*args`` (else the number depends on the input: ``None``)."""
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         return None
     if method and params and params[0].name == "self":
         params = params[1:]
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind is p.VAR_POSITIONAL for p in params) or any(
+        p.default is not p.empty for p in positional
+    ):
         return None
-    return sum(
-        1
-        for p in params
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-    )
+    return len(positional)
 
 
 def plain_callable(t: Transform) -> Any:

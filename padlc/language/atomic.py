@@ -26,24 +26,29 @@ __all__ = [
 ]
 
 
+def _positional_count(parameters: Iterable[inspect.Parameter]) -> int | None:
+    """How many positional parameters (defaults included) take the values of a tuple/list input;
+    ``None`` for ``*args`` (any number)."""
+    count = 0
+    for parameter in parameters:
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return None
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return count
+
+
 def _takes_several(fn: Callable[..., Any]) -> bool:
-    """Whether a tuple/list input is unpacked into ``fn(*value)``: more than one required positional
-    parameter, or ``*args``."""
+    """Whether a tuple/list input is unpacked into ``fn(*value)``: PADL's rule, more than one
+    positional parameter (those with defaults count: ``f(x, y=10)`` gets ``f(*value)``) or
+    ``*args``."""
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):  # builtins without a signature: numpy ufuncs handled below
         nin = getattr(fn, "nin", None)
         return isinstance(nin, int) and nin > 1
-    required = 0
-    for parameter in signature.parameters.values():
-        if parameter.kind is parameter.VAR_POSITIONAL:
-            return True
-        if (
-            parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
-            and parameter.default is parameter.empty
-        ):
-            required += 1
-    return required > 1
+    count = _positional_count(signature.parameters.values())
+    return count is None or count > 1
 
 
 class AtomicTransform(Transform):
@@ -292,20 +297,16 @@ def _new_wrapped(cls: type) -> Any:
 
 
 def _is_method_unpack(method: Callable[..., Any]) -> bool:
-    """``_takes_several`` counts ``self``; a method unpacks when it has >1 parameters besides it."""
+    """``_takes_several`` for a method taken from its class: its first parameter (``self``) is not
+    one the input fills."""
     try:
         parameters = list(inspect.signature(method).parameters.values())
     except (TypeError, ValueError):
         return False
     if parameters and parameters[0].name == "self":
         parameters = parameters[1:]
-    required = 0
-    for p in parameters:
-        if p.kind is p.VAR_POSITIONAL:
-            return True
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
-            required += 1
-    return required > 1
+    count = _positional_count(parameters)
+    return count is None or count > 1
 
 
 def _wrap_instance(obj: Any, depth: int) -> Transform:

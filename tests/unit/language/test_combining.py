@@ -92,6 +92,44 @@ def test_tuple_output_is_unpacked_into_varargs():
     assert (plus_one + times_two + times_two >> add_all)(1) == 2 + 2 + 2
 
 
+@transform
+def plus_default(a, b=10):
+    return a + b
+
+
+def test_parameters_with_defaults_count_for_unpacking():
+    # PADL unpacks by the number of positional parameters, defaults included.
+    assert (plus_one + times_two >> plus_default).infer_apply(201) == 202 + 402
+
+
+def test_one_value_into_a_function_with_a_default_is_not_unpacked():
+    assert (plus_one >> plus_default).infer_apply(11) == 12 + 10
+
+
+def test_keyword_only_parameters_do_not_count_for_unpacking():
+    @transform
+    def count(values, *, scale=1):
+        return len(values) * scale
+
+    assert (plus_one + times_two >> count)(1) == 2
+
+
+def test_class_and_module_parameters_with_defaults_count_for_unpacking():
+    @transform
+    class Add:
+        def __call__(self, x, y=100):
+            return x + y
+
+    @transform
+    class Masked(torch.nn.Module):
+        def forward(self, x, mask=None):
+            return x if mask is None else x * mask
+
+    assert (plus_one + times_two >> Add())(1) == 2 + 2
+    pair = transform(lambda x: (torch.tensor([x, x]), torch.tensor([1.0, 0.0])))
+    assert (pair >> Masked())(3.0).tolist() == [3.0, 0.0]
+
+
 def test_integer_index_returns_the_child():
     p = plus_one >> times_two >> plus_one
     assert p[1] is times_two
