@@ -215,6 +215,8 @@ class ClassTransform(AtomicTransform):
 
     def _pd_call_repr(self) -> str:
         name = user_class_of(type(self)).__name__
+        if isinstance(self, torch.jit.ScriptModule):
+            return f"<scripted {getattr(self, 'original_name', name)}>"
         if self._pd_init is None:
             return _variable_of(self.__dict__.get("_pd_wrapped"), self) or f"<{name} instance>"
         args, kwargs = self._pd_init
@@ -276,8 +278,11 @@ def _wrap_class(cls: type) -> type:
         return wrapped
     is_module = issubclass(cls, torch.nn.Module)
     mixin = TorchModuleTransform if is_module else ClassTransform
-    # A plain class without __call__ gives None (`getattr` would find type.__call__ on the class).
-    call = cls.forward if is_module else inspect.getattr_static(cls, "__call__", None)  # type: ignore[attr-defined]
+    # Static lookup: a plain class without __call__ gives None (`getattr` would find
+    # type.__call__), and a scripted module's class has a descriptor that fails on the class.
+    call = inspect.getattr_static(cls, "forward" if is_module else "__call__", None)
+    if not inspect.isfunction(call):
+        call = None  # decided per instance (a scripted module's forward), else not unpacked
     namespace = {
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
@@ -316,7 +321,7 @@ def _wrap_instance(obj: Any, depth: int) -> Transform:
     the caller, and, when that frame is a function's, a snapshot of its local variables (the
     capture finds the statement that created ``obj`` there: ``model = Net(h)`` in a function)."""
     wrapped_class = _wrap_class(type(obj))
-    instance = copy.copy(obj)
+    instance = copy.copy(obj)  # a scripted module's copy shares its C++ module's parameters
     instance.__class__ = wrapped_class
     try:
         frame = sys._getframe(depth + 1)
@@ -331,6 +336,9 @@ def _wrap_instance(obj: Any, depth: int) -> Transform:
         if frame.f_code.co_flags & inspect.CO_NEWLOCALS:  # a function's frame, not a module's
             site["_pd_locals"] = dict(frame.f_locals)
     instance.__dict__.update(site, _pd_wrapped=obj)
+    if isinstance(obj, torch.jit.ScriptModule):
+        # Every scripted module has the class RecursiveScriptModule: its own forward decides.
+        instance.__dict__["_pd_unpack"] = _takes_several(obj.forward)
     return instance  # type: ignore[no-any-return]
 
 

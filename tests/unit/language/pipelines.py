@@ -50,3 +50,20 @@ def fns():
         "add_all": add_all,
         "Polynomial": Polynomial,
     }
+
+
+class PolynomialModule(torch.nn.Module):
+    """Polynomial as a plain module (not a transform): for `transform(torch.jit.script(...))`."""
+
+    def __init__(self, a, b):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(float(a)))
+        self.b = torch.nn.Parameter(torch.tensor(float(b)))
+
+    def forward(self, x):
+        return x**self.a + x**self.b
+
+
+class WeightedSum(torch.nn.Module):
+    def forward(self, x, y, weight: float = 1.0):
+        return x + weight * y
