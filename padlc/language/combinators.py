@@ -116,6 +116,13 @@ class Pipeline(CallableTransform):
         assert self._pd_fields is not None
         return self._pd_fields
 
+    def _pd_keep_fields(self, original: Pipeline) -> Pipeline:
+        """Name this pipeline's outputs as ``original``'s (a stage's part of it keeps the field
+        names the whole pipeline gives, though its children are parts of the original's)."""
+        self._pd_fields = original.pd_keys
+        self._pd_namedtuple = original._pd_output_type()
+        return self
+
     # -- printing ------------------------------------------------------------------------------
     def _pd_child_repr(self, child: Transform) -> str:
         text = child._pd_short_repr()

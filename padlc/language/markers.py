@@ -24,6 +24,10 @@ class Identity(Transform):
     def _pd_short_repr(self) -> str:
         return self._pd_name or "identity"
 
+    def _pd_default_name(self) -> str | None:
+        # PADL named `identity` by its variable: a branch `identity` gives the field `identity`.
+        return "identity" if self is identity else None
+
 
 class _Marker(CallableTransform):
     word = ""

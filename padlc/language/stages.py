@@ -105,6 +105,19 @@ def _mark_stage(state: State, where: Transform, marker: Transform) -> State:
 
 
 def _split(t: Transform, state: State) -> tuple[State, Components]:
+    out, components = _split_parts(t, state)
+    name = t.__dict__.get("_pd_name")
+    if name is not None and isinstance(t, Pipeline | Map | IfInMode):
+        # `(a >> b) - 'name'`: its part in each stage keeps the name, as in PADL (its own parts
+        # only: a leaf it reuses as is keeps its own name).
+        originals = {id(x) for x in t.pd_iter_transforms()}
+        for part in components:
+            if not _is_identity(part) and id(part) not in originals:
+                part.__dict__["_pd_name"] = name
+    return out, components
+
+
+def _split_parts(t: Transform, state: State) -> tuple[State, Components]:
     if isinstance(t, Identity):
         return state, (identity, identity, identity)
     if isinstance(t, Batchify | Unbatchify):
@@ -183,7 +196,8 @@ def _split_branches(t: Pipeline, state: State) -> tuple[State, Components]:
         column = [p[k] for p in parts]
         if kind is Parallel and all(_is_identity(c) for c in column):
             return identity
-        return kind(column, grouped=True)
+        # the outputs keep the whole pipeline's field names in every stage
+        return kind(column, grouped=True)._pd_keep_fields(t)
 
     if isinstance(t, Rollout):
         active = [k for k in range(3) if any(not _is_identity(p[k]) for p in parts)]
@@ -203,7 +217,8 @@ def _split_branches(t: Pipeline, state: State) -> tuple[State, Components]:
 def split(t: Transform) -> Stages:
     """The three stages of ``t``; a pipeline without ``batch`` is all forward."""
     try:
-        out, (pre, forward, post) = _split(t, Path(PRE, False))
+        # The whole pipeline's name stays on it, not on its stages (which print what they hold).
+        out, (pre, forward, post) = _split_parts(t, Path(PRE, False))
     except StageError as exc:
         raise StageError(f"{exc} In the pipeline `{t!r}`.") from None
     paths = _paths(out)
@@ -234,7 +249,7 @@ def without_markers(t: Transform) -> Transform:
         children = [without_markers(c) for c in t._pd_transforms]
         if isinstance(t, Parallel) and all(_is_identity(c) for c in children):
             return identity
-        return type(t)(children, grouped=True)
+        return type(t)(children, grouped=True)._pd_keep_fields(t)
     if isinstance(t, Map):
         inner = without_markers(t._pd_transform)
         return identity if _is_identity(inner) else Map(inner)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from padlc import Compose, Map, Parallel, Rollout, group, transform
+from padlc import Compose, Map, Parallel, Rollout, group, identity, transform
 
 from .pipelines import add_all, plus, plus_one, times_two
 
@@ -77,6 +77,21 @@ def test_named_pipeline_is_grouped():
 def test_explicit_name_becomes_the_output_field():
     out = ((plus_one - "a") + (times_two - "b"))(1)
     assert out._fields == ("a", "b")
+
+
+def test_identity_branch_gives_the_field_identity():
+    # PADL named `identity` by the variable it is bound to.
+    assert (identity + times_two)(3)._fields == ("identity", "times_two")
+
+
+def test_an_unassigned_inline_transform_of_a_function_is_named_after_the_function():
+    # PADL gave such a branch `out_i` (it named transforms by their variables only); padlc names a
+    # function transform after the function, as PADL named a decorated function (see the
+    # migration guide).
+    def halve(x):
+        return x / 2
+
+    assert (transform(halve) + plus_one)(4)._fields == ("halve", "plus_one")
 
 
 def test_name_must_be_an_identifier():

@@ -1,6 +1,7 @@
 """Splitting pipelines into preprocess / forward / postprocess."""
 
 import pytest
+import torch
 
 from padlc import (
     Compose,
@@ -117,3 +118,27 @@ def test_try_spanning_stages_is_an_error():
 
 def test_stage_of_identity_pipeline_is_identity():
     assert identity.pd_preprocess is identity
+
+
+def _branch(step):
+    return transform(lambda x: torch.tensor([float(x)])) >> batch >> step >> unbatch
+
+
+def test_stage_parts_keep_the_branch_names_as_output_fields():
+    # PADL: "the forward's outputs" of a named branch carry its name (`_add_name_to_splits`).
+    p = (_branch(times_two >> plus_one) - "a") + (_branch(plus_one) - "b")
+    out = p.pd_forward.infer_apply((torch.tensor([1.0]), torch.tensor([1.0])))
+    assert out._fields == ("a", "b")
+    assert p.pd_postprocess.pd_keys == ("a", "b")
+
+
+def test_eval_apply_outputs_have_the_field_names_of_infer_apply():
+    p = (_branch(times_two) - "doubled") + _branch(plus_one)
+    assert p.infer_apply(1)._fields == ("doubled", "out_1")
+    assert [o._fields for o in p.eval_apply([1, 2])] == [("doubled", "out_1")] * 2
+
+
+def test_a_named_branchs_part_in_a_stage_is_found_by_its_name():
+    p = (_branch(times_two >> plus_one) - "a") + (_branch(plus_one) - "b")
+    assert repr(p.pd_forward["a"]) == "a"
+    assert p.pd_forward["a"].infer_apply(torch.tensor([1.0])).tolist() == [3.0]
