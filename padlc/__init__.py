@@ -25,6 +25,7 @@ from padlc.errors import (
     SaveError,
     StageError,
     UntrustedArtifactError,
+    WrongDeviceError,
 )
 from padlc.language.apply import DEFAULT_BATCH_SIZE
 from padlc.language.atomic import transform
@@ -61,6 +62,7 @@ __all__ = [
     "Try",
     "Unbatchify",
     "UntrustedArtifactError",
+    "WrongDeviceError",
     "__version__",
     "batch",
     "build",

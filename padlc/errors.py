@@ -5,6 +5,7 @@
     PadlcError
     ├── StageError        (also ValueError)   invalid batch/unbatch structure
     ├── ModeError         (also RuntimeError) a staged pipeline called outside an apply method
+    ├── WrongDeviceError  (also RuntimeError) a forward layer is not on the pipeline's device
     ├── SaveError                             something in a pipeline cannot be saved with its code
     ├── LoweringError                         the forward stage cannot be compiled by a backend
     └── BuildError                            `padlc build` failed (inputs, verification, target)
@@ -29,6 +30,7 @@ __all__ = [
     "SaveError",
     "StageError",
     "UntrustedArtifactError",
+    "WrongDeviceError",
 ]
 
 
@@ -42,6 +44,11 @@ class StageError(PadlcError, ValueError):
 
 class ModeError(PadlcError, RuntimeError):
     """A pipeline that needs an apply mode (``batch``, ``unbatch``, ``IfInMode``) was called directly."""
+
+
+class WrongDeviceError(PadlcError, RuntimeError):
+    """A layer of the forward stage is not on the device the pipeline applies on
+    (:meth:`padlc.Transform.pd_forward_device_check`)."""
 
 
 class SaveError(PadlcError):

@@ -21,6 +21,7 @@ from padlc.artifact.writer import ArtifactWriter, artifact_path
 from padlc.capture import (
     MODULE_FILE,
     WEIGHTS_FILE,
+    WEIGHTS_LEFT_OUT,
     capture_pipeline,
     hooked_transforms,
     loading_params,
@@ -122,8 +123,8 @@ def load(
     )
     artifact.check_present()
     with reading(artifact):
-        main, layers = _execute(artifact, module_file, params)
-        _load_weights(artifact, module_file, layers)
+        main, layers, left_out = _execute(artifact, module_file, params)
+        _load_weights(artifact, module_file, layers, left_out)
     artifact.release()
     for i, t in enumerate(hooked_transforms(main, "post_load")):
         hook = getattr(t, "post_load", None)
@@ -134,8 +135,9 @@ def load(
 
 def _execute(
     artifact: Artifact, relative: str, params: dict[str, Any]
-) -> tuple[Transform, list[torch.nn.Module]]:
-    """Run the lineage module from its verified bytes; its ``_pd_main`` and layers."""
+) -> tuple[Transform, list[torch.nn.Module], bool]:
+    """Run the lineage module from its verified bytes; its ``_pd_main``, its layers and whether
+    their weights were left out on purpose."""
     root = artifact.root
     package = ArtifactPackage(artifact)
     with loading_params(params) as scope:
@@ -159,11 +161,25 @@ def _execute(
             ) from exc
     unknown = sorted(set(params) - set(scope.declared))
     if unknown:
-        declared = sorted(set(scope.declared))
+        declared = [
+            f"{p} ({scope.descriptions[p]})" if p in scope.descriptions else p
+            for p in sorted(set(scope.declared))
+        ]
         raise ValueError(
             f"Unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for "
             f"padlc.load({str(root)!r}); the pipeline's params are: "
             f"{', '.join(declared) if declared else '(none)'}."
+        )
+    if scope.missing:
+        missing = sorted(set(scope.missing))
+        described = [
+            f"{p} ({scope.descriptions[p]})" if p in scope.descriptions else p for p in missing
+        ]
+        example = ", ".join(f"{p}=..." for p in missing)
+        raise ValueError(
+            f"padlc.load({str(root)!r}) needs the parameter{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(described)}: the pipeline was saved with param(..., use_default=False). "
+            f"Pass {'them' if len(missing) > 1 else 'it'}: padlc.load(path, {example})."
         )
     main = getattr(module, "_pd_main", None)
     if not isinstance(main, Transform):
@@ -173,17 +189,20 @@ def _execute(
             file=relative,
         )
     layers = list(main.pd_layers) + list(getattr(module, "_pd_extra_layers", []))
-    return main, layers
+    return main, layers, getattr(module, WEIGHTS_LEFT_OUT, False) is True
 
 
-def _load_weights(artifact: Artifact, module_file: str, layers: list[torch.nn.Module]) -> None:
+def _load_weights(
+    artifact: Artifact, module_file: str, layers: list[torch.nn.Module], left_out: bool
+) -> None:
     """The layers' weights from ``weights.safetensors``; an :class:`ArtifactError` when layers
-    hold state but the manifest lists no weights (a removed file would leave them random)."""
+    hold state but the manifest lists no weights (a removed file would leave them random), unless
+    the module says they were left out on purpose (``pd_save_options``)."""
     if WEIGHTS_FILE in artifact.manifest.listed():
         load_weights(artifact.root / module_file, WEIGHTS_FILE, layers)
         return
     stateful = next((layer for layer in layers if layer.state_dict()), None)
-    if stateful is not None:
+    if stateful is not None and not left_out:
         raise ArtifactError(
             f"{artifact.root}: the pipeline's layers hold weights ({type(stateful).__name__}), "
             f"but manifest.json lists no {WEIGHTS_FILE}: loading would leave them at random "

@@ -44,6 +44,8 @@ __all__ = [
 
 MODULE_FILE = "pipeline.py"
 WEIGHTS_FILE = "weights.safetensors"
+#: Set by a lineage module saved with ``pd_save_options={'torch.nn.Module': 'no-save'}``.
+WEIGHTS_LEFT_OUT = "_pd_weights_left_out"
 LINE_WIDTH = 88
 
 
@@ -166,6 +168,30 @@ def _save_weights(layers: Sequence[torch.nn.Module], path: Path) -> bool:
     return True
 
 
+#: ``pd_save_options`` padlc understands: PADL's option to leave the layers' weights out.
+SAVE_OPTIONS = {"torch.nn.Module": ("save", "no-save")}
+
+
+def _saves_weights(pipeline: Transform) -> bool:
+    """Whether the pipeline's ``pd_save_options`` (PADL's, on the saved transform) let the layers'
+    weights be saved; options padlc does not know are refused rather than ignored."""
+    options = getattr(pipeline, "pd_save_options", None)
+    if options is None:
+        return True
+    known = ", ".join(f"{k!r}: {' or '.join(map(repr, v))}" for k, v in SAVE_OPTIONS.items())
+    if not isinstance(options, dict) or any(
+        key not in SAVE_OPTIONS or options[key] not in SAVE_OPTIONS[key] for key in options
+    ):
+        raise SaveError(
+            f"`{pipeline._pd_short_repr()}` has pd_save_options={options!r}; padlc understands "
+            f"{{{known}}} "
+            "({'torch.nn.Module': 'no-save'} saves no weights: loading keeps the layers as the "
+            "saved code builds them). For other ways of saving an object, give its class "
+            "`pre_save(self, path, i)` and `post_load(self, path, i)` methods."
+        )
+    return options.get("torch.nn.Module", "save") != "no-save"
+
+
 def capture_pipeline(
     pipeline: Transform, root: Path, shared: SharedData | None = None
 ) -> CapturedCode:
@@ -202,7 +228,10 @@ def capture_pipeline(
                 "layers and has no name. Bind it to a module-level variable."
             )
         tail.append(f"_pd_extra_layers = [{', '.join(_names(module, extras))}]")
-    if _save_weights(layers + extras, root / WEIGHTS_FILE):
+    if not _saves_weights(pipeline):
+        # load() refuses layers with state but no weights file, unless the module says why
+        tail.append(f"{WEIGHTS_LEFT_OUT} = True  # pd_save_options: the layers are as built here")
+    elif _save_weights(layers + extras, root / WEIGHTS_FILE):
         module.import_modules.add("safetensors")
         if shared is not None:  # padlc.load reads it from here: it is kept, others may share it
             shared.keep(root, WEIGHTS_FILE)

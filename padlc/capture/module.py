@@ -24,7 +24,7 @@ from padlc.naming import Namespace
 __all__ = ["RESERVED", "SCALARS", "GeneratedModule", "describe"]
 
 #: Names the generated modules bind themselves.
-RESERVED = ("_pd_main", "_pd_extra_layers", "_pd_layers", "_pd_hooks")
+RESERVED = ("_pd_main", "_pd_extra_layers", "_pd_layers", "_pd_hooks", "_pd_weights_left_out")
 
 SCALARS = (int, float, complex, str, bytes, bool, type(None))
 

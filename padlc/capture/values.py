@@ -12,7 +12,9 @@ import functools
 import io
 import json
 import operator
+import os
 import types
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -117,7 +119,21 @@ class Values:
             default = self.value(markers.plain(obj), hint)
             if self.module.plain:
                 return default
-            return f"{self.imports.padlc_name('param')}({name!r}, {default})"
+            description, use_default = markers.param_options(obj)
+            args = [repr(name), default]
+            if description is not None:
+                args.append(f"description={description!r}")
+            if not use_default:
+                args.append("use_default=False")
+            return f"{self.imports.padlc_name('param')}({', '.join(args)})"
+        value_serializer = markers.serializer_of(obj)
+        if value_serializer is not None:
+            found = self.module.name_of(obj)
+            if found is not None:
+                return found
+            return self._value_serialized(
+                obj, value_serializer, self.module.varnames.get(id(obj), hint)
+            )
         kind = type(obj)
         if obj is None or kind in (bool, int, str, bytes, complex):
             return repr(obj)
@@ -218,6 +234,69 @@ class Values:
         else:
             loader = self.value(entry.load, "load")
         return f"{loader}({self.imports.runtime('resolve')}(__file__, {relative!r}))"
+
+    def _value_serialized(self, obj: Any, spec: markers.ValueSerializer, hint: str) -> str:
+        """``value(x, (save, load, suffix))``: ``save`` writes the value into the data directory,
+        the generated code calls ``load`` on the path(s) it wrote."""
+        relative = self._data_path(hint, spec.suffix)
+        target = self.module.root / relative
+        save = _qualname(spec.save)
+        try:
+            written = spec.save(markers.plain(obj), target)
+        except Exception as exc:
+            raise self.module.error(
+                f"The save function {save} given to value() failed: {type(exc).__name__}: {exc}."
+            ) from exc
+        files: str | list[str]
+        if written is None:
+            if not spec.suffix:
+                raise self.module.error(
+                    f"The save function {save} given to value() without a file suffix returned "
+                    "nothing: return the file name (or list of names) it wrote, or pass a "
+                    "suffix: value(x, (save, load, '.npy'))."
+                )
+            if not target.is_file():
+                raise self.module.error(
+                    f"The save function {save} given to value() did not write the file "
+                    f"{relative!r} it was given (it must write `path` itself, not `path` with "
+                    "another suffix)."
+                )
+            files = self._stored(relative)
+        elif isinstance(written, str | os.PathLike):
+            files = self._written(written, save)
+        elif isinstance(written, list | tuple):
+            files = [self._written(w, save) for w in written]
+        else:
+            raise self.module.error(
+                f"The save function {save} given to value() returned {written!r}; it may return "
+                "nothing, a file name or a list of file names."
+            )
+        resolve = self.imports.runtime("resolve")
+        if isinstance(files, str):
+            path = f"{resolve}(__file__, {files!r})"
+        else:
+            path = "[" + ", ".join(f"{resolve}(__file__, {f!r})" for f in files) + "]"
+        expr = f"{self.value(spec.load, 'load')}({path})"
+        if self.module.plain:
+            return expr
+        functions = [self.value(spec.save, "save"), self.value(spec.load, "load")]
+        if spec.suffix:
+            functions.append(repr(spec.suffix))
+        return f"{self.imports.padlc_name('value')}({expr}, ({', '.join(functions)}))"
+
+    def _written(self, written: str | os.PathLike[str], save: str) -> str:
+        """A file a save function says it wrote, relative to the module's directory (it must be
+        inside the artifact)."""
+        root = self.module.root.resolve()
+        path = Path(written)
+        path = (path if path.is_absolute() else root / path).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise self.module.error(
+                f"The save function {save} given to value() returned {str(written)!r}, which is "
+                f"not a file it wrote in the artifact ({root}). Write into the `path` it is given "
+                "(e.g. `f'{path}_0.npy'`) and return those names."
+            )
+        return self._stored(path.relative_to(root).as_posix())
 
     def _reduced(self, obj: Any, hint: str) -> str:
         """``operator.itemgetter("text")`` and its kind, from the class and arguments they reduce
@@ -372,3 +451,7 @@ class Values:
         if obj.requires_grad:
             return f"{expr}.requires_grad_()"
         return expr
+
+
+def _qualname(fn: Any) -> str:
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))

@@ -9,13 +9,14 @@ several values flow); user-facing ``__call__`` unpacks positional arguments into
 from __future__ import annotations
 
 import copy
+import itertools
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from padlc.errors import ModeError
+from padlc.errors import ModeError, WrongDeviceError
 from padlc.language import context as _context
 
 if TYPE_CHECKING:
@@ -373,6 +374,26 @@ class Transform:
     def pd_device(self) -> str:
         """Where the pipeline applies (see :meth:`pd_to`)."""
         return self._pd_sync_device()
+
+    def pd_forward_device_check(self) -> bool:
+        """Check that every layer of the forward stage is on :attr:`pd_device`; ``True``, or
+        :class:`padlc.WrongDeviceError` naming the first layer that is not (moved with its own
+        ``.to()`` instead of ``pd_to``, say). A device without an index (``"cuda"``) matches any.
+        The apply methods do not run this check on every call; call it where it helps."""
+        wanted = torch.device(self.pd_device)
+        for layer in self.pd_forward.pd_layers:
+            for name, tensor in itertools.chain(layer.named_parameters(), layer.named_buffers()):
+                here = tensor.device
+                if here.type != wanted.type or (
+                    wanted.index is not None and here.index != wanted.index
+                ):
+                    raise WrongDeviceError(
+                        f"The layer {type(layer).__name__} of `{self!r}`'s forward stage has "
+                        f"{name!r} on {here}, but the pipeline applies on {wanted}. Move the "
+                        f"pipeline with `.pd_to({str(wanted)!r})` (it moves every layer) rather "
+                        "than a layer with its own `.to()`."
+                    )
+        return True
 
     # -- applying ------------------------------------------------------------------------------
     def _pd_check_callable_directly(self) -> None:

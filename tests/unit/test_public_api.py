@@ -13,7 +13,7 @@ def test_padlc_all_is_pinned():
         "IfInMode", "IfInfer", "IfTrain", "Identity", "LoweringError", "Map", "ModeError",
         "PadlcError", "Parallel", "Pipeline", "Rollout", "SaveError", "StageError", "Transform",
         "Try", "Unbatchify", "__version__", "batch", "group", "identity", "same", "transform",
-        "unbatch",
+        "unbatch", "WrongDeviceError",
     }  # fmt: skip
     assert expected <= set(padlc.__all__)
     for name in padlc.__all__:
@@ -34,7 +34,14 @@ def test_padl_runtime_does_not_import_padlc():
 
 
 def test_error_tree_has_one_root():
-    for name in ("StageError", "ModeError", "SaveError", "LoweringError", "BuildError"):
+    for name in (
+        "StageError",
+        "ModeError",
+        "SaveError",
+        "LoweringError",
+        "BuildError",
+        "WrongDeviceError",
+    ):
         assert issubclass(getattr(padlc, name), padlc.PadlcError)
     assert padlc.ArtifactError is padl_runtime.ArtifactError
     assert padlc.UntrustedArtifactError is padl_runtime.UntrustedArtifactError

@@ -422,3 +422,20 @@ def test_transforms_pickle_and_apply_the_same_after():
     back = pickle.loads(pickle.dumps(p))
     x = torch.tensor([1.0, 2.0])
     assert torch.equal(back.infer_apply(x), p.infer_apply(x))
+
+
+def test_forward_device_check_passes_when_the_layers_are_where_the_pipeline_applies():
+    model = transform(torch.nn.Linear)(2, 2)
+    p = transform(torch.tensor) >> batch >> model >> unbatch
+    assert p.pd_forward_device_check() is True
+
+
+def test_forward_device_check_names_a_layer_moved_with_its_own_to():
+    # PADL's check: WrongDeviceError when a forward layer is not on pd_device.
+    from padlc import WrongDeviceError
+
+    model = transform(torch.nn.Linear)(2, 2)
+    p = transform(torch.tensor) >> batch >> model >> unbatch
+    model.to("meta")
+    with pytest.raises(WrongDeviceError, match=r"Linear .* 'weight' on meta.*pd_to\('cpu'\)"):
+        p.pd_forward_device_check()
