@@ -264,9 +264,14 @@ def serializer_of(x: Any) -> ValueSerializer | None:
 
 def plain(x: Any) -> Any:
     """The unmarked value (``list`` for a marked list, the array for a marked array)."""
-    if not isinstance(x, _Forced | _Param | _Serialized):
+    marks = (_Forced, _Param, _Serialized)
+    if not isinstance(x, marks):
         return x
-    base = next(b for b in type(x).__mro__[1:] if not issubclass(b, _Forced | _Param | _Serialized))
+    return _unmarked(x, next(b for b in type(x).__mro__[1:] if not issubclass(b, marks)))
+
+
+def _unmarked(x: Any, base: Any) -> Any:
+    """``x``, an instance of a marked subclass of ``base``, as a ``base``."""
     if base in _PARAM_TYPES or base in _VALUE_TYPES or base is bytes:
         return base(x)
     if isinstance(x, torch.Tensor):
