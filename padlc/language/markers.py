@@ -54,6 +54,13 @@ class Batchify(_Marker):
 
     word = "batch"
 
+    def __init__(self, dim: int = 0) -> None:
+        if dim != 0:
+            raise ValueError(
+                f"Batchify(dim={dim!r}): padlc batches along axis 0 (the executor stacks items "
+                "there). Move the axis in the forward instead, e.g. `batch >> same.movedim(0, 1)`."
+            )
+
     def _pd_call(self, value: Any) -> Any:
         context = self._pd_context()
         if context.mode != "infer":
@@ -69,6 +76,13 @@ class Unbatchify(_Marker):
     also removes the batch axis (the executor splits batches in the other modes)."""
 
     word = "unbatch"
+
+    def __init__(self, dim: int = 0, cpu: bool = True) -> None:
+        if dim != 0 or cpu is not True:
+            raise ValueError(
+                f"Unbatchify(dim={dim!r}, cpu={cpu!r}): padlc's unbatch removes axis 0 and moves "
+                "the outputs to the CPU. Move the axis in the forward instead (before `unbatch`)."
+            )
 
     def _pd_call(self, value: Any) -> Any:
         context = self._pd_context()

@@ -24,7 +24,8 @@ class IfInMode(CallableTransform):
         if target_mode not in MODES:
             raise ValueError(f"target_mode must be one of {MODES}, got {target_mode!r}.")
         self.if_ = as_transform(if_, operator="IfInMode")
-        self.else_ = as_transform(else_, operator="IfInMode")
+        # `else_=None` is identity, as in PADL
+        self.else_ = identity if else_ is None else as_transform(else_, operator="IfInMode")
         self.target_mode = target_mode
 
     def _pd_children(self) -> tuple[Transform, ...]:

@@ -439,3 +439,9 @@ def test_forward_device_check_names_a_layer_moved_with_its_own_to():
     model.to("meta")
     with pytest.raises(WrongDeviceError, match=r"Linear .* 'weight' on meta.*pd_to\('cpu'\)"):
         p.pd_forward_device_check()
+
+
+def test_a_mode_switch_with_else_none_passes_the_value_through_as_in_padl():
+    p = plus_one >> IfTrain(times_two, None) >> batch
+    assert p.infer_apply(1).tolist() == [2]
+    assert [int(o) for o in p.train_apply([1], flatten=True)] == [4]

@@ -142,3 +142,19 @@ def test_a_named_branchs_part_in_a_stage_is_found_by_its_name():
     p = (_branch(times_two >> plus_one) - "a") + (_branch(plus_one) - "b")
     assert repr(p.pd_forward["a"]) == "a"
     assert p.pd_forward["a"].infer_apply(torch.tensor([1.0])).tolist() == [3.0]
+
+
+def test_padls_marker_constructors_with_their_default_arguments_are_batch_and_unbatch():
+    from padlc import Batchify, Unbatchify
+
+    p = plus_one >> Batchify(dim=0) >> times_two >> Unbatchify(dim=0, cpu=True)
+    assert p.infer_apply(1) == torch.tensor(4)
+
+
+def test_marker_arguments_padlc_does_not_support_are_refused():
+    from padlc import Batchify, Unbatchify
+
+    with pytest.raises(ValueError, match="axis 0"):
+        Batchify(dim=1)
+    with pytest.raises(ValueError, match="CPU"):
+        Unbatchify(cpu=False)
