@@ -12,7 +12,7 @@ import copy
 import itertools
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
@@ -49,6 +49,16 @@ def creation_site(depth: int) -> tuple[str, int, dict[str, Any] | None]:
     except ValueError:  # pragma: no cover - called from the top of the stack
         return ("<unknown>", 0, None)
     return (frame.f_code.co_filename, frame.f_lineno, frame.f_globals)
+
+
+_T = TypeVar("_T", bound="Transform")
+
+
+def _combined(t: _T) -> _T:
+    """``t``, made by an operator, with the namespace of the code that combined it: a pipeline
+    bound to a module-level variable is named after it, as a transform is (one frame read)."""
+    t.__dict__["_pd_globals"] = sys._getframe(2).f_globals
+    return t
 
 
 def checked_name(name: str) -> str:
@@ -181,37 +191,37 @@ class Transform:
     def __rshift__(self, other: Any) -> Compose:
         from padlc.language.combinators import Compose
 
-        return Compose((self, as_transform(other, operator=">>")))
+        return _combined(Compose((self, as_transform(other, operator=">>"))))
 
     def __rrshift__(self, other: Any) -> Compose:
         from padlc.language.combinators import Compose
 
-        return Compose((as_transform(other, operator=">>"), self))
+        return _combined(Compose((as_transform(other, operator=">>"), self)))
 
     def __add__(self, other: Any) -> Rollout:
         from padlc.language.combinators import Rollout
 
-        return Rollout((self, as_transform(other, operator="+")))
+        return _combined(Rollout((self, as_transform(other, operator="+"))))
 
     def __radd__(self, other: Any) -> Rollout:
         from padlc.language.combinators import Rollout
 
-        return Rollout((as_transform(other, operator="+"), self))
+        return _combined(Rollout((as_transform(other, operator="+"), self)))
 
     def __truediv__(self, other: Any) -> Parallel:
         from padlc.language.combinators import Parallel
 
-        return Parallel((self, as_transform(other, operator="/")))
+        return _combined(Parallel((self, as_transform(other, operator="/"))))
 
     def __rtruediv__(self, other: Any) -> Parallel:
         from padlc.language.combinators import Parallel
 
-        return Parallel((as_transform(other, operator="/"), self))
+        return _combined(Parallel((as_transform(other, operator="/"), self)))
 
     def __invert__(self) -> Map:
         from padlc.language.combinators import Map
 
-        return Map(self)
+        return _combined(Map(self))
 
     def __sub__(self, name: Any) -> Transform:
         if not isinstance(name, str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -239,5 +240,7 @@ def group(pipeline: Transform) -> Transform:
     """Keep ``pipeline`` as one unit inside a pipeline of the same kind: ``a + group(b + c)`` has two
     branches, the second of which is a rollout."""
     if isinstance(pipeline, Pipeline):
-        return pipeline.grouped()
+        grouped = pipeline.grouped()
+        grouped.__dict__["_pd_globals"] = sys._getframe(1).f_globals  # named by its variable
+        return grouped
     return pipeline

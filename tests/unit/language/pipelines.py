@@ -67,3 +67,6 @@ class PolynomialModule(torch.nn.Module):
 class WeightedSum(torch.nn.Module):
     def forward(self, x, y, weight: float = 1.0):
         return x + weight * y
+
+
+doubled_plus_one = times_two >> plus_one  # a composed branch bound to a module-level variable

@@ -445,3 +445,22 @@ def test_a_mode_switch_with_else_none_passes_the_value_through_as_in_padl():
     p = plus_one >> IfTrain(times_two, None) >> batch
     assert p.infer_apply(1).tolist() == [2]
     assert [int(o) for o in p.train_apply([1], flatten=True)] == [4]
+
+
+def test_padls_training_pattern_yields_one_loss_per_batch_that_trains_the_layer():
+    # PADL's docs: `train_model = predict / batch >> loss`, then `loss.backward()` per batch.
+    torch.manual_seed(0)
+    layer = transform(torch.nn.Linear)(1, 1)
+    predict = transform(lambda x: torch.tensor([float(x)])) >> batch >> layer
+    loss = transform(lambda prediction, target: ((prediction - target) ** 2).mean())
+    train_model = predict / batch >> loss
+    optimizer = torch.optim.SGD(train_model.pd_parameters(), lr=0.05)
+    data = [(1, torch.tensor([2.0])), (2, torch.tensor([4.0]))]
+    before = train_model.infer_apply(data[0]).item()
+    for _ in range(20):
+        for batch_loss in train_model.train_apply(data, batch_size=2):
+            assert batch_loss.shape == ()
+            optimizer.zero_grad()
+            batch_loss.backward()
+            optimizer.step()
+    assert train_model.infer_apply(data[0]).item() < before / 10

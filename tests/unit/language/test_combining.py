@@ -5,7 +5,7 @@ import torch
 
 from padlc import Compose, Map, Parallel, Rollout, group, identity, transform
 
-from .pipelines import add_all, plus, plus_one, times_two
+from .pipelines import add_all, doubled_plus_one, plus, plus_one, times_two
 
 
 def test_compose_is_associative():
@@ -77,6 +77,12 @@ def test_named_pipeline_is_grouped():
 def test_explicit_name_becomes_the_output_field():
     out = ((plus_one - "a") + (times_two - "b"))(1)
     assert out._fields == ("a", "b")
+
+
+def test_a_composed_branch_bound_to_a_variable_gives_the_field_its_name():
+    # PADL named every transform, pipelines included, after the variable it is bound to.
+    out = (doubled_plus_one + plus_one)(1)
+    assert out._fields == ("doubled_plus_one", "plus_one")
 
 
 def test_identity_branch_gives_the_field_identity():
