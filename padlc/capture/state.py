@@ -147,22 +147,26 @@ def _module_changes(live: torch.nn.Module, fresh: Any) -> StateCheck:
                 where = f"its submodule {name!r}" if name else "it"
                 return StateCheck(problem=f"{where} has hooks registered after construction")
         prefix = f"{name}." if name else ""
-        public = {
-            k: v
-            for k, v in _own_state(module).items()
-            if not k.startswith("_") and k not in _MODULE_SKIP
-        }
-        fresh_public = {
-            k: v
-            for k, v in _own_state(other).items()
-            if not k.startswith("_") and k not in _MODULE_SKIP
-        }
+        public = _module_attributes(module)
+        fresh_public = _module_attributes(other)
         changes += _attribute_changes(public, fresh_public, prefix)
         for buffer in sorted(getattr(module, "_non_persistent_buffers_set", ())):
             current = module._buffers.get(buffer)
             if not same_value(current, other._buffers.get(buffer)):
                 changes.append(Changed(prefix + buffer, current))
     return StateCheck(tuple(changes))
+
+
+def _module_attributes(module: torch.nn.Module) -> dict[str, Any]:
+    """A module's public attributes, without a scripted module's compiled methods (``forward``,
+    cached on the instance when first used: code, not state)."""
+    return {
+        k: v
+        for k, v in _own_state(module).items()
+        if not k.startswith("_")
+        and k not in _MODULE_SKIP
+        and not isinstance(v, torch._C.ScriptMethod)
+    }
 
 
 def _shapes(module: torch.nn.Module) -> list[tuple[str, tuple[int, ...], torch.dtype]]:
