@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from padl_runtime.artifact import DirectoryFiles
 from padl_runtime.package import ArtifactPackage
 from padlc import Try, batch, transform
 from padlc.builder.files import STAGE_MODULE, write_stage_module
@@ -103,7 +104,7 @@ def test_try_takes_a_name_as_padl_did():
 def _generated_preprocess(pipeline, root: Path):
     root.mkdir()
     write_stage_module(BuildPlan(pipeline, move=False), pipeline, root)
-    return ArtifactPackage(root).function(STAGE_MODULE.removesuffix(".py"), "preprocess")
+    return ArtifactPackage(DirectoryFiles(root)).function(STAGE_MODULE, "preprocess")
 
 
 def test_generated_code_closes_the_file_after_reading_it(tmp_path: Path):
