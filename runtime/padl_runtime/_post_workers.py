@@ -99,6 +99,15 @@ def _serve(inbox: Connection, outbox: Connection, split: Split) -> None:
         pass
 
 
+def _died(process: Any) -> RuntimeError:
+    process.join(1)
+    return RuntimeError(
+        f"The postprocess worker process {process.name} exited unexpectedly (exit code "
+        f"{process.exitcode}); it may have run out of memory or crashed in native code. "
+        "Run with post_workers=0 to postprocess in this process and see the error."
+    )
+
+
 class PostWorkers:
     """``count`` worker processes postprocessing whole batches, results read back in order.
 
@@ -141,7 +150,11 @@ class PostWorkers:
     def submit(self, start: int, count: int, output: Any) -> None:
         index = self._next
         self._next = (index + 1) % len(self._workers)
-        self._workers[index][1].send_bytes(dumps((start, count, output)))
+        process, to_worker, _ = self._workers[index]
+        try:
+            to_worker.send_bytes(dumps((start, count, output)))
+        except OSError:  # BrokenPipeError: that worker died after taking its previous batch
+            raise _died(process) from None
         self._in_flight.append(index)
 
     def take(self) -> list[Any]:
@@ -151,12 +164,7 @@ class PostWorkers:
         try:
             ok, value = loads(from_worker.recv_bytes())
         except (EOFError, OSError):
-            process.join(1)
-            raise RuntimeError(
-                f"The postprocess worker process {process.name} exited unexpectedly (exit code "
-                f"{process.exitcode}); it may have run out of memory or crashed in native code. "
-                "Run with post_workers=0 to postprocess in this process and see the error."
-            ) from None
+            raise _died(process) from None
         if not ok:
             raise value.rebuild()
         return value  # type: ignore[no-any-return]
