@@ -328,9 +328,10 @@ def capture_plain(
                 weights = shared.share(root, weights)
             tail.append(f"{load_weights}(__file__, {weights!r}, [{listed}])")
     for i, expr in enumerate(hooked):
-        resolve = renderer.imports.runtime("resolve")
+        verified = renderer.imports.runtime("verified")
         tail.append(
-            f"if hasattr({expr}, 'post_load'):\n    {expr}.post_load({resolve}(__file__, {data_dir!r}), {i})"
+            f"if hasattr({expr}, 'post_load'):\n"
+            f"    {expr}.post_load({verified}(__file__, {data_dir!r}, directory=True), {i})"
         )
     header = f'"""Plain code of the transforms of a padlc pipeline ({module_name})."""\n'
     text = _assemble(header, module, tail)

@@ -233,7 +233,7 @@ class Values:
             loader = f"{self.value(type(obj))}.{entry.load}"
         else:
             loader = self.value(entry.load, "load")
-        return f"{loader}({self.imports.runtime('resolve')}(__file__, {relative!r}))"
+        return f"{loader}({self.imports.runtime('verified')}(__file__, {relative!r}))"
 
     def _value_serialized(self, obj: Any, spec: markers.ValueSerializer, hint: str) -> str:
         """``value(x, (save, load, suffix))``: ``save`` writes the value into the data directory,
@@ -271,11 +271,11 @@ class Values:
                 f"The save function {save} given to value() returned {written!r}; it may return "
                 "nothing, a file name or a list of file names."
             )
-        resolve = self.imports.runtime("resolve")
+        verified = self.imports.runtime("verified")
         if isinstance(files, str):
-            path = f"{resolve}(__file__, {files!r})"
+            path = f"{verified}(__file__, {files!r})"
         else:
-            path = "[" + ", ".join(f"{resolve}(__file__, {f!r})" for f in files) + "]"
+            path = "[" + ", ".join(f"{verified}(__file__, {f!r})" for f in files) + "]"
         expr = f"{self.value(spec.load, 'load')}({path})"
         if self.module.plain:
             return expr

@@ -12,12 +12,16 @@ executes or deserializes a file does so on those bytes, never by opening the pat
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import errno
 import hashlib
 import os
+import shutil
 import stat
+import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,6 +198,36 @@ class Artifact:
         """Forget the bytes kept for a second reader (loading is done)."""
         self._cache.clear()
 
+    def private_copy(self, relative: str, *, needed_by: str = "", directory: bool = False) -> Path:
+        """A private copy of the listed file ``relative``, or of every listed file under the
+        folder ``relative``, written from their verified bytes, for code that can only read a
+        path (a tokenizer's ``from_pretrained``, a ``value`` loader, a ``post_load`` hook).
+
+        The copy lives in a directory of this process only this user can read (removed at exit),
+        so nothing edited in the artifact after the check reaches the code. ``directory``: a
+        folder with no listed file is an empty folder rather than an error.
+        """
+        prefix = relative.strip("/")
+        names = [name for name in self._entries if name == prefix or name.startswith(prefix + "/")]
+        if not names and not directory:
+            self.entry(prefix, needed_by)  # raises: not listed
+        # Keyed by the manifest's digest: equal digests are equal verified bytes.
+        target = _copies_root() / self.manifest_sha256
+        for name in names:
+            out = target.joinpath(*name.split("/"))
+            if out.is_file():
+                continue
+            data = self.read(name, needed_by=needed_by, keep=False)
+            out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=out.parent)
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+            os.replace(temporary, out)
+        copied = target.joinpath(*prefix.split("/")) if prefix else target
+        if directory:
+            copied.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return copied
+
     def contains(self, path: str | os.PathLike[str]) -> str | None:
         """``path`` relative to the artifact (POSIX) when it lies inside it, else ``None``."""
         try:
@@ -230,6 +264,20 @@ class DirectoryFiles:
             return Path(os.path.abspath(path)).relative_to(self.root).as_posix()
         except ValueError:
             return None
+
+
+# -- private copies of verified files ------------------------------------------------------------
+_COPIES: list[Path] = []  # the one folder of this process, made on first use
+_COPIES_LOCK = threading.Lock()
+
+
+def _copies_root() -> Path:
+    with _COPIES_LOCK:
+        if not _COPIES:
+            root = Path(tempfile.mkdtemp(prefix="padl-verified-"))  # mode 0o700
+            atexit.register(shutil.rmtree, root, True)
+            _COPIES.append(root)
+        return _COPIES[0]
 
 
 # -- the artifact being loaded -------------------------------------------------------------------

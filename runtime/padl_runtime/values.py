@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from padl_runtime.artifact import current
+from padl_runtime.artifact import Artifact, current
 from padl_runtime.errors import ArtifactError
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "load_weights",
     "resolve",
     "tie_parameters",
+    "verified",
 ]
 
 #: The key of the single tensor in a value's safetensors file.
@@ -49,6 +50,28 @@ TIES_KEY = "padl_ties"
 def resolve(module_file: str | os.PathLike[str], relative: str) -> Path:
     """``relative`` (POSIX separators) next to ``module_file``."""
     return Path(module_file).resolve().parent.joinpath(*relative.split("/"))
+
+
+def verified(
+    module_file: str | os.PathLike[str], relative: str, *, directory: bool = False
+) -> Path:
+    """The path to hand code that reads files itself (a tokenizer's ``from_pretrained``, a
+    ``value`` loader, a ``post_load`` hook): while an artifact is loaded, a private copy of the
+    listed, verified file or folder (:meth:`Artifact.private_copy`), so no unlisted or edited byte
+    reaches that code; otherwise (a build's draft) the path itself."""
+    path = resolve(module_file, relative)
+    artifact = current()
+    if not isinstance(artifact, Artifact):
+        return path
+    inside = artifact.contains(path)
+    if inside is None:
+        raise ArtifactError(
+            f"{module_file} reads {relative!r}, which lies outside the artifact "
+            f"{artifact.root}: an artifact's code reads only its own files.",
+            path=str(artifact.root),
+            file=relative,
+        )
+    return artifact.private_copy(inside, needed_by=Path(module_file).name, directory=directory)
 
 
 def _missing(path: Path) -> ArtifactError:

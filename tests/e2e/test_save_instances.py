@@ -256,13 +256,13 @@ def test_transformers_models_wrapped_as_class_proxy_or_instance(saved, name: str
 def test_a_model_from_a_pretrained_folder_is_rebuilt_from_its_saved_config(saved) -> None:
     source = _check(saved, "pretrained")
     assert (
-        "BertModel(config=BertConfig.from_pretrained(resolve(__file__, 'data/config')))" in source
+        "BertModel(config=BertConfig.from_pretrained(verified(__file__, 'data/config')))" in source
     )
 
 
 def test_a_bert_classifier_with_its_tokenizer_saved_in_the_artifact(saved) -> None:
     source = _check(saved, "classifier")
-    assert "BertTokenizer.from_pretrained(resolve(__file__, 'data/tokenizer'))" in source
+    assert "BertTokenizer.from_pretrained(verified(__file__, 'data/tokenizer'))" in source
     assert (saved[0] / "classifier.padl" / "data" / "tokenizer").is_dir()
 
 

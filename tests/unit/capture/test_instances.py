@@ -224,9 +224,25 @@ def test_a_registered_serializer_saves_an_object_as_its_files(tmp_path: Path) ->
         return words.index[word]
 
     source, loaded = _save_and_load(lookup, tmp_path)
-    assert "Vocabulary.from_directory(resolve(__file__, 'data/words'))" in source
+    assert "Vocabulary.from_directory(verified(__file__, 'data/words'))" in source
     assert (tmp_path / "p.padl" / "data" / "words" / "words.json").is_file()
     assert loaded("c") == 2
+
+
+def test_a_serializer_loads_the_verified_bytes_not_the_files_on_disk(tmp_path: Path) -> None:
+    padlc.serializer(Vocabulary, save=Vocabulary.save, load="from_directory")
+    # words no other test saves: a copy verified for an equal manifest would be used as it is
+    words = Vocabulary(json.loads('["x", "y", "w"]'))
+
+    @transform
+    def lookup(word):
+        return words.index[word]
+
+    padlc.save(lookup, tmp_path / "p")
+    saved = tmp_path / "p.padl" / "data" / "words" / "words.json"
+    saved.write_text(saved.read_text().replace('"x"', '"z"'))  # same size, other bytes
+    with pytest.raises(padlc.ArtifactError, match="does not match its SHA-256"):
+        padlc.load(tmp_path / "p.padl")
 
 
 def test_a_serializer_needs_a_class_and_a_load_it_can_call() -> None:
