@@ -10,11 +10,13 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test test-fast bench lint format typecheck clean venv
 
-$(STAMP): pyproject.toml
+# Two distributions, both editable: padl-runtime (runtime/: load, run, serve) and padlc, which
+# depends on it. One pip call, so that padlc's requirement is met by the local runtime.
+$(STAMP): pyproject.toml runtime/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,demo]"
+	$(BIN)/python -m pip install --quiet -e "./runtime[serve]" -e ".[dev,demo]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -3,6 +3,7 @@
     padlc build MODULE:ATTR -o model.padl --inputs MODULE:ATTR [--backend ...] [--device ...]
     padlc inspect model.padl [--code]
     padlc trust model.padl | padlc sign model.padl --key KEY | padlc keygen KEY
+    padlc serve model.padl [--port 8000] [--max-batch 64] ...
 
 Subcommands live in :data:`COMMANDS` (name -> :class:`Command`); adding one is adding an entry.
 """
@@ -276,6 +277,19 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- serve ----------------------------------------------------------------------------------------
+def _configure_serve(parser: argparse.ArgumentParser) -> None:
+    from padl_runtime.serve.cli import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from padl_runtime.serve.cli import run
+
+    return run(args, prog="padlc serve")
+
+
 def _configure_demo(parser: argparse.ArgumentParser) -> None:
     from padlc.demo import add_arguments
 
@@ -314,6 +328,11 @@ COMMANDS: dict[str, Command] = {
     ),
     "keygen": Command(
         "make an ed25519 key pair for padlc sign", cli_trust.configure_keygen, cli_trust.run_keygen
+    ),
+    "serve": Command(
+        "serve a built .padl artifact over HTTP, with dynamic batching",
+        _configure_serve,
+        _run_serve,
     ),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,9 @@ def stage_layout(pipeline: Transform) -> StageLayout:
     )
 
 
-def requirements_text(requirements: dict[str, str]) -> str:
-    lines = [f"# python {platform.python_version()}"]
+def requirements_text(requirements: dict[str, str], notes: Sequence[str] = ()) -> str:
+    """``requirements.txt``: the Python version and ``notes`` as comments, then one pin a line."""
+    lines = [f"# python {platform.python_version()}", *(f"# {note}" for note in notes)]
     lines += [f"{dist}=={version}" for dist, version in sorted(requirements.items())]
     return "\n".join(lines) + "\n"
 

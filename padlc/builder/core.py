@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+import padl_runtime
 from padl_runtime.manifest import MANIFEST_FILE, BackendEntry
 from padlc.artifact import ArtifactWriter, artifact_path
 from padlc.artifact.saving import requirements_text, stage_layout
@@ -538,6 +539,21 @@ def _verified(
     return None
 
 
+def built_requirements(requirements: Mapping[str, str]) -> str:
+    """A built artifact's ``requirements.txt``: what a serving machine installs. It runs on
+    ``padl-runtime`` alone; ``padlc`` (which the lineage, ``pipeline.py``, imports) is named in a
+    comment, as what ``padlc.load`` of the artifact needs besides."""
+    pins = dict(requirements)
+    compiler = pins.pop("padlc", None)
+    pins["padl-runtime"] = padl_runtime.__version__
+    notes = (
+        [f"padlc.load (the lineage, {MODULE_FILE}) also needs padlc=={compiler}"]
+        if compiler
+        else []
+    )
+    return requirements_text(pins, notes)
+
+
 def _commit(job: _Job, draft: _Draft, writer: ArtifactWriter) -> None:
     """Write the requirements and the final manifest, then move the directory into place."""
     root, kept = draft.root, tuple(draft.kept)
@@ -546,7 +562,7 @@ def _commit(job: _Job, draft: _Draft, writer: ArtifactWriter) -> None:
     cpp = cpp_section(draft.plan, draft.lowered, chosen, root, job.notes, scriptable)
     # The compiled forward needs torch even when the captured code does not import it.
     draft.requirements.setdefault("torch", torch.__version__.split("+")[0])
-    (root / "requirements.txt").write_text(requirements_text(draft.requirements), encoding="utf-8")
+    (root / "requirements.txt").write_text(built_requirements(draft.requirements), encoding="utf-8")
     section = forward_section(
         draft.plan, draft.lowered, kept, draft.graph_source, job.device, job.max_batch
     )

@@ -15,8 +15,8 @@ from typing import Any
 
 __all__ = ["distribution_pins", "import_path", "is_installed_module"]
 
-# padlc and padl_runtime are one distribution; an editable install has no top-level mapping.
-_OWN = {"padlc": "padlc", "padl_runtime": "padlc"}
+# padlc and padl_runtime (the padl-runtime distribution): an editable install may lack the mapping.
+_OWN = {"padlc": "padlc", "padl_runtime": "padl-runtime"}
 
 
 @lru_cache(maxsize=1)

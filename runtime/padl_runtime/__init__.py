@@ -6,9 +6,12 @@
 
 Loading runs an artifact's code only when you trust it (docs/security.md): you wrote it on this
 machine, you pass ``trust_code=True``, or a key you trust signed it.
+
+Serving it over HTTP: ``python -m padl_runtime serve model.padl`` (see :mod:`padl_runtime.serve`).
 """
 
 from padl_runtime.errors import ArtifactError, BackendUnavailableError
+from padl_runtime.failures import ItemError
 from padl_runtime.load import load
 from padl_runtime.manifest import FORMAT_VERSION, Manifest, read_manifest
 from padl_runtime.pipeline import CompiledPipeline
@@ -21,6 +24,7 @@ __all__ = [
     "ArtifactError",
     "BackendUnavailableError",
     "CompiledPipeline",
+    "ItemError",
     "Manifest",
     "UntrustedArtifactError",
     "__version__",

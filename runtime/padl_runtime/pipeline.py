@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from padl_runtime._batch_source import add_note
 from padl_runtime.collate import collate, move_to_device, uncollate
+from padl_runtime.failures import ItemError, apply_each, collate_or_isolate
 from padl_runtime.manifest import BackendEntry, ForwardSection, Manifest
 from padl_runtime.treespec import flattener, unflattener
 
@@ -147,9 +149,12 @@ class CompiledPipeline:
             self.forward: Callable[[Any], Any] = lambda batch: unflatten(run(*flatten(batch)))
             # infer_apply: one item; the batch axis is added and removed tensor by tensor.
             self._infer_forward = self._flat_infer(forward, section.input_spec, unflatten)
+            # apply_batch: a batch; its flat outputs are split into items tensor by tensor too.
+            self._split_forward = self._flat_split(forward, flatten, unflatten)
         else:
             self.forward = forward
             self._infer_forward = self._nested_infer(forward)
+            self._split_forward = self._nested_split(forward)
 
     # -- one item ------------------------------------------------------------------------------
     def _flat_infer(
@@ -207,8 +212,124 @@ class CompiledPipeline:
 
     __call__ = infer_apply
 
+    # -- one batch, item by item: what a server or a Ray actor calls ----------------------------
+    def _flat_split(
+        self,
+        forward: Callable[..., Any],
+        flatten: Callable[[Any], Any],
+        unflatten: Callable[[Any], Any],
+    ) -> Callable[[Any, int], list[Any]]:
+        on_cpu = self._on_cpu
+
+        def split(batch: Any, count: int) -> list[Any]:
+            outputs = forward(*flatten(batch))
+            if not on_cpu:
+                outputs = [t.cpu() for t in outputs]
+            # row i of every output tensor, rebuilt as infer_apply rebuilds one item's outputs
+            columns = [t.unbind(0) if t.dim() else (t,) * count for t in outputs]
+            return [unflatten(list(row)) for row in zip(*columns)]
+
+        return split
+
+    def _nested_split(self, forward: Callable[[Any], Any]) -> Callable[[Any, int], list[Any]]:
+        on_cpu = self._on_cpu
+
+        def split(batch: Any, count: int) -> list[Any]:
+            output = forward(batch)
+            if not on_cpu:
+                output = move_to_device(output, "cpu")
+            return uncollate(output)
+
+        return split
+
+    def apply_batch(self, items: Sequence[Any], *, return_exceptions: bool = False) -> list[Any]:
+        """Apply the pipeline to one batch of raw items: preprocess each, collate, one forward,
+        split, postprocess each. ``outputs[i]`` is what ``infer_apply(items[i])`` returns (up to
+        floating-point rounding: a batched forward may add up in another order).
+
+        With ``return_exceptions=True`` an item that fails gets a
+        :class:`~padl_runtime.ItemError` in its place (naming the stage and the step that
+        raised) and the other items go on; otherwise the first failure raises, with a note
+        naming the item. It is :meth:`preprocess_items`, :meth:`forward_items` and
+        :meth:`postprocess_items` in a row, which a server runs in different places.
+
+        >>> outputs = pipeline.apply_batch(["a raw item", "another"])   # doctest: +SKIP
+        """
+        values = self.preprocess_items(items, return_exceptions=return_exceptions)
+        outputs = self.forward_items(values, return_exceptions=return_exceptions)
+        return self.postprocess_items(outputs, return_exceptions=return_exceptions)
+
+    def preprocess_items(
+        self, items: Sequence[Any], *, return_exceptions: bool = False
+    ) -> list[Any]:
+        """The preprocess of each raw item (the items themselves when there is none);
+        :class:`~padl_runtime.ItemError` entries pass through unchanged."""
+        if self._pre is None:
+            return list(items)
+        return apply_each(self._pre, items, "preprocess", return_exceptions)
+
+    def postprocess_items(
+        self, outputs: Sequence[Any], *, return_exceptions: bool = False
+    ) -> list[Any]:
+        """The postprocess of each item's forward output; :class:`~padl_runtime.ItemError`
+        entries pass through unchanged."""
+        if self._post is None:
+            return list(outputs)
+        return apply_each(self._post, outputs, "postprocess", return_exceptions)
+
+    def forward_items(self, values: Sequence[Any], *, return_exceptions: bool = False) -> list[Any]:
+        """Each preprocessed value's forward output, from one forward of their batch (collated,
+        moved to the pipeline's device and back, split into items); ItemError entries pass
+        through unchanged.
+
+        With ``return_exceptions=True``, values that cannot be batched with the others (another
+        shape) fail alone, and when the forward of the batch raises, each item is run alone so
+        that only the items that fail get an :class:`~padl_runtime.ItemError`.
+        """
+        results = list(values)
+        positions = [i for i, v in enumerate(values) if not isinstance(v, ItemError)]
+        if not positions:
+            return results
+        live = [values[i] for i in positions]
+        with torch.no_grad():
+            if not self._has_batch:  # a forward per item: the pipeline has no `batch`
+                outputs = apply_each(self._infer_forward, live, "forward", return_exceptions)
+            elif return_exceptions:
+                outputs = self._forward_isolating(live)
+            else:
+                try:
+                    outputs = self._split_forward(self._to_device(collate(live)), len(live))
+                except Exception as exc:
+                    add_note(exc, f"in the forward of a batch of {len(live)} items", "forward")
+                    raise
+        for position, output in zip(positions, outputs, strict=True):
+            results[position] = output.at(position) if isinstance(output, ItemError) else output
+        return results
+
+    def _to_device(self, batch: Any) -> Any:
+        return batch if self._on_cpu else move_to_device(batch, self.device)
+
+    def _forward_isolating(self, values: list[Any]) -> list[Any]:
+        batch, kept, errors = collate_or_isolate(values)
+        outputs: list[Any] = [errors.get(i) for i in range(len(values))]
+        if not kept:
+            return outputs
+        try:
+            done = self._split_forward(self._to_device(batch), len(kept))
+        except Exception as exc:
+            if len(kept) == 1:
+                done = [ItemError.from_exception(exc, kept[0], "forward")]
+            else:  # find the items that fail: each alone
+                done = [self._forward_isolating([values[i]])[0] for i in kept]
+                done = [d.at(i) if isinstance(d, ItemError) else d for i, d in zip(kept, done)]
+        for position, output in zip(kept, done, strict=True):
+            outputs[position] = output
+        return outputs
+
     # -- many items ----------------------------------------------------------------------------
-    def _forward_batch(self, batch: Any) -> Any:
+    def forward_batch(self, batch: Any) -> Any:
+        """The forward of a collated batch already on the pipeline's device, without gradients
+        (what :meth:`eval_apply` runs once per batch, and :meth:`forward_items` too)."""
         with torch.no_grad():
             return self.forward(batch)
 
@@ -245,7 +366,7 @@ class CompiledPipeline:
             # Only what travels to worker processes is wrapped (spawn pickles it by reference to
             # the artifact); in this process the generated functions are called directly.
             preprocess=self.preprocess if num_workers else self._pre,
-            forward=self._forward_batch,
+            forward=self.forward_batch,
             postprocess=self.postprocess if post_workers else self._post,
             batch_size=batch_size,
             num_workers=num_workers,

@@ -1,0 +1,128 @@
+"""The ``serve`` command, shared by ``padlc serve`` and ``python -m padl_runtime serve``:
+argument parsing and messages only (the work is in :mod:`padl_runtime.serve.server`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+__all__ = ["add_arguments", "options_from", "run"]
+
+HELP = "serve a built .padl artifact over HTTP, with dynamic batching"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments (``padlc serve`` adds exactly these)."""
+    parser.add_argument("artifact", help="a built .padl directory")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=64,
+        help="most items per forward batch (default: 64; capped by the artifact's own max batch)",
+    )
+    parser.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=2.0,
+        help="longest a batch is held open, after its first item, for items still arriving (default: 2)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes for the preprocess and postprocess (default: 0, in the forward thread)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="where the forward runs: cpu, cuda, cuda:1 (default: the artifact's device when available, else cpu)",
+    )
+    parser.add_argument(
+        "--backend",
+        default=None,
+        help="which of the artifact's forwards to run: export, aoti, torchscript, onnx, eager (default: the first usable one)",
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=int,
+        default=1024,
+        help="items waiting for a batch before requests get 503 (default: 1024)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds before a request gets 504 (default: 30)",
+    )
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="the model's name in /v2/models/NAME (default: the artifact's directory name without .padl)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="(default: info)",
+    )
+
+
+def options_from(args: argparse.Namespace) -> Any:
+    """The :class:`~padl_runtime.serve.ServeOptions` of parsed arguments. Options of
+    :func:`padl_runtime.load` (``--device``, ``--backend``) go into ``load_options``; a command
+    that adds one of its own puts it in ``args.load_options`` (a dict)."""
+    from padl_runtime.serve.options import ServeOptions
+
+    load_options = dict(getattr(args, "load_options", None) or {})
+    for name in ("device", "backend"):
+        value = getattr(args, name, None)
+        if value is not None:
+            load_options[name] = value
+    return ServeOptions(
+        host=args.host,
+        port=args.port,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        workers=args.workers,
+        max_queue=args.max_queue,
+        timeout=args.timeout,
+        model_name=args.name,
+        log_level=args.log_level,
+        load_options=load_options,
+    )
+
+
+def run(args: argparse.Namespace, prog: str = "padl-runtime serve") -> int:
+    """Serve until SIGTERM or Ctrl-C: 0 after a clean drain, 1 when the artifact cannot be loaded
+    or the server cannot start."""
+    from padl_runtime.errors import ArtifactError
+
+    try:
+        options = options_from(args)
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        from padl_runtime.serve.server import serve
+    except ImportError as exc:
+        print(
+            f"{prog}: the server needs {exc.name or 'its dependencies'}, which is not installed. "
+            "Install the server's extra: pip install 'padl-runtime[serve]'",
+            file=sys.stderr,
+        )
+        return 1
+    logging.basicConfig(format="%(levelname)s:     %(message)s")
+    logging.getLogger("padl_runtime.serve").setLevel(args.log_level.upper())
+    try:
+        return serve(args.artifact, options)
+    except (ArtifactError, ValueError, OSError) as exc:
+        print(f"{prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
