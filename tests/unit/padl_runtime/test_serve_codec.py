@@ -59,7 +59,7 @@ def test_outputs_encode_tensors_as_lists_and_namedtuples_as_objects() -> None:
 
 
 def test_an_output_without_json_form_is_an_error_naming_its_type() -> None:
-    with pytest.raises(EncodeError, match="builtins.object"):
+    with pytest.raises(EncodeError, match=r"builtins\.object"):
         encode_output({"x": object()})
 
 
