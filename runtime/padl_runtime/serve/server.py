@@ -15,7 +15,6 @@ import importlib.util
 import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Generator
 from types import FrameType
@@ -31,10 +30,6 @@ from padl_runtime.serve.options import ServeOptions
 __all__ = ["run_app", "serve"]
 
 _log = logging.getLogger("padl_runtime.serve")
-
-#: The server process's GIL switch interval, in seconds (Python's default is 0.005): measured
-#: with ``python -m benchmarks.serve`` (mlp, 64 connections) it cuts the p99 latency several fold.
-SWITCH_INTERVAL = 0.0005
 
 
 class _Server(uvicorn.Server):
@@ -97,14 +92,7 @@ def run_app(pipeline: CompiledPipeline, options: ServeOptions) -> int:
     # it, which otherwise stalls every request in flight for tens of milliseconds now and then.
     gc.collect()
     gc.freeze()
-    # The event loop and the forward thread take turns on the GIL; by default a thread waiting
-    # for it waits up to 5 ms, which under load is added to every batch, several times.
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    try:
-        server.run()
-    finally:
-        sys.setswitchinterval(previous)
+    server.run()
     # A failed startup (the port in use, a worker that did not load) leaves started unset.
     return 0 if server.started else 1
 
