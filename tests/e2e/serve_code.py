@@ -2,11 +2,13 @@
 
 An item is 4 numbers, or the same as a string ``"1,2,3,4"``. A first number of 999 makes the
 preprocess raise; a negative first number makes it sleep that many seconds (-0.5: half a
-second), for the tests of queueing, timeouts and draining.
+second), for the tests of queueing, timeouts and draining; 998 ends the process running the
+preprocess at once (a worker process dying, for the tests of --workers).
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import torch
@@ -19,6 +21,8 @@ def parse(item):
     values = [float(v) for v in item.split(",")] if isinstance(item, str) else item
     if values[0] == 999:
         raise ValueError("this item asks to fail")
+    if values[0] == 998:
+        os._exit(3)
     if values[0] < 0:
         time.sleep(-values[0])
     return torch.tensor(values, dtype=torch.float32)

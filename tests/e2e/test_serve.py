@@ -282,6 +282,19 @@ def test_workers_preprocess_and_postprocess_in_processes_that_end_with_the_serve
     assert not [pid for pid in workers if alive(pid)]
 
 
+def test_a_worker_that_dies_fails_its_items_and_is_replaced(artifact, expected) -> None:
+    with serving(artifact, "--workers", "1") as server:
+        before = set(children(server.process.pid))  # the worker (and multiprocessing's tracker)
+        failed = _post(server, "/predict", {"input": [998, 0, 0, 0]})
+        assert failed.status_code == 422
+        assert failed.json()["errors"][0]["type"] == "WorkerExited"
+        assert "exited (code 3)" in failed.json()["error"]
+        answer = _post(server, "/predict", {"input": ITEMS[1]})
+        assert answer.status_code == 200 and _same(answer.json()["output"], expected[1])
+        after = set(children(server.process.pid))
+        assert len(before - after) == 1 and len(after - before) == 1  # one worker replaced
+
+
 def test_workers_exit_when_the_server_is_killed(artifact) -> None:
     server = start(artifact, "--workers", "1")
     workers = children(server.process.pid)

@@ -172,7 +172,8 @@ def create_app(pipeline: CompiledPipeline, options: ServeOptions | None = None) 
         try:
             yield
         finally:
-            await asyncio.to_thread(batcher.close)
+            # uvicorn has waited for the requests in flight: the queue is empty or nearly so
+            await asyncio.to_thread(batcher.close, options.timeout)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -195,9 +195,10 @@ class StageWorkers:
             entry[2](results)
 
     def _replace(self, worker: _Worker) -> None:
-        code = worker.process.exitcode
         if self._closed:
             return
+        worker.process.join(5)  # its sentinel is ready: it is exiting, reap it for the code
+        code = worker.process.exitcode
         _log.error("A stage worker process exited (code %s); starting another.", code)
         with worker.lock:
             tasks, worker.tasks = worker.tasks, {}

@@ -90,3 +90,18 @@ def test_infer_reply_names_the_model_and_the_request() -> None:
     body = json.loads(infer_reply("m", InferRequest([1], id="r"), [3]).body)
     assert body == {"model_name": "m", "id": "r", "outputs": [
         {"name": "output", "datatype": "INT64", "shape": [1], "data": [3]}]}  # fmt: skip
+
+
+def test_codec_and_request_handling_need_no_web_framework() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for name in ('starlette', 'uvicorn', 'prometheus_client', 'fastapi'):\n"
+        "    sys.modules[name] = None  # importing it now raises\n"
+        "import padl_runtime.serve as serve\n"
+        "from padl_runtime.serve import codec, protocol\n"
+        "assert serve.parse_predict(b'{\"input\": 1}').items == [1]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
