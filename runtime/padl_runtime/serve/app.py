@@ -4,9 +4,7 @@
 Starlette rather than FastAPI: the request path is the product here, and FastAPI's per-request
 work (dependency resolution, pydantic validation and serialization) is paid on every request,
 while the bodies are checked by :mod:`padl_runtime.serve.protocol` anyway, with messages that
-name the field. Measured on the project's 2-core machine with a minimal asyncio client
-(``python -m benchmarks.serve``), an empty Starlette endpoint serves about twice the requests per
-second of an empty FastAPI one.
+name the field (docs/serving.md has the measurement).
 """
 
 from __future__ import annotations
