@@ -19,7 +19,7 @@ import torch
 import padl_runtime
 import padlc
 from tests.e2e.serve_code import ITEMS, make_pipeline
-from tests.e2e.serving import Running, alive, children, serving, start
+from tests.e2e.serving import Running, all_gone, children, serving, start
 
 pytestmark = pytest.mark.slow
 
@@ -279,7 +279,7 @@ def test_workers_preprocess_and_postprocess_in_processes_that_end_with_the_serve
     finally:
         code, log = server.stop()
     assert code == 0, log
-    assert not [pid for pid in workers if alive(pid)]
+    assert all_gone(workers)
 
 
 def test_a_worker_that_dies_fails_its_items_and_is_replaced(artifact, expected) -> None:
@@ -301,10 +301,7 @@ def test_workers_exit_when_the_server_is_killed(artifact) -> None:
     assert workers
     server.process.send_signal(signal.SIGKILL)
     server.process.communicate()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
-        time.sleep(0.1)
-    assert not [pid for pid in workers if alive(pid)]
+    assert all_gone(workers)
 
 
 def test_a_saved_artifact_is_refused_with_a_clear_message(tmp_path) -> None:

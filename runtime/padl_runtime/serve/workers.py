@@ -21,6 +21,7 @@ import multiprocessing
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -129,6 +130,7 @@ class StageWorkers:
         self._numbers = itertools.count()
         self._tasks = itertools.count()
         self._closed = False
+        self._broken = False  # a worker died before it had loaded the artifact
         self._workers = [self._start() for _ in range(count)]
         self._wake_r, self._wake_w = self._context.Pipe(duplex=False)
         self._reader = threading.Thread(
@@ -140,7 +142,17 @@ class StageWorkers:
         return _Worker(self._context, self._functions, next(self._numbers))
 
     def wait_ready(self, timeout: float) -> bool:
-        return all(w.ready.wait(timeout) for w in list(self._workers))
+        """Whether every worker has imported the artifact within ``timeout`` seconds (False at
+        once when one exits before it has)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            workers = list(self._workers)
+            if self._broken or any(not w.process.is_alive() for w in workers):
+                return False
+            if all(w.ready.is_set() for w in workers):
+                return True
+            time.sleep(0.05)
+        return False
 
     def submit(self, stage: str, values: list[Any], done: Done) -> None:
         """Run ``stage`` on ``values`` in a worker; ``done(results)`` when it is finished."""
@@ -199,6 +211,12 @@ class StageWorkers:
             return
         worker.process.join(5)  # its sentinel is ready: it is exiting, reap it for the code
         code = worker.process.exitcode
+        if not worker.ready.is_set():  # it died loading the artifact: another would too
+            _log.error("A stage worker process exited (code %s) while loading the artifact.", code)
+            self._broken = True
+            self._workers = [w for w in self._workers if w is not worker]
+            worker.close()
+            return
         _log.error("A stage worker process exited (code %s); starting another.", code)
         with worker.lock:
             tasks, worker.tasks = worker.tasks, {}
