@@ -305,7 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         payload = {
             "environment": {
-                "command": " ".join(sys.argv),
+                "command": " ".join(
+                    ["python -m benchmarks.serve", *(argv if argv is not None else sys.argv[1:])]
+                ),
                 "date": datetime.datetime.now().isoformat(timespec="seconds"),
                 "torch": torch.__version__,
                 "python": platform.python_version(),
