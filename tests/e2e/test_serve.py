@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -306,11 +306,8 @@ def test_workers_exit_when_the_server_is_killed(artifact) -> None:
 
 def test_a_saved_artifact_is_refused_with_a_clear_message(tmp_path) -> None:
     saved = padlc.save(make_pipeline(), tmp_path / "saved.padl")
-    result = __import__("subprocess").run(
-        [sys.executable, "-m", "padlc", "serve", str(saved)],
-        capture_output=True,
-        text=True,
-        env={**os.environ},
+    result = subprocess.run(
+        [sys.executable, "-m", "padlc", "serve", str(saved)], capture_output=True, text=True
     )
     assert result.returncode == 1
     assert "padlc serve: ArtifactError" in result.stderr and "padlc build" in result.stderr
