@@ -51,6 +51,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="which of the artifact's forwards to run: export, aoti, torchscript, onnx, eager (default: the first usable one)",
     )
     parser.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="run the artifact's code although it is not in your trust store nor signed by a "
+        "key you trust (read it first: padlc inspect --code; docs/security.md)",
+    )
+    parser.add_argument(
+        "--trusted-key",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="an ed25519 public key whose signature makes the artifact trusted (repeatable)",
+    )
+    parser.add_argument(
         "--max-queue",
         type=int,
         default=1024,
@@ -77,8 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from(args: argparse.Namespace) -> Any:
     """The :class:`~padl_runtime.serve.ServeOptions` of parsed arguments. Options of
-    :func:`padl_runtime.load` (``--device``, ``--backend``) go into ``load_options``; a command
-    that adds one of its own puts it in ``args.load_options`` (a dict)."""
+    :func:`padl_runtime.load` (``--device``, ``--backend``, ``--trust-code``, ``--trusted-key``)
+    go into ``load_options``; a command that adds one of its own puts it in
+    ``args.load_options`` (a dict)."""
     from padl_runtime.serve.options import ServeOptions
 
     load_options = dict(getattr(args, "load_options", None) or {})
@@ -86,6 +100,10 @@ def options_from(args: argparse.Namespace) -> Any:
         value = getattr(args, name, None)
         if value is not None:
             load_options[name] = value
+    if getattr(args, "trust_code", False):
+        load_options["trust_code"] = True
+    if getattr(args, "trusted_key", None):
+        load_options["trusted_keys"] = list(args.trusted_key)
     return ServeOptions(
         host=args.host,
         port=args.port,

@@ -36,6 +36,13 @@ def test_device_and_backend_go_to_the_loader() -> None:
     assert options.max_batch == 8 and options.host == "127.0.0.1"
 
 
+def test_trust_options_go_to_the_loader() -> None:
+    options = options_from(
+        _parse("--trust-code", "--trusted-key", "a.pub", "--trusted-key", "b.pub")
+    )
+    assert options.load_options == {"trust_code": True, "trusted_keys": ["a.pub", "b.pub"]}
+
+
 def test_other_load_options_pass_through() -> None:
     args = _parse()
     args.load_options = {"trust_code": True}  # what a command adding its own option does
