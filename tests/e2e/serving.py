@@ -52,6 +52,7 @@ def start(
     command: Sequence[str] = (sys.executable, "-m", "padlc", "serve"),
     python: str | None = None,
     timeout: float = 120,
+    env: dict[str, str] | None = None,
 ) -> Running:
     """Start ``command ARTIFACT --port P OPTIONS`` and wait until it answers."""
     port = free_port()
@@ -64,7 +65,7 @@ def start(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
     )
     running = Running(process, port)
     deadline = time.monotonic() + timeout

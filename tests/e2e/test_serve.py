@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -311,3 +312,17 @@ def test_a_saved_artifact_is_refused_with_a_clear_message(tmp_path) -> None:
     )
     assert result.returncode == 1
     assert "padlc serve: ArtifactError" in result.stderr and "padlc build" in result.stderr
+
+
+def test_an_untrusted_artifact_is_refused_unless_trust_code_is_given(artifact, tmp_path) -> None:
+    elsewhere = {"PADL_TRUST_STORE": str(tmp_path / "empty-store"), "PADL_TRUSTED_KEYS": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "padlc", "serve", str(artifact)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **elsewhere},
+    )
+    assert result.returncode == 1
+    assert "UntrustedArtifactError" in result.stderr
+    with serving(artifact, "--trust-code", env=elsewhere) as server:
+        assert _post(server, "/predict", {"input": ITEMS[0]}).status_code == 200
