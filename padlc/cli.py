@@ -1,5 +1,6 @@
 """The ``padlc`` command line: argument parsing and printing only (the work is in the library).
 
+    padlc build pl -o model.padl                     # pl.py's pipeline, its `example_inputs`
     padlc build MODULE:ATTR -o model.padl --inputs MODULE:ATTR [--backend ...] [--device ...]
     padlc inspect model.padl [--code]
     padlc trust model.padl | padlc sign model.padl --key KEY | padlc keygen KEY
@@ -11,19 +12,23 @@ Subcommands live in :data:`COMMANDS` (name -> :class:`Command`); adding one is a
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from padlc import cli_trust
+from padlc.locate import (
+    EXAMPLES_VARIABLE,
+    PIPELINE_VARIABLE,
+    import_file,
+    locate_inputs,
+    locate_pipeline,
+    resolve,
+)
 
-__all__ = ["COMMANDS", "Command", "import_file", "main", "resolve"]
+__all__ = ["COMMANDS", "Command", "import_file", "inspect_text", "main", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -33,67 +38,12 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-def import_file(path: Path) -> ModuleType:
-    """Import a ``.py`` file as the top-level module named after it, as ``python path`` would make
-    it importable for its own worker processes (once: a second call returns the same module)."""
-    name = path.stem
-    module = sys.modules.get(name)
-    if module is not None and getattr(module, "__file__", None) == str(path):
-        return module
-    sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _import_module(name: str) -> ModuleType:
-    """``importlib.import_module``, with a plain error when the module itself is not found (a
-    module that is found but fails inside keeps its own traceback: that is the user's code)."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing != name and not name.startswith(missing + "."):
-            raise  # something the module imports is missing: its traceback says where
-        raise SystemExit(
-            f"padlc: cannot import {name!r}: no module {missing!r} on the path (the current "
-            f"directory {os.getcwd()} and PYTHONPATH). Run padlc from the directory that holds "
-            f"it, add that directory to PYTHONPATH, or give the file: path/to/{name.split('.')[-1]}.py:ATTR"
-        ) from None
-
-
-def resolve(reference: str) -> Any:
-    """``MODULE:ATTR`` -> the object; MODULE is a dotted module or a path to a ``.py`` file."""
-    module_name, sep, attr = reference.rpartition(":")
-    if not sep or not module_name or not attr:
-        raise SystemExit(
-            f"padlc: expected MODULE:ATTR (e.g. mypackage.models:pipeline), got {reference!r}"
-        )
-    if module_name.endswith(".py") or os.sep in module_name:
-        path = Path(module_name).resolve()
-        if not path.is_file():
-            raise SystemExit(f"padlc: no file {path}")
-        module = import_file(path)
-    else:
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        module = _import_module(module_name)
-    value: Any = module
-    for part in attr.split("."):
-        try:
-            value = getattr(value, part)
-        except AttributeError:
-            raise SystemExit(f"padlc: {module_name} has no attribute {attr!r}") from None
-    return value
-
-
 # -- build ----------------------------------------------------------------------------------------
 def _configure_build(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "pipeline", help="the pipeline, as MODULE:ATTR (MODULE dotted or a .py path)"
+        "pipeline",
+        help="the pipeline: MODULE (a dotted module or a .py path: its only pipeline, or the one "
+        f"named `{PIPELINE_VARIABLE}`) or MODULE:ATTR",
     )
     parser.add_argument(
         "-o",
@@ -103,13 +53,17 @@ def _configure_build(parser: argparse.ArgumentParser) -> None:
         "gets it (-o out/model writes out/model.padl)",
     )
     parser.add_argument(
-        "--inputs", required=True, help="MODULE:ATTR of a list of raw example inputs (at least 2)"
+        "--inputs",
+        default=None,
+        help="a list of raw example inputs (at least 2): MODULE:ATTR, or ATTR of the pipeline's "
+        f"module (default: its `{EXAMPLES_VARIABLE}`)",
     )
     parser.add_argument(
         "--backend",
         default="auto",
         type=_backends,
-        help="how to compile the forward stage: auto (export, else torchscript, else eager), "
+        help="how to compile the forward stage: auto (the fastest of export, onnx and "
+        "torchscript that verify, else eager), "
         "eager, export, aoti, torchscript or onnx; a comma-separated list (export,onnx) keeps "
         "one forward per backend in the artifact, preferred in that order (default: auto)",
     )
@@ -118,6 +72,12 @@ def _configure_build(parser: argparse.ArgumentParser) -> None:
         "--max-batch", type=int, default=None, help="largest batch the forward accepts (at least 2)"
     )
     parser.add_argument("--force", action="store_true", help="replace an existing artifact")
+    parser.add_argument(
+        "--slim",
+        action="store_true",
+        help="a serving artifact without the lineage (pipeline.py and its weights): smaller; "
+        "padl_runtime.load serves it, padlc.load cannot rebuild it",
+    )
     parser.add_argument(
         "--no-move-to-forward",
         dest="move_to_forward",
@@ -144,8 +104,8 @@ def _run_build(args: argparse.Namespace) -> int:
     from padlc import PadlcError
     from padlc.builder import build
 
-    pipeline = resolve(args.pipeline)
-    inputs = resolve(args.inputs)
+    pipeline, module = locate_pipeline(args.pipeline)
+    inputs = locate_inputs(args.inputs, module, args.pipeline)
     try:
         result = build(
             pipeline,
@@ -156,6 +116,7 @@ def _run_build(args: argparse.Namespace) -> int:
             max_batch=args.max_batch,
             force_overwrite=args.force,
             move_to_forward=args.move_to_forward,
+            slim=args.slim,
             module=args.pipeline,
             log=lambda message: print(f"padlc: {message}", file=sys.stderr),
         )
@@ -216,6 +177,7 @@ def inspect_text(path: str | Path, code: bool = False) -> str:
             + (f", max batch {f.max_batch}" if f.max_batch else "")
             + "):"
         )
+        sizes = {e.path: e.size for e in m.files}
         for b in f.backends:
             error = (
                 ""
@@ -223,11 +185,25 @@ def inspect_text(path: str | Path, code: bool = False) -> str:
                 else f", max abs error {b.max_abs_error:.3g} (tolerance {b.tolerance:g})"
             )
             arch = f", arch {b.arch}" if b.arch else ""
+            size = _size(sum(sizes.get(path, 0) for path in b.files))
             lines.append(
-                f"  backend {b.name}: {', '.join(b.files)}{arch}{error}, lowered in {b.build_seconds:.1f} s"
+                f"  backend {b.name}: {', '.join(b.files)} ({size}){arch}{error}, lowered in "
+                f"{b.build_seconds:.1f} s"
             )
+            shared = _shared_weights(artifact, b.weights)
+            if shared:
+                lines.append(f"    reads its weights from {shared} (stored once, with the lineage)")
             if b.note:
                 lines.append(f"    note: {b.note}")
+        if f.modes:
+            for mode in ("infer", "eval"):
+                stages = f.mode(mode)
+                if stages.unavailable:
+                    lines.append(f"  {mode}_apply: refused: {stages.unavailable}")
+                else:
+                    lines.append(
+                        f"  {mode}_apply: {stages.preprocess} >> forward >> {stages.postprocess}"
+                    )
         for kind, signature in (("inputs", f.inputs), ("outputs", f.outputs)):
             text = ", ".join(
                 f"{s['name']}: {s['dtype']}[{', '.join(map(str, s['shape']))}]" for s in signature
@@ -248,6 +224,18 @@ def inspect_text(path: str | Path, code: bool = False) -> str:
             )
         else:
             lines.append(f"C++: not available: {m.cpp.reason}")
+    if m.kind == "built" and not m.module:
+        lines.append(f"lineage: none, padlc.load cannot rebuild this pipeline: {m.without_lineage}")
+        for entry in m.compiled_only:
+            where = f" ({entry.where})" if entry.where else ""
+            lines.append(f"  compiled-only: `{entry.transform}`{where}: {entry.reason}")
+    elif m.module:
+        weights = sum(e.size for e in m.files if e.path == "weights.safetensors")
+        lines.append(
+            f"lineage: {m.module}"
+            + (f", weights.safetensors ({_size(weights)})" if weights else "")
+            + " (padlc.load rebuilds the trainable pipeline)"
+        )
     build = m.extra.get("build", {})
     for name, outcome in build.get("attempts", []):
         lines.append(f"build attempt {name}: {outcome}")
@@ -264,6 +252,21 @@ def inspect_text(path: str | Path, code: bool = False) -> str:
     if code:
         lines += ["", code_text(artifact)]
     return "\n".join(lines)
+
+
+def _shared_weights(artifact: Any, weights_map: str) -> str:
+    """``weights.safetensors (42 tensors)``: what a backend's weights map says it reads."""
+    import json
+
+    from padl_runtime.errors import ArtifactError
+
+    if not weights_map:
+        return ""
+    try:
+        spec = json.loads(artifact.text(weights_map))
+        return f"{spec['file']} ({len(spec['tensors'])} tensors)"
+    except (ArtifactError, ValueError, KeyError, TypeError):
+        return f"the file its map {weights_map} names (unreadable)"
 
 
 def _run_inspect(args: argparse.Namespace) -> int:

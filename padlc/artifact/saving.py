@@ -13,7 +13,7 @@ import torch
 
 from padl_runtime.artifact import Artifact, reading
 from padl_runtime.errors import ArtifactError
-from padl_runtime.manifest import StageLayout
+from padl_runtime.manifest import Manifest, StageLayout
 from padl_runtime.package import ArtifactPackage
 from padl_runtime.trust import require_trust
 from padl_runtime.values import load_weights
@@ -116,6 +116,8 @@ def load(
     artifact = Artifact.open(root)
     manifest = artifact.manifest
     listed = manifest.listed()
+    if manifest.kind == "built" and not manifest.module:
+        raise ArtifactError(_without_lineage(root, manifest), path=str(root))
     module_file = manifest.module
     if manifest.kind == "built" and module_file not in listed and MODULE_FILE in listed:
         module_file = MODULE_FILE  # an older build, whose `module` held the build's source
@@ -132,6 +134,27 @@ def load(
         if callable(hook):
             hook(root, i)
     return main
+
+
+def _without_lineage(root: Path, manifest: Manifest) -> str:
+    """What ``padlc.load`` says of a built artifact without a lineage: why, what is missing, what
+    to do instead."""
+    lines = [
+        f"{root} has no lineage (pipeline.py and its weights), which padlc.load rebuilds the "
+        f"trainable pipeline from: {manifest.without_lineage or 'it was built without one'}."
+    ]
+    for entry in manifest.compiled_only:
+        where = f" ({entry.where})" if entry.where else ""
+        lines.append(f"  compiled-only: `{entry.transform}`{where}: {entry.reason}")
+    lines.append(
+        "Serve it with padl_runtime.load(path) (infer_apply, eval_apply), or build it again "
+        + (
+            "with padlc's capture able to rebuild those transforms (see above) to keep a lineage."
+            if manifest.compiled_only
+            else "without --slim (slim=False) to keep the lineage."
+        )
+    )
+    return "\n".join(lines)
 
 
 def _execute(

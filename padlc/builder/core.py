@@ -3,11 +3,14 @@
 1. Run the eager pipeline on the example inputs (the reference outputs).
 2. Trace it into the IR, stage by stage; resolve mode switches for inference; move trailing
    batch-safe preprocessing steps into the forward (:mod:`padlc.builder.move`).
-3. Capture the lineage (``pipeline.py``, the weights) and generate ``stages.py``
-   (preprocess/postprocess) from the captured user code; data they share is stored once.
+3. Capture the lineage (``pipeline.py``, the weights; none for ``slim`` builds and compiled-only
+   forwards, :mod:`padlc.builder.lineage`) and generate ``stages.py`` (each mode's
+   preprocess/postprocess) from the captured user code; data they share is stored once, and the
+   compiled forwards read the lineage's weights instead of holding a copy where they can.
 4. Build the forward's fx graph on a batch of at least two examples; write ``forward/graph.py``.
-5. Lower it with each backend of the strategy (``auto``: export, torchscript, eager) and verify
-   the artifact in a fresh process without padlc; keep the first that matches the eager outputs.
+5. Lower it with each backend of the strategy and verify the artifact in a fresh process without
+   padlc, in infer and eval mode (``auto``: every compiled backend that verifies is timed and the
+   fastest kept, :mod:`padlc.builder.choose`; eager only when none does).
    If a backend fails on a forward holding moved functions (``torch.vmap``), build the artifact
    again moving only ``same`` steps (the attempts and notes say why).
 6. Commit the directory atomically with its manifest.
@@ -16,11 +19,11 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
+import importlib.metadata
 import platform
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,34 +34,31 @@ import padl_runtime
 from padl_runtime.manifest import MANIFEST_FILE, BackendEntry
 from padlc.artifact import ArtifactWriter, artifact_path
 from padlc.artifact.saving import requirements_text, stage_layout
-from padlc.builder.examples import batched_outputs, example_batch, example_outputs, short
+from padlc.builder.arguments import build_device, check_pipeline, example_list, on_device
+from padlc.builder.backends import Draft, Job, lower_fastest, lower_one
+from padlc.builder.examples import batched_outputs, example_batch, example_outputs
 from padlc.builder.files import (
     GRAPH_FILE,
     STAGE_MODULE,
-    capture_lineage,
     cpp_section,
     eager_forward_writer,
     forward_section,
     header,
-    remove_files,
-    write_manifest,
     write_stage_module,
 )
+from padlc.builder.lineage import capture_or_explain
 from padlc.builder.plan import DEFAULT_TOLERANCE, BuildPlan, MovedFunctionsFailed
-from padlc.builder.verify import verify_artifact
 from padlc.capture import MODULE_FILE
 from padlc.capture.shared import SharedData
 from padlc.errors import BuildError, LoweringError
 from padlc.language.base import Transform
 from padlc.lowering import (
-    BACKENDS,
-    Lowered,
     LoweredForward,
     LoweringContext,
     build_graph,
     strategy,
 )
-from padlc.lowering.registry import quiet_torch_output
+from padlc.lowering.weights import WeightIndex
 
 __all__ = ["BuildResult", "build"]
 
@@ -76,6 +76,8 @@ class BuildResult:
     max_abs_error: float | None
     seconds: float
     notes: tuple[str, ...] = field(default=())
+    #: why the artifact has no lineage (``padlc.load`` cannot rebuild it): slim, compiled-only
+    without_lineage: str = ""
 
     def report(self) -> str:
         kept = ", ".join(repr(b) for b in self.backends)
@@ -106,120 +108,29 @@ def build(
     forward is traced and verified: the pipeline is moved there for the build and back after it),
     ``max_batch`` (the largest batch the forward accepts, at least 2: it is traced on at most that
     many examples and verified in batches of at most that size), ``force_overwrite``,
-    ``move_to_forward`` (default True), ``tolerance``, ``module`` (recorded), ``log`` (progress
-    callback). Raises :class:`~padlc.BuildError` (not a pipeline, bad inputs or device, an
-    existing or unwritable target, failed verification) or :class:`~padlc.LoweringError` (a
-    forward the chosen backend cannot compile, naming the transform and its line).
+    ``move_to_forward`` (default True), ``slim`` (a serving artifact without the lineage:
+    ``padlc.load`` cannot rebuild it, ``padl_runtime.load`` serves it), ``tolerance``, ``module``
+    (recorded), ``log`` (progress callback).
+
+    With a compiled backend the forward stage's transforms need not be capturable as source (a
+    model instance padlc cannot rebuild): the compiled forward is their only form, and the
+    artifact records them as compiled-only, without a lineage or an ``eager`` forward.
+
+    Raises :class:`~padlc.BuildError` (not a pipeline, bad inputs or device, an existing or
+    unwritable target, failed verification) or :class:`~padlc.LoweringError` (a forward the chosen
+    backend cannot compile, naming the transform and its line).
 
     >>> import padlc                                                             # doctest: +SKIP
     >>> padlc.build(pipeline, "model.padl", inputs=examples, backend="export")  # doctest: +SKIP
     """
     from padlc.language.apply import layer_modes
 
-    _check_pipeline(pipeline)
+    check_pipeline(pipeline)
     # Layers are traced in eval mode (as infer_apply runs them) and on the build's device, and
     # restored afterwards.
-    device = _build_device(options.get("device", "cpu"))
-    with layer_modes(pipeline.pd_layers, training=False), _on_device(pipeline, device):
+    device = build_device(options.get("device", "cpu"))
+    with layer_modes(pipeline.pd_layers, training=False), on_device(pipeline, device):
         return _build(pipeline, path, inputs=inputs, **options)
-
-
-def _check_pipeline(pipeline: Any) -> None:
-    """A :class:`BuildError` saying how to make a pipeline when ``pipeline`` is not a transform."""
-    if isinstance(pipeline, Transform):
-        return
-    example = "`transform(prepare) >> batch >> transform(layer) >> unbatch`"
-    if isinstance(pipeline, torch.nn.Module):
-        got = f"the torch module {short(pipeline)}"
-        how = f"Wrap the layer with padlc.transform and mark the batch around it, e.g. {example}."
-    elif callable(pipeline):
-        got = f"the function {short(pipeline)}"
-        how = "Wrap it with padlc.transform: `transform(function)`."
-    else:
-        got = f"{type(pipeline).__name__} {short(pipeline)}"
-        how = f"Build one from transforms, e.g. {example}."
-    raise BuildError(f"padlc.build needs a padlc pipeline (a Transform), got {got}. {how}")
-
-
-def _build_device(name: Any) -> str:
-    """``name`` as a torch device string; a :class:`BuildError` when torch cannot parse it or the
-    device is not available here."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise BuildError(
-            f"Unknown device {name!r}: torch cannot parse it. Pass a torch device such as "
-            "'cpu', 'cuda' or 'cuda:1' (--device)."
-        ) from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            why = (
-                f"this torch ({torch.__version__}) is built without CUDA"
-                if torch.version.cuda is None
-                else "no CUDA device is available"
-            )
-            raise BuildError(
-                f"Cannot build on device {name!r}: {why}. Build on the CPU (device='cpu', "
-                "--device cpu), or on a machine with a GPU and a CUDA build of torch."
-            )
-        if device.index is not None and device.index >= count:
-            raise BuildError(
-                f"Cannot build on device {name!r}: there are {count} CUDA device(s) here "
-                f"(cuda:0 to cuda:{count - 1}). Pick one of them."
-            )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise BuildError(
-            f"Cannot build on device {name!r}: MPS is not available here. Build on the CPU "
-            "(device='cpu', --device cpu)."
-        )
-    return str(device)
-
-
-def _examples(inputs: Any) -> list[Any]:
-    """``inputs`` as a list, or a :class:`BuildError` when it is not a collection of examples."""
-    if not isinstance(inputs, str | bytes | Mapping):
-        try:
-            return list(inputs)
-        except TypeError:
-            pass
-    raise BuildError(
-        f"inputs must be a list of raw example items (what infer_apply takes), got "
-        f"{type(inputs).__name__} {short(inputs)}. Pass two or more items, e.g. "
-        "inputs=[item1, item2]."
-    )
-
-
-@contextlib.contextmanager
-def _on_device(pipeline: Transform, device: str) -> Iterator[None]:
-    """``pipeline`` moved to ``device`` for the duration of the build (the reference outputs the
-    artifact is verified against are computed there too), then put back where it was."""
-    transforms = list(pipeline.pd_iter_transforms())
-    devices = [t._pd_device for t in transforms]
-    layers = [(layer, _device_of(layer)) for layer in pipeline.pd_layers]
-    if all(d == device for d in devices) and all(d in (None, device) for _, d in layers):
-        yield
-        return
-    tags = [layer.__dict__.get("_pd_moved_to") for layer, _ in layers]  # see Transform.pd_to
-    pipeline.pd_to(device)
-    try:
-        yield
-    finally:
-        for (layer, where), tag in zip(layers, tags, strict=True):
-            if where is not None:
-                layer.to(where)
-            if tag is None:
-                layer.__dict__.pop("_pd_moved_to", None)
-            else:
-                layer.__dict__["_pd_moved_to"] = tag
-        for t, where in zip(transforms, devices, strict=True):
-            t.__dict__["_pd_device"] = where
-
-
-def _device_of(layer: torch.nn.Module) -> str | None:
-    for tensor in itertools.chain(layer.parameters(), layer.buffers()):
-        return str(tensor.device)
-    return None
 
 
 def _build(
@@ -232,6 +143,7 @@ def _build(
     max_batch: int | None = None,
     force_overwrite: bool = False,
     move_to_forward: bool = True,
+    slim: bool = False,
     tolerance: float = DEFAULT_TOLERANCE,
     verify: bool = True,
     module: str = "",
@@ -249,6 +161,7 @@ def _build(
     if not requested:
         raise BuildError("No backend requested: pass backend='auto', a name, or a list of names.")
     slots = [strategy(name) for name in requested]
+    fastest = [name == "auto" for name in requested]  # auto: every candidate, the fastest kept
     if max_batch is not None and (
         isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 2
     ):
@@ -257,7 +170,7 @@ def _build(
             "traced on a batch of two or more items so that its batch axis stays dynamic. Pass "
             "max_batch=2 or more (--max-batch N), or leave it unset for no bound."
         )
-    examples = _examples(inputs)
+    examples = example_list(inputs)
     if not examples:
         raise BuildError("No example inputs: pass a list of raw items, e.g. inputs=[item1, item2].")
     plan = BuildPlan(pipeline, move_to_forward, examples, tolerance)
@@ -268,7 +181,7 @@ def _build(
             "built eager (everything before `unbatch` runs per item in stages.py). Add "
             "`batch`/`unbatch` around the model to compile it."
         )
-        slots = [("eager",)]
+        slots, fastest = [("eager",)], [False]
     elif len(examples) < 2:
         raise BuildError(
             f"Got {len(examples)} example input; the build needs at least 2, so the batch axis is "
@@ -276,26 +189,35 @@ def _build(
             "specialised). Pass two or more raw items, e.g. inputs=[item1, item2]."
         )
     expected = example_outputs(pipeline, examples)
+    # eval_apply is verified against the eager one, unless the artifact refuses eval mode
+    expected_batched = (
+        None if plan.eval_unavailable else batched_outputs(pipeline, examples, max_batch)
+    )
+    if plan.eval_unavailable:
+        notes.append(f"eval_apply is refused by the artifact: {plan.eval_unavailable}")
+    notes += plan.notes
     say = log or (lambda message: None)
     added = "" if given == Path(path) else " (the .padl suffix added to the path given)"
     say(f"writing {target}{added}")
-    job = _Job(
+    job = Job(
         pipeline=pipeline,
         target=target,
         inputs=examples,
         backend=backend,
         slots=slots,
+        fastest=fastest,
         device=device,
         max_batch=max_batch,
         force_overwrite=force_overwrite,
+        slim=slim,
         tolerance=tolerance,
         verify=verify,
         module=module,
         say=say,
         started=started,
         expected=expected,
-        expected_batched=batched_outputs(pipeline, examples, expected, max_batch),
-        label=repr(pipeline._pd_stages().forward),
+        expected_batched=expected_batched,
+        label=pipeline._pd_stages().forward._pd_short_repr(),
         notes=notes,
     )
     # With moved functions (vmap steps) the artifact is tried first; if a backend cannot lower or
@@ -324,48 +246,11 @@ def _build(
         max_abs_error=kept[0].max_abs_error,
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
+        without_lineage=job.without_lineage,
     )
 
 
-@dataclass
-class _Job:
-    """One build: its options, the eager reference outputs, and what happened so far."""
-
-    pipeline: Transform
-    target: Path
-    inputs: list[Any]
-    backend: str | Sequence[str]  # as requested (recorded in the manifest)
-    slots: list[tuple[str, ...]]  # per requested backend, the candidates in order
-    device: str
-    max_batch: int | None
-    force_overwrite: bool
-    tolerance: float
-    verify: bool
-    module: str
-    say: Callable[[str], None]
-    started: float
-    expected: Any
-    expected_batched: Any
-    label: str
-    attempts: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Draft:
-    """The artifact directory of one attempt, before its commit: what every backend shares."""
-
-    root: Path
-    plan: BuildPlan
-    requirements: dict[str, str]
-    lowered: LoweredForward | None
-    graph_source: str
-    base: dict[str, Any]
-    context: LoweringContext
-    kept: list[BackendEntry] = field(default_factory=list)
-
-
-def _attempt(job: _Job, plan: BuildPlan) -> list[BackendEntry]:
+def _attempt(job: Job, plan: BuildPlan) -> list[BackendEntry]:
     """Write, lower and verify the artifact for ``plan``, commit it; the backends kept."""
     try:
         writer = ArtifactWriter(job.target, force_overwrite=job.force_overwrite)
@@ -379,28 +264,46 @@ def _attempt(job: _Job, plan: BuildPlan) -> list[BackendEntry]:
         ) from exc
     with writer:
         draft = _draft(job, plan, writer.root)
-        # Each requested backend is one slot ("auto" tries several candidates in order); the
-        # artifact keeps the first verified candidate of every slot, in the order requested.
-        for candidates in job.slots:
+        # Each requested backend is one slot ("auto" tries several candidates); the artifact
+        # keeps one verified candidate of every slot, in the order requested.
+        for candidates, fastest in zip(job.slots, job.fastest):
             if any(entry.name in candidates for entry in draft.kept):
                 continue
-            for name in candidates:
-                entry = _lower_one(job, draft, name, alone=len(candidates) == 1)
-                if entry is not None:
-                    draft.kept.append(entry)
-                    break
-            else:
+            entry = (
+                lower_fastest(job, draft, candidates)
+                if fastest
+                else next(
+                    (
+                        e
+                        for name in candidates
+                        if (e := lower_one(job, draft, name, alone=len(candidates) == 1))
+                    ),
+                    None,
+                )
+            )
+            if entry is None:
                 tried = "; ".join(f"{n}: {o}" for n, o in job.attempts)
                 raise BuildError(f"No backend could build a verified artifact ({tried}).")
+            draft.kept.append(entry)
         _commit(job, draft, writer)
     return draft.kept
 
 
-def _draft(job: _Job, plan: BuildPlan, root: Path) -> _Draft:
+def _draft(job: Job, plan: BuildPlan, root: Path) -> Draft:
     """The files every backend shares: the lineage, the stage module, the forward's graph."""
     shared = SharedData()  # identical data files of the generated modules, stored once
-    lineage = capture_lineage(job.pipeline, root, shared)
-    requirements = {**write_stage_module(plan, job.pipeline, root, shared), **lineage}
+    lineage = capture_or_explain(job.pipeline, plan, root, shared, job.slim)
+    job.without_lineage = lineage.without
+    note = (
+        f"no lineage and no eager forward: {lineage.without} (padlc.load cannot rebuild this "
+        "artifact; padl_runtime.load serves it)"
+    )
+    if lineage.compiled_only and note not in job.notes:  # once, if the artifact is built again
+        job.notes.append(note)
+    requirements = {
+        **write_stage_module(plan, job.pipeline, root, shared),
+        **lineage.requirements,
+    }
     lowered: LoweredForward | None = None
     graph_source = ""
     if plan.has_batch:
@@ -420,16 +323,29 @@ def _draft(job: _Job, plan: BuildPlan, root: Path) -> _Draft:
         "padlc_version": _version(),
         "kind": "built",
         "pipeline": repr(job.pipeline)[:500],
-        "module": MODULE_FILE,  # the lineage: padlc.load reads a built artifact too
+        # the lineage: padlc.load reads a built artifact too, unless it has none
+        "module": "" if lineage.without else MODULE_FILE,
         "stages": stage_layout(job.pipeline),
         "python_version": platform.python_version(),
         "torch_version": torch.__version__,
+        "without_lineage": lineage.without,
+        "compiled_only": lineage.compiled_only,
     }
-    context = LoweringContext(write_eager_forward=eager_forward_writer(plan, job.pipeline, shared))
-    return _Draft(root, plan, requirements, lowered, graph_source, base, context)
+    index: list[WeightIndex | None] = []  # built on first use: hashing the weights takes time
+
+    def shared_weights() -> WeightIndex | None:
+        if not index:
+            index.append(WeightIndex(root, lineage.weights) if lineage.weights else None)
+        return index[0]
+
+    context = LoweringContext(
+        write_eager_forward=eager_forward_writer(plan, job.pipeline, shared),
+        shared_weights=shared_weights,
+    )
+    return Draft(root, plan, lineage, requirements, lowered, graph_source, base, context)
 
 
-def _write_graph(job: _Job, plan: BuildPlan, root: Path, lowered: LoweredForward) -> None:
+def _write_graph(job: Job, plan: BuildPlan, root: Path, lowered: LoweredForward) -> None:
     """``forward/graph.py``: the forward's fx graph, for reading."""
     (root / "forward").mkdir(exist_ok=True)
     (root / GRAPH_FILE).write_text(
@@ -447,98 +363,6 @@ def _write_graph(job: _Job, plan: BuildPlan, root: Path, lowered: LoweredForward
     )
 
 
-def _lower_one(job: _Job, draft: _Draft, name: str, alone: bool) -> BackendEntry | None:
-    """Lower, write and verify one backend; ``None`` (with the reason recorded) if it fails and
-    another candidate may follow (``alone``: it is the only one, so raise)."""
-    impl = BACKENDS[name]
-    reason = impl.unavailable(job.device)
-    if reason is not None:
-        job.attempts.append((name, f"unavailable: {reason}"))
-        if alone:
-            raise BuildError(f"Backend {name!r} cannot build here: {reason}.")
-        return None
-    job.say(f"lowering the forward with {name} ...")
-    tick = time.perf_counter()
-    try:
-        if draft.lowered is None:  # no batch: the forward is generated Python in stages.py
-            result = Lowered(files=(STAGE_MODULE,))
-        else:  # what torch prints while it tries: not in the build's output, a note on a failure
-            with quiet_torch_output(name):
-                result = impl.lower(draft.lowered, draft.root, draft.context)
-    except Exception as exc:  # LoweringError, or torch failing inside a backend
-        first = str(exc).splitlines()[0] if str(exc).strip() else ""
-        if not isinstance(exc, LoweringError):
-            first = f"{type(exc).__name__}: {first}"
-        job.attempts.append((name, f"failed to lower: {first}"))
-        if draft.plan.moved_functions:
-            raise MovedFunctionsFailed(f"{name}: {job.attempts[-1][1]}") from exc
-        if alone and isinstance(exc, LoweringError):
-            raise
-        if alone:
-            raise BuildError(
-                f"Backend {name!r} failed while compiling the forward: {first.rstrip('.')}. Try "
-                "another backend (--backend eager always builds)."
-            ) from exc
-        return None
-    seconds = time.perf_counter() - tick
-    entry = BackendEntry(
-        name=name,
-        files=result.files,
-        device=job.device,
-        arch=result.arch,
-        torch_version=torch.__version__,
-        tolerance=job.tolerance,
-        build_seconds=round(seconds, 3),
-        note=result.note,
-    )
-    kept = (*draft.kept, entry)
-    section = forward_section(
-        draft.plan, draft.lowered, kept, draft.graph_source, job.device, job.max_batch
-    )
-    write_manifest(draft.root, {**draft.base, "forward": section})
-    if not job.verify:  # the caller checks the artifact itself (the test matrix batches checks)
-        job.attempts.append(
-            (name, f"built, not verified (verify=False), lowered in {seconds:.1f} s")
-        )
-        if result.note:
-            job.notes.append(f"{name}: {result.note}")
-        return entry
-    return _verified(job, draft, entry, result, alone)
-
-
-def _verified(
-    job: _Job, draft: _Draft, entry: BackendEntry, result: Lowered, alone: bool
-) -> BackendEntry | None:
-    """``entry`` with its measured error if the artifact reproduces the eager outputs in a fresh
-    process; else ``None`` with its files removed (or an error when it was the only candidate)."""
-    name, seconds = entry.name, entry.build_seconds
-    job.say(f"verifying the {name} artifact in a fresh process ...")
-    check = verify_artifact(
-        draft.root, name, job.inputs, job.expected, job.expected_batched, job.tolerance
-    )
-    if check.ok:
-        job.attempts.append(
-            (
-                name,
-                f"verified (max abs error {check.max_abs_error:.3g}, lowered in {seconds:.1f} s)",
-            )
-        )
-        if result.note:
-            job.notes.append(f"{name}: {result.note}")
-        return BackendEntry(**{**_fields(entry), "max_abs_error": check.max_abs_error})
-    job.attempts.append((name, f"verification failed: {check.message.splitlines()[0]}"))
-    if draft.plan.moved_functions:
-        raise MovedFunctionsFailed(f"{name}: {job.attempts[-1][1]}")
-    if alone:
-        raise BuildError(
-            f"The {name} artifact does not reproduce the eager pipeline: {check.message}\n"
-            "Try another backend (--backend eager always matches) and report the pipeline."
-        )
-    if result.files != (STAGE_MODULE,):
-        remove_files(draft.root, result.files)
-    return None
-
-
 def built_requirements(requirements: Mapping[str, str]) -> str:
     """A built artifact's ``requirements.txt``: what a serving machine installs. It runs on
     ``padl-runtime`` alone; ``padlc`` (which the lineage, ``pipeline.py``, imports) is named in a
@@ -554,14 +378,20 @@ def built_requirements(requirements: Mapping[str, str]) -> str:
     return requirements_text(pins, notes)
 
 
-def _commit(job: _Job, draft: _Draft, writer: ArtifactWriter) -> None:
+def _commit(job: Job, draft: Draft, writer: ArtifactWriter) -> None:
     """Write the requirements and the final manifest, then move the directory into place."""
     root, kept = draft.root, tuple(draft.kept)
     chosen = next((e for e in kept if e.name in ("torchscript", "aoti")), kept[0])
     scriptable = any(e.name == "torchscript" for e in kept)
     cpp = cpp_section(draft.plan, draft.lowered, chosen, root, job.notes, scriptable)
-    # The compiled forward needs torch even when the captured code does not import it.
+    # The compiled forward needs torch even when the captured code does not import it; onnx
+    # needs onnxruntime, and a forward sharing the lineage's weights reads them with safetensors.
     draft.requirements.setdefault("torch", torch.__version__.split("+")[0])
+    needs = ["onnxruntime"] if any(e.name == "onnx" for e in kept) else []
+    needs += ["safetensors"] if any(e.weights for e in kept) else []
+    for dist in needs:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            draft.requirements.setdefault(dist, importlib.metadata.version(dist))
     (root / "requirements.txt").write_text(built_requirements(draft.requirements), encoding="utf-8")
     section = forward_section(
         draft.plan, draft.lowered, kept, draft.graph_source, job.device, job.max_batch
@@ -582,15 +412,10 @@ def _commit(job: _Job, draft: _Draft, writer: ArtifactWriter) -> None:
                     "seconds": round(time.perf_counter() - job.started, 3),
                     "device": job.device,
                     "notes": job.notes,
-                    "modes": "IfInMode switches resolved for infer mode",
                 }
             },
         }
     )
-
-
-def _fields(entry: BackendEntry) -> dict[str, Any]:
-    return {f: getattr(entry, f) for f in entry.__dataclass_fields__}
 
 
 def _version() -> str:

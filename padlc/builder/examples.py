@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from padl_runtime.artifact import DirectoryFiles
-from padl_runtime.collate import collate, remove_batch_axis
+from padl_runtime.collate import collate
 from padl_runtime.package import ArtifactPackage
 from padlc.errors import BuildError
 from padlc.language.base import Transform
@@ -42,24 +42,21 @@ def example_outputs(pipeline: Transform, inputs: list[Any]) -> list[Any]:
 
 
 def batched_outputs(
-    pipeline: Transform, inputs: list[Any], expected: list[Any], max_batch: int | None = None
+    pipeline: Transform, inputs: list[Any], max_batch: int | None = None
 ) -> list[Any]:
     """The reference for the artifact's eval_apply: the eager eval_apply, per item, in batches of
-    at most ``max_batch`` (as the artifact is verified).
-
-    Mode switches are resolved for infer mode in the artifact, so with switches the reference
-    stays the infer_apply outputs.
-    """
-    from padlc.language.modes import IfInMode
-
-    if any(isinstance(t, IfInMode) for t in pipeline.pd_iter_transforms()):
-        stages = pipeline._pd_stages()
-        if stages.has_batch and not stages.has_unbatch:
-            # infer_apply keeps the batch axis without `unbatch`; eval_apply(flatten=True) splits
-            return [remove_batch_axis(output) for output in expected]
-        return expected
+    at most ``max_batch`` (as the artifact is verified). Mode switches take their eval branches
+    here, as in the artifact's eval stages."""
     size = min(len(inputs), max_batch or len(inputs))
-    return list(pipeline.eval_apply(inputs, batch_size=size, flatten=True))
+    try:
+        return list(pipeline.eval_apply(inputs, batch_size=size, flatten=True))
+    except Exception as exc:
+        raise BuildError(
+            f"The eager pipeline's eval_apply fails on the examples ({type(exc).__name__}: "
+            f"{str(exc).rstrip('.')}); the build verifies the artifact's eval_apply against it. "
+            "The inputs must be raw items the pipeline's eval_apply accepts too; fix the input "
+            "or the pipeline and build again."
+        ) from exc
 
 
 def short(value: Any) -> str:

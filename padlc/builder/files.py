@@ -16,6 +16,7 @@ from padl_runtime.manifest import (
     CppSection,
     ForwardSection,
     Manifest,
+    ModeStages,
     file_entry,
 )
 from padlc.builder.cpp import script_pipeline
@@ -23,6 +24,7 @@ from padlc.builder.plan import BuildPlan
 from padlc.capture.shared import SharedData
 from padlc.codegen import StageSpec, emit_module, render_module
 from padlc.ir import iter_calls
+from padlc.ir import nodes as ir
 from padlc.language.base import Transform
 from padlc.lowering import LoweredForward
 
@@ -63,11 +65,17 @@ def header(pipeline: Transform, what: str) -> tuple[str, ...]:
 def write_stage_module(
     plan: BuildPlan, pipeline: Transform, root: Path, shared: SharedData | None = None
 ) -> dict[str, str]:
-    """``stages.py`` (+ the captured code it imports); returns requirements."""
-    pre_stage = None if BuildPlan.is_empty(plan.pre) else plan.pre
-    post_stage = None if BuildPlan.is_empty(plan.post) else plan.post
+    """``stages.py`` (+ the captured code it imports); returns requirements.
+
+    Infer mode's stages are ``preprocess`` and ``postprocess``; when eval mode runs other steps
+    (mode switches), its stages are ``eval_preprocess`` and ``eval_postprocess`` (see
+    :func:`mode_stages`)."""
+
+    def stage(node: ir.Node) -> ir.Node | None:
+        return None if BuildPlan.is_empty(node) else node
+
     specs = [
-        StageSpec("preprocess", pre_stage, "One raw item -> what `batch` collates."),
+        StageSpec("preprocess", stage(plan.pre), "One raw item -> what `batch` collates."),
     ]
     if not plan.has_batch:
         specs.append(
@@ -77,9 +85,26 @@ def write_stage_module(
         )
     specs.append(
         StageSpec(
-            "postprocess", post_stage, "One item of the forward's output -> the final output."
+            "postprocess", stage(plan.post), "One item of the forward's output -> the final output."
         )
     )
+    if plan.eval_forward is not None:
+        specs.append(
+            StageSpec("eval_forward", plan.eval_forward, "`forward` of eval mode, per item.")
+        )
+    if plan.eval_differs:
+        specs += [
+            StageSpec(
+                "eval_preprocess",
+                stage(plan.eval_pre),
+                "`preprocess` of eval mode: one raw item -> what `batch` collates.",
+            ),
+            StageSpec(
+                "eval_postprocess",
+                stage(plan.eval_post),
+                "`postprocess` of eval mode: one item of the forward's output -> the final output.",
+            ),
+        ]
     leaves = [c.transform for s in specs if s.node is not None for c in iter_calls(s.node)]
     captured = capture_code(leaves, root, "stage_code", shared or SharedData())
     view = emit_module(
@@ -92,6 +117,20 @@ def write_stage_module(
     source = render_module(view, str(root / STAGE_MODULE))
     (root / STAGE_MODULE).write_text(source, encoding="utf-8")
     return dict(captured.requirements)
+
+
+def mode_stages(plan: BuildPlan) -> dict[str, ModeStages]:
+    """The manifest's ``forward.modes``: which stage functions each apply mode runs."""
+    infer = ModeStages()
+    if plan.eval_unavailable:
+        return {"infer": infer, "eval": ModeStages(unavailable=plan.eval_unavailable)}
+    if plan.eval_differs:
+        forward = "" if plan.eval_forward is None else "eval_forward"
+        return {
+            "infer": infer,
+            "eval": ModeStages("eval_preprocess", "eval_postprocess", forward=forward),
+        }
+    return {"infer": infer, "eval": infer}
 
 
 def eager_forward_writer(
@@ -186,6 +225,7 @@ def forward_section(
         moved_to_forward=plan.moved,
         input_spec={} if lowered is None else lowered.input_spec,
         output_spec={} if lowered is None else lowered.output_spec,
+        modes=mode_stages(plan),
     )
 
 

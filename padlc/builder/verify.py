@@ -74,6 +74,7 @@ class _NoPadlc:
 sys.meta_path.insert(0, _NoPadlc())
 sys.path[:] = json.loads(sys.argv[1])
 root, backend, data_file, out_file = sys.argv[2:6]
+timing = float(sys.argv[6])  # seconds to spend timing infer_apply (0: none)
 result = {}
 try:
     started = time.perf_counter()
@@ -85,7 +86,18 @@ try:
         inputs = pickle.load(handle)
     result["infer"] = [canonical(pipeline.infer_apply(x)) for x in inputs]
     size = min(len(inputs), pipeline.max_batch or len(inputs))
-    result["eval"] = [canonical(y) for y in pipeline.eval_apply(inputs, batch_size=size, flatten=True)]
+    try:
+        result["eval"] = [canonical(y) for y in pipeline.eval_apply(inputs, batch_size=size, flatten=True)]
+    except padl_runtime.ModeUnavailableError as exc:
+        result["eval_refused"] = str(exc)
+    if timing:  # the best of several rounds over the examples, per item
+        rounds, deadline = [], time.perf_counter() + timing
+        while len(rounds) < 3 or (len(rounds) < 50 and time.perf_counter() < deadline):
+            tick = time.perf_counter()
+            for x in inputs:
+                pipeline.infer_apply(x)
+            rounds.append((time.perf_counter() - tick) / len(inputs))
+        result["infer_seconds"] = min(rounds)
     result["padlc_imported"] = any(m == "padlc" or m.startswith("padlc.") for m in sys.modules)
 except BaseException:
     result["error"] = traceback.format_exc()
@@ -109,6 +121,8 @@ class Verification:
     max_abs_error: float
     message: str = ""
     load_seconds: float = 0.0
+    #: the artifact's infer_apply per example, best of several rounds (when timed)
+    infer_seconds: float | None = None
 
 
 def compare(
@@ -179,11 +193,14 @@ def verify_artifact(
     backend: str,
     inputs: list[Any],
     expected: list[Any],
-    expected_batched: list[Any],
+    expected_batched: list[Any] | None,
     tolerance: float,
     timeout: float = 600,
+    timing: float = 0.0,
 ) -> Verification:
-    """Load ``root`` with ``backend`` in a fresh process and compare its outputs with ``expected``."""
+    """Load ``root`` with ``backend`` in a fresh process and compare its outputs with ``expected``
+    (infer_apply) and ``expected_batched`` (eval_apply; ``None``: the artifact must refuse eval
+    mode). ``timing``: seconds to spend timing its infer_apply on the examples."""
     with tempfile.TemporaryDirectory(prefix="padlc-verify-") as scratch:
         data_file, out_file = Path(scratch, "inputs.pkl"), Path(scratch, "outputs.pkl")
         with open(data_file, "wb") as handle:
@@ -201,6 +218,7 @@ def verify_artifact(
             backend,
             str(data_file),
             str(out_file),
+            str(timing),
         ]
         try:
             process = subprocess.run(
@@ -227,8 +245,17 @@ def verify_artifact(
         )
     if result.get("padlc_imported"):
         return Verification(False, 0.0, "the artifact imported padlc at run time")
+    if expected_batched is None and "eval_refused" not in result:
+        return Verification(
+            False, 0.0, "its eval_apply ran, though the forward was built for infer mode only"
+        )
+    if expected_batched is not None and "eval_refused" in result:
+        return Verification(False, 0.0, f"its eval_apply refused: {result['eval_refused']}")
     worst = 0.0
-    for mode, reference in (("infer", expected), ("eval", expected_batched)):
+    checks = [("infer", expected)]
+    if expected_batched is not None:
+        checks.append(("eval", expected_batched))
+    for mode, reference in checks:
         want = [canonical(e) for e in reference]
         error, problem = compare(result[mode], want, tolerance, f"{mode}_apply outputs")
         worst = max(worst, error)
@@ -236,4 +263,10 @@ def verify_artifact(
             return Verification(
                 False, worst, f"its outputs differ from the eager pipeline's: {problem}"
             )
-    return Verification(True, worst, "", float(result.get("load_seconds", 0.0)))
+    return Verification(
+        True,
+        worst,
+        "",
+        float(result.get("load_seconds", 0.0)),
+        result.get("infer_seconds"),
+    )

@@ -4,7 +4,7 @@
 >>> sorted(BACKENDS)
 ['aoti', 'eager', 'export', 'onnx', 'torchscript']
 >>> strategy("auto")
-('export', 'torchscript', 'eager')
+('export', 'onnx', 'torchscript', 'eager')
 """
 
 from padlc.lowering import aoti, eager, export, onnx, torchscript  # noqa: F401  (registration)

@@ -17,6 +17,7 @@ FILE = "forward/forward.aoti.pt2"
 
 class AotiBackend:
     name = "aoti"
+    needs_source = False
 
     def unavailable(self, device: str) -> str | None:
         if os.environ.get("CXX") is None and not any(

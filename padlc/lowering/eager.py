@@ -10,6 +10,7 @@ from padlc.lowering.registry import Lowered, LoweringContext, register
 
 class EagerBackend:
     name = "eager"
+    needs_source = True
 
     def unavailable(self, device: str) -> str | None:
         return None

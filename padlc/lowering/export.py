@@ -10,13 +10,19 @@ import torch
 from padlc.lowering.fastpath import fused_calls, fused_fastpaths
 from padlc.lowering.graph import LoweredForward, blame, lowering_error
 from padlc.lowering.registry import Lowered, LoweringContext, dynamic_batch, register
+from padlc.lowering.weights import WeightIndex, write_map
 
 FILE = "forward/forward.pt2"
+MAP_FILE = "forward/forward.pt2.weights.json"
 
 
 def export_program(forward: LoweredForward, backend: str) -> torch.export.ExportedProgram:
     try:
-        with torch.no_grad(), fused_fastpaths(forward.module):
+        with torch.no_grad(), fused_fastpaths(forward.module), warnings.catch_warnings():
+            # torch's notes on how it traced (an LSTM's flat weights "assigned during export")
+            # are not the user's business (the eager reference run showed the user's own
+            # warnings), and must not fail a build run with -W error
+            warnings.simplefilter("ignore", UserWarning)
             program = torch.export.export(
                 forward.module,
                 forward.example,
@@ -60,6 +66,7 @@ def fused_note(program: torch.export.ExportedProgram) -> str:
 
 class ExportBackend:
     name = "export"
+    needs_source = False
 
     def unavailable(self, device: str) -> str | None:
         return None
@@ -67,8 +74,37 @@ class ExportBackend:
     def lower(self, forward: LoweredForward, root: Path, context: LoweringContext) -> Lowered:
         program = export_program(forward, self.name)
         (root / FILE).parent.mkdir(parents=True, exist_ok=True)
-        torch.export.save(program, str(root / FILE))
-        return Lowered(files=(FILE,), note=fused_note(program))
+        note = fused_note(program)
+        index = context.shared_weights()
+        shared = _share_weights(program, index) if index is not None else {}
+        with warnings.catch_warnings():
+            # placeholders share no storage with a complete tensor: torch says so, harmlessly
+            warnings.filterwarnings("ignore", "No complete tensor found", UserWarning)
+            torch.export.save(program, str(root / FILE))
+        if not shared or index is None:
+            return Lowered(files=(FILE,), note=note)
+        weights = write_map(root, MAP_FILE, index, shared)
+        return Lowered(files=(FILE, MAP_FILE), note=note, weights=weights)
+
+
+def _share_weights(program: torch.export.ExportedProgram, index: WeightIndex) -> dict[str, str]:
+    """Replace every parameter and buffer of ``program`` found in the lineage's weights file by a
+    placeholder of its shape and dtype (one element, broadcast: no bytes on disk); the names
+    replaced -> their keys in the file. The runtime puts the stored tensors back."""
+    shared: dict[str, str] = {}
+    for name, tensor in list(program.state_dict.items()):
+        found = index.find_tensor(tensor)
+        if found is None:
+            continue
+        placeholder = torch.zeros((), dtype=tensor.dtype, device=tensor.device).expand(tensor.shape)
+        # In place: the ExportedProgram's dict is its own (its setter refuses a new one).
+        program.state_dict[name] = (
+            torch.nn.Parameter(placeholder, requires_grad=False)
+            if isinstance(tensor, torch.nn.Parameter)
+            else placeholder
+        )
+        shared[name] = found.key
+    return shared
 
 
 register(ExportBackend())

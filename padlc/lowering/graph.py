@@ -9,6 +9,7 @@ namedtuples and dicts around the compiled program.
 
 from __future__ import annotations
 
+import linecache
 import operator
 import re
 from collections.abc import Sequence
@@ -33,7 +34,7 @@ WHAT_TO_DO = (
     "What to do: keep the forward stage (between `batch` and `unbatch`) to tensor operations on "
     "the whole batch; move Python control flow on tensor values (`if x.sum() > 0`), "
     "`.item()`/`.tolist()`/numpy calls and string handling to the postprocess (after `unbatch`) "
-    "or the preprocess (before `batch`), or build with --backend eager."
+    "or the preprocess (before `batch`), or build with --backend eager (which runs it as Python)."
 )
 
 
@@ -348,12 +349,9 @@ def _lines(code: Any) -> set[int]:
     return lines
 
 
-def blame(exc: BaseException, calls: Sequence[ir.Call]) -> ir.Call | None:
-    """The user transform whose code appears innermost in ``exc``'s traceback or message."""
-    codes = [(call, _code_of(call)) for call in calls]
-    codes = [(call, code) for call, code in codes if code is not None]
-    if not codes:
-        return None
+def _places(exc: BaseException) -> list[tuple[str, int]]:
+    """The (file, line) of every frame of ``exc``'s traceback and of the tracebacks it was raised
+    from, and those its messages quote, outermost first."""
     places: list[tuple[str, int]] = []
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -366,19 +364,51 @@ def blame(exc: BaseException, calls: Sequence[ir.Call]) -> ir.Call | None:
         text = str(current)
         places += [(f, int(n)) for f, n in re.findall(r'File "([^"]+)", line (\d+)', text)]
         current = current.__cause__ or current.__context__
-    found: ir.Call | None = None
-    for filename, line in places:
+    return places
+
+
+def blame(exc: BaseException, calls: Sequence[ir.Call]) -> ir.Call | None:
+    """The user transform whose code appears innermost in ``exc``'s traceback or message."""
+    found = _blame_line(exc, calls)
+    return None if found is None else found[0]
+
+
+def _blame_line(exc: BaseException, calls: Sequence[ir.Call]) -> tuple[ir.Call, int] | None:
+    """:func:`blame`, with the line of the transform's code the failure happened at."""
+    codes = [(call, _code_of(call)) for call in calls]
+    codes = [(call, code) for call, code in codes if code is not None]
+    if not codes:
+        return None
+    found: tuple[ir.Call, int] | None = None
+    for filename, line in _places(exc):
         for call, code in codes:
             if code.co_filename == filename and line in _lines(code):
-                found = call
+                found = (call, line)
     return found
+
+
+def _scripts(call: ir.Call) -> bool:
+    """Whether ``torch.jit.script`` compiles the transform (it keeps Python control flow)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # torch 2.13 reports torch.jit as deprecated
+            warnings.simplefilter("ignore")
+            torch.jit.script(call.target)
+    except Exception:
+        return False
+    return True
 
 
 def lowering_error(
     label: str, culprit: ir.Call | None, exc: BaseException, what: str, backend: str = ""
 ) -> LoweringError:
+    """The error naming the transform that cannot be compiled, the line of its code that fails,
+    and what to do: build with ``torchscript`` when TorchScript compiles the transform (its Python
+    control flow included), else move the code out of the forward."""
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
     how = f" with backend {backend!r}" if backend else ""
+    advice = WHAT_TO_DO
     if culprit is not None:
         where = format_location(culprit.location)
         code = _code_of(culprit)
@@ -387,9 +417,21 @@ def lowering_error(
                 f", used at {where}" if where else ""
             )
         subject = f"transform `{culprit.label}` ({where})"
+        located = _blame_line(exc, [culprit])
+        if located is not None and code is not None:
+            text = linecache.getline(code.co_filename, located[1]).strip()
+            name = code.co_filename.rsplit("/", 1)[-1]
+            subject += f", at {name}:{located[1]}" + (f" `{text}`" if text else "")
+        if backend != "torchscript" and _scripts(culprit):
+            advice = (
+                f"What to do: build with --backend torchscript (backend='torchscript'): "
+                f"TorchScript compiles `{culprit.label}`, Python control flow included. Or keep "
+                "the forward stage to tensor operations on the whole batch (control flow on "
+                "tensor values, `.item()`, numpy and strings before `batch` or after `unbatch`)."
+            )
     else:
         subject = f"the forward stage `{label}`"
     return LoweringError(
         f"Cannot compile the forward stage{how}: {subject} {what}: "
-        f"{type(exc).__name__}: {first}\n{WHAT_TO_DO}"
+        f"{type(exc).__name__}: {first}\n{advice}"
     )

@@ -7,6 +7,7 @@ import logging
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -14,16 +15,22 @@ from padlc.errors import LoweringError
 from padlc.lowering.fastpath import fused_fastpaths
 from padlc.lowering.graph import LoweredForward, blame, lowering_error
 from padlc.lowering.registry import Lowered, LoweringContext, dynamic_batch, register
+from padlc.lowering.weights import StoredTensor, WeightIndex, write_map
 
 FILE = "forward/forward.onnx"
+MAP_FILE = "forward/forward.onnx.weights.json"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class OnnxBackend:
     name = "onnx"
+    needs_source = False
 
     def unavailable(self, device: str) -> str | None:
-        missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
+        # onnxruntime runs the artifact: the build verifies it, and serving needs it
+        missing = [
+            m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None
+        ]
         if missing:
             return f"{' and '.join(missing)} not installed (pip install 'padlc[onnx]')"
         return None
@@ -44,6 +51,7 @@ class OnnxBackend:
                 fused_fastpaths(forward.module, kernels=False),
             ):
                 warnings.simplefilter("ignore")
+                index = context.shared_weights()
                 program = torch.onnx.export(
                     forward.module,
                     forward.example,
@@ -59,7 +67,94 @@ class OnnxBackend:
             raise _export_error(forward, exc, self.name) from exc
         finally:
             logger.setLevel(level)
-        return Lowered(files=(FILE,))
+        shared = _share_weights(root / FILE, index) if index is not None else {}
+        if not shared or index is None:
+            return Lowered(files=(FILE,))
+        weights = write_map(root, MAP_FILE, index, shared)
+        return Lowered(files=(FILE, MAP_FILE), weights=weights)
+
+
+#: ONNX element type -> safetensors dtype, for the types onnxruntime takes from numpy arrays
+_ONNX_DTYPES = {
+    1: "F32",  # FLOAT
+    10: "F16",  # FLOAT16
+    11: "F64",  # DOUBLE
+    7: "I64",  # INT64
+    6: "I32",  # INT32
+    5: "I16",  # INT16
+    3: "I8",  # INT8
+    2: "U8",  # UINT8
+    9: "BOOL",  # BOOL
+}
+
+
+def _share_weights(path: Path, index: WeightIndex) -> dict[str, str]:
+    """Turn every initializer of the model at ``path`` found in the lineage's weights file into
+    external data referring to it (ONNX's own mechanism: location, offset, length); the names
+    replaced -> their keys in the file. The runtime supplies those tensors to onnxruntime.
+
+    The exporter's optimiser stores a Linear's weight transposed (for ``MatMul``): such an
+    initializer becomes a ``Transpose`` of the stored tensor, which onnxruntime folds back into
+    the same constant when it loads the model."""
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    shared: dict[str, str] = {}
+    transposes = []
+    for initializer in list(graph.initializer):
+        dtype = _ONNX_DTYPES.get(initializer.data_type)
+        if dtype is None or not initializer.raw_data:
+            continue
+        dims = tuple(initializer.dims)
+        found = index.find(dtype, dims, initializer.raw_data)
+        if found is not None:
+            _refer(initializer, index, found)
+            shared[initializer.name] = found.key
+            continue
+        if len(dims) != 2:
+            continue
+        values = np.frombuffer(
+            initializer.raw_data, dtype=helper.tensor_dtype_to_np_dtype(initializer.data_type)
+        ).reshape(dims)
+        found = index.find(dtype, dims[::-1], np.ascontiguousarray(values.T))
+        if found is None:
+            continue
+        stored = onnx.TensorProto(
+            name=f"{initializer.name}__stored", data_type=initializer.data_type, dims=dims[::-1]
+        )
+        _refer(stored, index, found)
+        graph.initializer.remove(initializer)
+        graph.initializer.append(stored)
+        transposes.append(
+            helper.make_node("Transpose", [stored.name], [initializer.name], perm=[1, 0])
+        )
+        shared[stored.name] = found.key
+    if transposes:
+        nodes = [*transposes, *graph.node]
+        del graph.node[:]
+        graph.node.extend(nodes)
+    if shared:
+        onnx.save(model, str(path))
+    return shared
+
+
+def _refer(tensor: Any, index: WeightIndex, found: StoredTensor) -> None:
+    """Make ``tensor`` (a TensorProto) external data: ``found``'s bytes in the weights file."""
+    import onnx
+
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    del tensor.external_data[:]
+    for key, value in (
+        ("location", f"../{index.relative}"),
+        ("offset", str(found.offset)),
+        ("length", str(found.length)),
+    ):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
 
 
 def _export_error(forward: LoweredForward, exc: BaseException, backend: str) -> LoweringError:

@@ -18,6 +18,7 @@ from typing import Protocol
 import torch
 
 from padlc.lowering.graph import LoweredForward
+from padlc.lowering.weights import WeightIndex
 
 __all__ = [
     "BACKENDS",
@@ -32,22 +33,31 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Lowered:
-    """What a backend wrote: files relative to the artifact root, the native arch, notes for the user."""
+    """What a backend wrote: files relative to the artifact root, the native arch, notes for the
+    user, and ``weights``: the map file of the tensors it reads from the lineage's weights file
+    (:mod:`padlc.lowering.weights`; "" when it holds all of its own)."""
 
     files: tuple[str, ...]
     arch: str | None = None
     note: str = ""
+    weights: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class LoweringContext:
-    """What a backend may need besides the graph: the eager backend writes generated Python."""
+    """What a backend may need besides the graph: the eager backend writes generated Python;
+    ``shared_weights`` indexes the lineage's weights file, which a compiled forward may read
+    instead of holding a copy (``None``: the artifact has no lineage)."""
 
     write_eager_forward: Callable[[Path], tuple[str, ...]]
+    shared_weights: Callable[[], WeightIndex | None] = lambda: None
 
 
 class Backend(Protocol):
     name: str
+    #: the backend runs the forward as captured Python source (so it cannot build a forward whose
+    #: transforms exist only as objects: compiled-only)
+    needs_source: bool
 
     def unavailable(self, device: str) -> str | None:
         """Why this backend cannot build here (``None``: it can)."""
@@ -56,8 +66,10 @@ class Backend(Protocol):
 
 
 BACKENDS: dict[str, Backend] = {}
-#: What ``--backend auto`` tries, in order; the first that lowers and verifies is kept.
-AUTO_ORDER = ("export", "torchscript", "eager")
+#: What ``--backend auto`` tries: every compiled backend that lowers and verifies is timed, and
+#: the fastest is kept (one earlier in this order unless a later one is clearly faster, see
+#: padlc.builder.choose); ``eager`` only when none of them builds.
+AUTO_ORDER = ("export", "onnx", "torchscript", "eager")
 
 
 def register(backend: Backend) -> Backend:

@@ -50,6 +50,7 @@ def script_or_trace(
 
 class TorchScriptBackend:
     name = "torchscript"
+    needs_source = False
 
     def unavailable(self, device: str) -> str | None:
         return None

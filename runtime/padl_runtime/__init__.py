@@ -10,7 +10,7 @@ machine, you pass ``trust_code=True``, or a key you trust signed it.
 Serving it over HTTP: ``python -m padl_runtime serve model.padl`` (see :mod:`padl_runtime.serve`).
 """
 
-from padl_runtime.errors import ArtifactError, BackendUnavailableError
+from padl_runtime.errors import ArtifactError, BackendUnavailableError, ModeUnavailableError
 from padl_runtime.failures import ItemError
 from padl_runtime.load import load
 from padl_runtime.manifest import FORMAT_VERSION, Manifest, read_manifest
@@ -26,6 +26,7 @@ __all__ = [
     "CompiledPipeline",
     "ItemError",
     "Manifest",
+    "ModeUnavailableError",
     "UntrustedArtifactError",
     "__version__",
     "load",

@@ -6,7 +6,7 @@ whether it was found by the compiler's loader or by the runtime.
 
 from __future__ import annotations
 
-__all__ = ["ArtifactError", "BackendUnavailableError"]
+__all__ = ["ArtifactError", "BackendUnavailableError", "ModeUnavailableError"]
 
 
 class ArtifactError(Exception):
@@ -23,3 +23,8 @@ class ArtifactError(Exception):
 
 class BackendUnavailableError(ArtifactError):
     """No forward backend stored in the artifact can run here (wrong device, missing package)."""
+
+
+class ModeUnavailableError(ArtifactError):
+    """The artifact cannot apply this mode: its compiled forward was built for another mode's
+    branch of a mode switch (the message names the switch and what to do)."""

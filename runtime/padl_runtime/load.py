@@ -138,13 +138,25 @@ def load(
     require_trust(artifact, runs, trust_code=trust_code, trusted_keys=trusted_keys)
     artifact.check_present()
     package = ArtifactPackage(artifact)
-    preprocess = postprocess = None
-    if stage_module:
-        module = package.module(stage_module)
-        if getattr(module, "preprocess", None) is not None:
-            preprocess = StageFunction(package, stage_module, "preprocess")
-        if getattr(module, "postprocess", None) is not None:
-            postprocess = StageFunction(package, stage_module, "postprocess")
+
+    def stage(name: str) -> StageFunction | None:
+        if not stage_module or not name:
+            return None
+        if getattr(package.module(stage_module), name, None) is None:
+            return None  # the pipeline has no such stage (`preprocess = None`)
+        return StageFunction(package, stage_module, name)
+
+    infer, evals = section.mode("infer"), section.mode("eval")
+    preprocess, postprocess = stage(infer.preprocess), stage(infer.postprocess)
+    if evals == infer:
+        eval_stages = (preprocess, postprocess)
+    else:
+        eval_stages = (
+            (None, None)
+            if evals.unavailable
+            else (stage(evals.preprocess), stage(evals.postprocess))
+        )
+    eval_forward = stage(evals.forward) if evals.forward and not evals.unavailable else None
     loaded = loader.load(artifact, chosen, device, package)
     artifact.release()
     missing = [key for key in ("input_spec", "output_spec") if not getattr(section, key)]
@@ -166,4 +178,7 @@ def load(
         backend=chosen,
         device=device,
         fixed_shapes=loaded.fixed_shapes,
+        eval_stages=eval_stages,
+        eval_unavailable=evals.unavailable,
+        eval_forward=eval_forward,
     )

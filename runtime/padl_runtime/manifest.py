@@ -30,10 +30,12 @@ __all__ = [
     "READABLE_VERSIONS",
     "SIGNATURE_FILE",
     "BackendEntry",
+    "CompiledOnly",
     "CppSection",
     "FileEntry",
     "ForwardSection",
     "Manifest",
+    "ModeStages",
     "StageLayout",
     "check_relative_path",
     "encode_manifest",
@@ -46,10 +48,13 @@ __all__ = [
 
 FORMAT_NAME = "padl"
 #: Bumped whenever a reader of the previous version could misread a new artifact. Version 2 adds
-#: the manifest's own ``digest`` and requires ``stages.has_unbatch``.
-FORMAT_VERSION = 2
-#: The versions this runtime reads (an artifact written by an earlier padlc keeps loading).
-READABLE_VERSIONS = (1, 2)
+#: the manifest's own ``digest`` and requires ``stages.has_unbatch``. Version 3: per-mode stage
+#: functions (``forward.modes``), forwards reading the lineage's weights (``BackendEntry.weights``),
+#: built artifacts without a lineage (``module`` empty, ``without_lineage``, ``compiled_only``).
+FORMAT_VERSION = 3
+#: The versions this runtime reads (an artifact written by an earlier padlc keeps loading, and
+#: means what it meant when it was written).
+READABLE_VERSIONS = (1, 2, 3)
 MANIFEST_FILE = "manifest.json"
 #: An ed25519 signature of ``manifest.json`` (``padlc sign``); like the manifest, never listed in it.
 SIGNATURE_FILE = "manifest.sig"
@@ -111,6 +116,35 @@ class BackendEntry:
     tolerance: float = 0.0
     build_seconds: float = 0.0
     note: str = ""
+    #: a JSON file of this backend (one of ``files``), ``{"file": <a safetensors file of the
+    #: artifact>, "tensors": {<name in the forward>: <key in that file>}}``: tensors the forward
+    #: reads from that file (the lineage's weights) instead of holding its own copy; "" for none
+    weights: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ModeStages:
+    """What one apply mode of a built artifact runs: the functions of the stage module for its
+    preprocess and postprocess, or ``unavailable``, why the artifact cannot apply this mode (its
+    forward was compiled for another mode's branches of an ``IfInMode`` switch)."""
+
+    preprocess: str = "preprocess"
+    postprocess: str = "postprocess"
+    unavailable: str = ""
+    #: a function of the stage module running this mode's forward per item (a pipeline without
+    #: ``batch``, whose forward is generated Python); "" for the artifact's forward
+    forward: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledOnly:
+    """A transform of the forward stage whose source could not be captured: the compiled forward
+    is its only form, so the artifact has no lineage and no ``eager`` forward. ``where`` is the
+    file and line the pipeline wraps it at, ``reason`` why it could not be captured."""
+
+    transform: str
+    where: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +169,15 @@ class ForwardSection:
     #: tree specs (padl_runtime.treespec) of the forward's nested input batch and output
     input_spec: dict[str, Any] = field(default_factory=dict)
     output_spec: dict[str, Any] = field(default_factory=dict)
+    #: ``"infer"`` / ``"eval"`` -> the stage functions that mode runs (absent before version 3,
+    #: where both run ``preprocess`` and ``postprocess``)
+    modes: dict[str, ModeStages] = field(default_factory=dict)
 
     def backend(self, name: str) -> BackendEntry | None:
         return next((b for b in self.backends if b.name == name), None)
+
+    def mode(self, name: str) -> ModeStages:
+        return self.modes.get(name) or ModeStages()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +208,10 @@ class Manifest:
     cpp: CppSection | None = None
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    #: why the artifact has no lineage (``module`` is then empty): a serving build (``--slim``),
+    #: or forward transforms that exist only compiled (``compiled_only``)
+    without_lineage: str = ""
+    compiled_only: tuple[CompiledOnly, ...] = ()
 
     # -- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -333,13 +377,61 @@ class _Fields:
             forward=None if forward is None else self.forward(forward, listed),
             cpp=None if cpp is None else self.cpp(cpp, listed),
             extra=dict(extra),
+            without_lineage=self.string(data, "without_lineage", "without_lineage", ""),
+            compiled_only=self.compiled_only(data),
         )
 
     def module(self, data: Mapping[str, Any], listed: frozenset[str]) -> str:
         module = self.string(data, "module", "module")
         if self.version < 2:  # builds of version 1 recorded their source (MODULE:ATTR) here
             return module
+        if not module and self.version >= 3 and data.get("kind") == "built":
+            if not self.string(data, "without_lineage", "without_lineage", ""):
+                self.fail("without_lineage", "must say why a built artifact has no lineage")
+            return module  # a built artifact without a lineage (slim, compiled-only)
         return self.listed(module, "module", listed)
+
+    def compiled_only(self, data: Mapping[str, Any]) -> tuple[CompiledOnly, ...]:
+        value = data.get("compiled_only", [])
+        if not isinstance(value, list):
+            self.fail("compiled_only", f"must be a list, not {_kind(value)}")
+        out = []
+        for i, item in enumerate(value):
+            name = f"compiled_only[{i}]"
+            if not isinstance(item, Mapping):
+                self.fail(name, f"must be an object, not {_kind(item)}")
+            out.append(
+                CompiledOnly(
+                    transform=self.string(item, "transform", f"{name}.transform"),
+                    where=self.string(item, "where", f"{name}.where", ""),
+                    reason=self.string(item, "reason", f"{name}.reason", ""),
+                )
+            )
+        return tuple(out)
+
+    def modes(self, data: Mapping[str, Any], stage_module: str) -> dict[str, ModeStages]:
+        value = data.get("modes", {})
+        if not isinstance(value, Mapping):
+            self.fail("forward.modes", f"must be an object, not {_kind(value)}")
+        out = {}
+        for mode, item in value.items():
+            name = f"forward.modes.{mode}"
+            if mode not in ("infer", "eval"):
+                self.fail(name, 'is not a mode an artifact applies ("infer", "eval")')
+            if not isinstance(item, Mapping):
+                self.fail(name, f"must be an object, not {_kind(item)}")
+            stages = ModeStages(
+                preprocess=self.string(item, "preprocess", f"{name}.preprocess", "preprocess"),
+                postprocess=self.string(item, "postprocess", f"{name}.postprocess", "postprocess"),
+                unavailable=self.string(item, "unavailable", f"{name}.unavailable", ""),
+                forward=self.string(item, "forward", f"{name}.forward", ""),
+            )
+            for key in ("preprocess", "postprocess", "forward"):
+                function = getattr(stages, key)
+                if function and not function.isidentifier():
+                    self.fail(f"{name}.{key}", f"must name a function of {stage_module}")
+            out[str(mode)] = stages
+        return out
 
     def files(self, value: Any) -> tuple[FileEntry, ...]:
         if not isinstance(value, list):
@@ -409,6 +501,7 @@ class _Fields:
             moved_to_forward=self.strings(data, "moved_to_forward", "forward.moved_to_forward", ()),
             input_spec=input_spec,
             output_spec=output_spec,
+            modes=self.modes(data, stage_module),
         )
 
     def backend(self, data: Any, name: str, listed: frozenset[str]) -> BackendEntry:
@@ -432,7 +525,14 @@ class _Fields:
             tolerance=self.number(data, "tolerance", f"{name}.tolerance", 0.0),
             build_seconds=self.number(data, "build_seconds", f"{name}.build_seconds", 0.0),
             note=self.string(data, "note", f"{name}.note", ""),
+            weights=self.weights(data, name, files),
         )
+
+    def weights(self, data: Mapping[str, Any], name: str, files: tuple[str, ...]) -> str:
+        weights = self.string(data, "weights", f"{name}.weights", "")
+        if weights and weights not in files:
+            self.fail(f"{name}.weights", f"names {weights!r}, which is not one of its files")
+        return weights
 
     def signature(self, data: Mapping[str, Any], key: str) -> tuple[dict[str, Any], ...]:
         value = data.get(key, [])

@@ -10,6 +10,7 @@ import torch
 
 from padl_runtime._batch_source import add_note
 from padl_runtime.collate import collate, move_to_device, uncollate
+from padl_runtime.errors import ModeUnavailableError
 from padl_runtime.failures import ItemError, apply_each, collate_or_isolate
 from padl_runtime.manifest import BackendEntry, ForwardSection, Manifest
 from padl_runtime.treespec import flattener, unflattener
@@ -121,6 +122,9 @@ class CompiledPipeline:
         backend: BackendEntry,
         device: str,
         fixed_shapes: bool = False,
+        eval_stages: tuple[Callable[[Any], Any] | None, Callable[[Any], Any] | None] | None = None,
+        eval_unavailable: str = "",
+        eval_forward: Callable[[Any], Any] | None = None,
     ) -> None:
         self.root = root
         self.manifest = manifest
@@ -131,6 +135,13 @@ class CompiledPipeline:
         # infer_apply calls the generated functions themselves (no pickling wrapper in the way)
         self._pre = getattr(preprocess, "fn", preprocess)
         self._post = getattr(postprocess, "fn", postprocess)
+        # eval_apply runs eval mode's stages (other functions when the pipeline has mode switches)
+        self.eval_preprocess, self.eval_postprocess = eval_stages or (preprocess, postprocess)
+        self._eval_pre = getattr(self.eval_preprocess, "fn", self.eval_preprocess)
+        self._eval_post = getattr(self.eval_postprocess, "fn", self.eval_postprocess)
+        self.eval_unavailable = eval_unavailable
+        # without `batch`: eval mode's per-item forward, when it differs from infer mode's
+        self._eval_forward = getattr(eval_forward, "fn", eval_forward)
         self._has_batch = manifest.stages.has_batch
         self._has_unbatch = bool(manifest.stages.has_unbatch)
         # Without `unbatch`, infer_apply returns the forward's output as it is (batch axis and
@@ -349,10 +360,17 @@ class CompiledPipeline:
 
         Preprocessing and collation run in ``num_workers`` processes, postprocessing in
         ``post_workers`` processes (see :func:`padl_runtime.executor.run_batches`, which takes the
-        other options).
+        other options). The stages are eval mode's (they differ from infer's when the pipeline
+        has mode switches); :class:`~padl_runtime.ModeUnavailableError` when the artifact's
+        forward was built for infer mode only.
         """
+        if self.eval_unavailable:
+            raise ModeUnavailableError(
+                f"{self.root} cannot apply eval mode: {self.eval_unavailable}.",
+                path=str(self.root),
+            )
         if not self._has_batch:
-            return (self.infer_apply(item) for item in items)
+            return (self._eval_item(item) for item in items)
         if self.max_batch is not None and batch_size > self.max_batch:
             raise ValueError(
                 f"batch_size={batch_size} is larger than this artifact's forward accepts: it was "
@@ -365,9 +383,9 @@ class CompiledPipeline:
             items,
             # Only what travels to worker processes is wrapped (spawn pickles it by reference to
             # the artifact); in this process the generated functions are called directly.
-            preprocess=self.preprocess if num_workers else self._pre,
+            preprocess=self.eval_preprocess if num_workers else self._eval_pre,
             forward=self.forward_batch,
-            postprocess=self.postprocess if post_workers else self._post,
+            postprocess=self.eval_postprocess if post_workers else self._eval_post,
             batch_size=batch_size,
             num_workers=num_workers,
             device=self.device,
@@ -380,6 +398,15 @@ class CompiledPipeline:
             post_workers=post_workers,
             **loader_kwargs,
         )
+
+    def _eval_item(self, item: Any) -> Any:
+        """One item through eval mode's stages (a pipeline without ``batch``)."""
+        pre, post = self._eval_pre, self._eval_post
+        if pre is not None:
+            item = pre(item)
+        with torch.no_grad():
+            output = (self._eval_forward or self._infer_forward)(item)
+        return output if post is None else post(output)
 
     def __repr__(self) -> str:
         return (

@@ -113,7 +113,7 @@ def no_preprocess() -> Transform:
 def if_infer() -> Transform:
     return (
         tr(code.to_tensor) >> IfInfer(tr(code.scale), tr(code.data_dependent))
-        >> batch >> tr(torch.nn).Linear(4, 2) >> IfInfer(same.relu()) >> unbatch
+        >> batch >> tr(torch.nn).Linear(4, 2) >> unbatch >> IfInfer(same.relu())
     )  # fmt: skip
 
 

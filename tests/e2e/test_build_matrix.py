@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 import padlc
-from padlc.builder.examples import batched_outputs
 from padlc.builder.verify import canonical, compare
 from tests.e2e import fixture_code
 from tests.e2e.pipelines import FIXTURES, UNEXPORTABLE
@@ -59,12 +58,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     expected: dict[str, Any] = {}
     for fixture in FIXTURES:
         pipeline = fixture.make()
-        infer = [pipeline.infer_apply(x) for x in fixture.inputs]
-        # eval's reference as the build's own (mode switches are resolved for infer mode)
-        batched = batched_outputs(pipeline, list(fixture.inputs), infer, max_batch=2)
         expected[fixture.name] = {
-            "infer": [canonical(y) for y in infer],
-            "eval": [canonical(y) for y in batched],
+            "infer": [canonical(pipeline.infer_apply(x)) for x in fixture.inputs],
+            "eval": [
+                canonical(y)
+                for y in pipeline.eval_apply(fixture.inputs, batch_size=2, flatten=True)
+            ],
         }
         for backend in BACKENDS:
             key = f"{fixture.name}-{backend}"
@@ -143,7 +142,7 @@ def test_torchscript_deprecation_is_reported_once_in_the_build_output(
     assert sum("deprecated" in note for note in result.notes) == 1
 
 
-def test_unexportable_forward_names_the_transform_and_its_line(tmp_path: Path) -> None:
+def test_unexportable_forward_names_the_transform_its_line_and_torchscript(tmp_path: Path) -> None:
     with pytest.raises(padlc.LoweringError) as info:
         padlc.build(
             UNEXPORTABLE.make(), tmp_path / "x.padl", inputs=UNEXPORTABLE.inputs, backend="export"
@@ -152,7 +151,8 @@ def test_unexportable_forward_names_the_transform_and_its_line(tmp_path: Path) -
     assert "`data_dependent`" in message
     line = fixture_code.data_dependent.__code__.co_firstlineno
     assert f"fixture_code.py:{line}" in message
-    assert "What to do" in message and "--backend eager" in message
+    assert f"at fixture_code.py:{line + 1} `if x.sum() > 0:" in message  # the offending line
+    assert "What to do: build with --backend torchscript" in message
     assert not (tmp_path / "x.padl").exists()
 
 

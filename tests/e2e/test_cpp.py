@@ -487,10 +487,10 @@ def _edit_manifest(root: Path, **changes: object) -> None:
 def test_unknown_format_version_is_refused(
     cpp_build: Path, artifact: Path, batch_path: Path
 ) -> None:
-    _edit_manifest(artifact, format_version=3)
+    _edit_manifest(artifact, format_version=4)
     result = classify(cpp_build, artifact, batch_path)
     assert result.returncode == 2
-    assert "has format version 3; this runtime reads versions 1 to 2" in result.stderr
+    assert "has format version 4; this runtime reads versions 1 to 3" in result.stderr
 
 
 def test_edited_manifest_is_refused_by_its_digest(

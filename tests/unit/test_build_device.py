@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from padlc import Transform, batch, transform, unbatch
-from padlc.builder.core import _on_device
+from padlc.builder.arguments import on_device
 
 
 def pipeline() -> Transform:
@@ -16,14 +16,14 @@ def pipeline() -> Transform:
 
 def test_the_pipeline_applies_on_the_build_device_during_the_build() -> None:
     p = pipeline()
-    with _on_device(p, "meta"):
+    with on_device(p, "meta"):
         assert p.pd_device == "meta"
         assert all(t.pd_device == "meta" for t in p.pd_iter_transforms())
 
 
 def test_the_pipeline_is_put_back_afterwards() -> None:
     p = pipeline()
-    with _on_device(p, "meta"):
+    with on_device(p, "meta"):
         pass
     assert all(t.pd_device == "cpu" for t in p.pd_iter_transforms())
 
@@ -41,6 +41,6 @@ class CountingLinear(torch.nn.Linear):
 def test_a_pipeline_already_on_the_device_is_not_moved() -> None:
     CountingLinear.moves = 0
     p = transform(lambda x: x) >> batch >> transform(CountingLinear(2, 2)) >> unbatch
-    with _on_device(p, "cpu"):
+    with on_device(p, "cpu"):
         pass
     assert CountingLinear.moves == 0

@@ -87,3 +87,24 @@ def test_build_help_says_the_output_gets_the_padl_suffix(
     with pytest.raises(SystemExit):
         main(["build", "--help"])
     assert "-o out/model writes out/model.padl" in " ".join(capsys.readouterr().out.split())
+
+
+def test_build_of_a_module_name_finds_its_pipeline_and_example_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "padlc_cli_pl.py").write_text(
+        "import torch\n"
+        "from padlc import batch, transform, unbatch\n"
+        "def to_tensor(x):\n    return torch.tensor(x, dtype=torch.float32)\n"
+        "torch.manual_seed(0)\n"
+        "model = transform(torch.nn).Linear(2, 1)\n"
+        "pl = transform(to_tensor) >> batch >> model >> unbatch\n"
+        "example_inputs = [[1.0, 2.0], [3.0, 4.0]]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "padlc_cli_pl", raising=False)
+    code = main(["build", "padlc_cli_pl", "-o", "model.padl", "--backend", "torchscript"])
+    assert code == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.startswith(
+        f"built {tmp_path / 'model.padl'} with backend 'torchscript'"
+    )

@@ -10,6 +10,7 @@ import torch
 from padl_runtime.artifact import Artifact
 from padl_runtime.backends import LoadedForward, register
 from padl_runtime.backends._pt2 import check_no_code
+from padl_runtime.backends.shared import shared_tensors
 from padl_runtime.manifest import BackendEntry
 from padl_runtime.trust import Executes
 
@@ -27,6 +28,15 @@ class ExportLoader:
         data = artifact.read(entry.files[0], needed_by="the export forward", keep=False)
         check_no_code(data, artifact, entry.files[0])
         program = torch.export.load(io.BytesIO(data))
+        if entry.weights:  # the lineage's tensors, in place of the placeholders saved
+            for name, tensor in shared_tensors(artifact, entry.weights).items():
+                saved = program.state_dict[name]
+                # In place: the ExportedProgram's dict is its own (its setter refuses a new one).
+                program.state_dict[name] = (
+                    torch.nn.Parameter(tensor, requires_grad=False)
+                    if isinstance(saved, torch.nn.Parameter)
+                    else tensor
+                )
         module = program.module(check_guards=False)
         if device != "cpu":
             module = module.to(device)

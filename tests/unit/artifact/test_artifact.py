@@ -211,3 +211,43 @@ def test_every_file_and_directory_is_readable_by_others(artifact: Path) -> None:
     assert "weights.safetensors" in {e.name for e in entries}
     for entry in entries:
         assert entry.stat().st_mode & 0o004, entry  # world-readable
+
+
+def test_a_version_1_manifest_still_reads_with_both_modes_running_the_same_stages() -> None:
+    from padl_runtime.manifest import Manifest, ModeStages
+
+    data = {"format": "padl", "format_version": 1, "files": [], **MANIFEST}
+    data["forward"] = {"backends": [], "stage_module": "stages.py", "graph_source": ""}
+    manifest = Manifest.from_dict(data)
+    assert manifest.forward is not None
+    assert manifest.forward.mode("eval") == manifest.forward.mode("infer") == ModeStages()
+    assert manifest.without_lineage == "" and manifest.compiled_only == ()
+
+
+def test_version_2_fields_survive_a_round_trip_through_json() -> None:
+    from padl_runtime.manifest import (
+        BackendEntry,
+        CompiledOnly,
+        ForwardSection,
+        Manifest,
+        ModeStages,
+        StageLayout,
+    )
+
+    manifest = Manifest(
+        padlc_version="0.1.0",
+        kind="built",
+        pipeline="p",
+        module="",
+        stages=StageLayout("a", "b", "c", True, True),
+        files=(),
+        forward=ForwardSection(
+            backends=(BackendEntry("export", ("f.pt2", "f.json"), "cpu", weights="f.json"),),
+            stage_module="stages.py",
+            graph_source="",
+            modes={"infer": ModeStages(), "eval": ModeStages(unavailable="why")},
+        ),
+        without_lineage="compiled-only",
+        compiled_only=(CompiledOnly("<Net instance>", "m.py:3", "cannot be captured"),),
+    )
+    assert Manifest.from_dict(json.loads(manifest.to_json())) == manifest

@@ -22,9 +22,12 @@
 
 namespace padl {
 
-// The manifest format this library reads (padl_runtime.manifest.FORMAT_NAME / FORMAT_VERSION).
+// The manifest format this library reads (padl_runtime.manifest.FORMAT_NAME / READABLE_VERSIONS).
+// Version 3 adds what C++ does not read: per-mode stage functions, Python forwards reading shared
+// weights (export, onnx), artifacts without a lineage; the torchscript and aoti forwards it loads
+// are as before.
 inline constexpr const char* kFormatName = "padl";
-inline constexpr int kFormatVersion = 2;
+inline constexpr int kFormatVersion = 3;
 inline constexpr int kOldestFormatVersion = 1;  // the oldest version this runtime reads
 
 // The architecture string manifest.json records for native code compiled for `device`:
