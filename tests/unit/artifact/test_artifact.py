@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -213,41 +214,77 @@ def test_every_file_and_directory_is_readable_by_others(artifact: Path) -> None:
         assert entry.stat().st_mode & 0o004, entry  # world-readable
 
 
-def test_a_version_1_manifest_still_reads_with_both_modes_running_the_same_stages() -> None:
-    from padl_runtime.manifest import Manifest, ModeStages
-
-    data = {"format": "padl", "format_version": 1, "files": [], **MANIFEST}
-    data["forward"] = {"backends": [], "stage_module": "stages.py", "graph_source": ""}
-    manifest = Manifest.from_dict(data)
-    assert manifest.forward is not None
-    assert manifest.forward.mode("eval") == manifest.forward.mode("infer") == ModeStages()
-    assert manifest.without_lineage == "" and manifest.compiled_only == ()
-
-
-def test_version_2_fields_survive_a_round_trip_through_json() -> None:
+def _built_manifest(**changes: object) -> Any:
+    """A version-3 built manifest without a lineage whose forward reads shared weights."""
     from padl_runtime.manifest import (
         BackendEntry,
         CompiledOnly,
+        FileEntry,
         ForwardSection,
         Manifest,
         ModeStages,
         StageLayout,
     )
 
-    manifest = Manifest(
-        padlc_version="0.1.0",
-        kind="built",
-        pipeline="p",
-        module="",
-        stages=StageLayout("a", "b", "c", True, True),
-        files=(),
-        forward=ForwardSection(
+    files = tuple(FileEntry(f, "0" * 64, 1) for f in ("f.pt2", "f.json", "stages.py"))
+    fields: dict[str, Any] = {
+        "padlc_version": "0.1.0",
+        "kind": "built",
+        "pipeline": "p",
+        "module": "",
+        "stages": StageLayout("a", "b", "c", True, True),
+        "files": files,
+        "forward": ForwardSection(
             backends=(BackendEntry("export", ("f.pt2", "f.json"), "cpu", weights="f.json"),),
             stage_module="stages.py",
             graph_source="",
+            inputs=({"name": "input_0", "dtype": "float32", "shape": ["batch", 2]},),
+            outputs=({"name": "output_0", "dtype": "float32", "shape": ["batch", 2]},),
+            input_spec={"t": "tensor"},
+            output_spec={"t": "tensor"},
             modes={"infer": ModeStages(), "eval": ModeStages(unavailable="why")},
         ),
-        without_lineage="compiled-only",
-        compiled_only=(CompiledOnly("<Net instance>", "m.py:3", "cannot be captured"),),
-    )
+        "without_lineage": "compiled-only",
+        "compiled_only": (CompiledOnly("<Net instance>", "m.py:3", "cannot be captured"),),
+    }
+    return Manifest(**{**fields, **changes})
+
+
+def test_version_3_fields_survive_a_round_trip_through_json() -> None:
+    from padl_runtime.manifest import Manifest
+
+    manifest = _built_manifest()
     assert Manifest.from_dict(json.loads(manifest.to_json())) == manifest
+
+
+def test_a_version_2_manifest_still_reads_with_both_modes_running_the_same_stages() -> None:
+    from padl_runtime.manifest import Manifest, ModeStages
+
+    data = json.loads(_built_manifest(module="stages.py").to_json())
+    data["format_version"] = 2
+    for key in ("without_lineage", "compiled_only"):
+        del data[key]
+    del data["forward"]["modes"]
+    data["forward"]["backends"][0].pop("weights")
+    manifest = Manifest.from_dict(data)
+    assert manifest.forward is not None
+    assert manifest.forward.mode("eval") == manifest.forward.mode("infer") == ModeStages()
+    assert manifest.without_lineage == "" and manifest.compiled_only == ()
+
+
+def test_a_built_manifest_without_a_lineage_must_say_why() -> None:
+    from padl_runtime.manifest import Manifest
+
+    data = json.loads(_built_manifest().to_json())
+    data["without_lineage"] = ""
+    with pytest.raises(ArtifactError, match="'without_lineage' must say why"):
+        Manifest.from_dict(data)
+
+
+def test_a_weights_map_that_is_not_one_of_the_backends_files_is_refused() -> None:
+    from padl_runtime.manifest import Manifest
+
+    data = json.loads(_built_manifest().to_json())
+    data["forward"]["backends"][0]["weights"] = "stages.py"
+    with pytest.raises(ArtifactError, match=r"weights' names 'stages.py', which is not one"):
+        Manifest.from_dict(data)
