@@ -8,9 +8,22 @@ from torch import nn
 
 from padlc import IfEval, IfInfer, Transform, batch, same, transform, unbatch
 
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(4, 8)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).relu())
+
+
 torch.manual_seed(0)
-#: an instance padlc cannot rebuild from its attributes: compiled-only in a build
-MODEL = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+#: a model fine-tuned with a new head: padlc cannot save it (the statement that created it no
+#: longer builds it), so a build records it as compiled-only
+MODEL = Net()
+MODEL.head = nn.Linear(8, 3)
 VECTORS = [[0.5, -1.0, 2.0, 0.0], [1.0, 1.0, -3.0, 0.25], [0.0, 0.1, 0.2, 0.3]]
 
 

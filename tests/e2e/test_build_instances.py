@@ -1,6 +1,7 @@
-"""A compiled forward needs no source: a model instance padlc cannot capture builds with every
-compiled backend; the artifact records it as compiled-only, has no lineage and no eager forward,
-and padlc.load and padlc inspect say so. Slim builds leave the lineage out on purpose."""
+"""A compiled forward needs no source: a model instance padlc cannot capture (a custom class whose
+head was replaced after construction) builds with every compiled backend; the artifact records it
+as compiled-only, has no lineage and no eager forward, and padlc.load and padlc inspect say so.
+Slim builds leave the lineage out on purpose."""
 
 from __future__ import annotations
 
@@ -61,9 +62,9 @@ def test_the_manifest_records_the_instance_as_compiled_only(built: dict[str, Any
     manifest = read_manifest(built["results"]["export"].path)
     assert manifest.module == ""
     (entry,) = manifest.compiled_only
-    assert entry.transform == "<Sequential instance>"
+    assert entry.transform == "MODEL"
     assert entry.where.endswith(WHERE)
-    assert "Cannot save the layer Sequential" in entry.reason
+    assert "Cannot save `MODEL` (a Net" in entry.reason
     assert not (built["results"]["export"].path / "pipeline.py").exists()
 
 
@@ -72,7 +73,7 @@ def test_the_eager_backend_is_unavailable_for_a_compiled_only_forward(tmp_path: 
         padlc.build(code.instance(), tmp_path / "x", inputs=code.VECTORS, backend="eager")
     message = str(info.value)
     assert "Backend 'eager' cannot build here" in message
-    assert f"`<Sequential instance>` ({WHERE}) is compiled-only" in message
+    assert f"`MODEL` ({WHERE}) is compiled-only" in message
     assert "Build it with a compiled backend" in message
     assert not (tmp_path / "x.padl").exists()
 
@@ -93,14 +94,14 @@ def test_padlc_load_of_a_compiled_only_artifact_says_what_is_missing(
         padlc.load(built["results"]["export"].path)
     message = str(info.value)
     assert "has no lineage (pipeline.py and its weights)" in message
-    assert f"compiled-only: `<Sequential instance>` ({WHERE})" in message
+    assert f"compiled-only: `MODEL` ({WHERE})" in message
     assert "Serve it with padl_runtime.load(path)" in message
 
 
 def test_inspect_says_the_forward_is_compiled_only(built: dict[str, Any]) -> None:
     text = inspect_text(built["results"]["export"].path)
     assert "lineage: none, padlc.load cannot rebuild this pipeline" in text
-    assert "compiled-only: `<Sequential instance>`" in text
+    assert "compiled-only: `MODEL`" in text
 
 
 def test_a_slim_build_serves_without_the_lineage(built: dict[str, Any]) -> None:
