@@ -6,8 +6,7 @@ The image rows are transformers' ViT and ResNet: PyPI's torchvision does not run
 build of torch this project pins (``operator torchvision::nms does not exist``).
 
 The text rows tokenize in the preprocess with a BERT WordPiece tokenizer built from a vocab file
-the caller writes (:func:`write_vocab`); the model is the instance, the tokenizing transform a
-wrapped class (``transform(Tokenize)(vocab_file)``), whose arguments the capture records.
+the caller writes (:func:`write_vocab`), held by an instance of a plain class.
 """
 
 from __future__ import annotations
@@ -72,14 +71,15 @@ class Tokenize:
     """Text -> ``LENGTH`` token ids, with a BERT WordPiece tokenizer built from a vocab file."""
 
     def __init__(self, vocab_file: str, length: int = LENGTH) -> None:
-        self.vocab_file = vocab_file
+        from transformers import BertTokenizer
+
+        self.tokenizer = BertTokenizer(vocab_file=vocab_file)
         self.length = length
 
     def __call__(self, text: str) -> torch.Tensor:
-        from transformers import BertTokenizer
-
-        tokenizer = BertTokenizer(vocab_file=self.vocab_file)
-        encoded = tokenizer(text, padding="max_length", truncation=True, max_length=self.length)
+        encoded = self.tokenizer(
+            text, padding="max_length", truncation=True, max_length=self.length
+        )
         return torch.tensor(encoded["input_ids"])
 
 
@@ -126,6 +126,7 @@ def resnet() -> Transform:
 def bert(vocab_file: Path) -> Transform:
     from transformers import AutoModelForSequenceClassification, BertConfig
 
+    vocab = str(vocab_file)
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -133,7 +134,7 @@ def bert(vocab_file: Path) -> Transform:
     )  # fmt: skip
     classifier = AutoModelForSequenceClassification.from_config(config).eval()
     return (
-        transform(Tokenize)(str(vocab_file)) >> batch >> transform(classifier) >> same.logits
+        transform(Tokenize(vocab)) >> batch >> transform(classifier) >> same.logits
         >> unbatch >> (same.softmax(-1) + (same.argmax(-1) >> transform(to_label)))
     )  # fmt: skip
 
@@ -147,6 +148,7 @@ def sequence_logprob(ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 def gpt2(vocab_file: Path) -> Transform:
     from transformers import AutoModelForCausalLM, GPT2Config
 
+    vocab = str(vocab_file)
     torch.manual_seed(0)
     config = GPT2Config(
         vocab_size=vocab_size(), n_positions=32, n_embd=32, n_layer=2, n_head=2,
@@ -154,7 +156,7 @@ def gpt2(vocab_file: Path) -> Transform:
     )  # fmt: skip
     language_model = AutoModelForCausalLM.from_config(config).eval()
     return (
-        transform(Tokenize)(str(vocab_file)) >> batch
+        transform(Tokenize(vocab)) >> batch
         >> (identity + (transform(language_model) >> same.logits))
         >> transform(sequence_logprob) >> unbatch
     )  # fmt: skip
@@ -175,9 +177,10 @@ class Tagger(nn.Module):
 
 
 def lstm(vocab_file: Path) -> Transform:
+    vocab = str(vocab_file)
     torch.manual_seed(0)
     tagger = Tagger(vocab_size(), 16, 4).eval()
-    return transform(Tokenize)(str(vocab_file)) >> batch >> transform(tagger) >> unbatch
+    return transform(Tokenize(vocab)) >> batch >> transform(tagger) >> unbatch
 
 
 # -- data-dependent control flow ------------------------------------------------------------------
