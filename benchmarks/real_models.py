@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -69,7 +70,7 @@ def coverage(root: Path) -> list[str]:
             f"| {row.name} | {backend} | yes | {error} | {result.seconds:.1f} | "
             f"{_mib(_size(result.path))} |"
         )
-        print(lines[-1], flush=True)
+        print(lines[-1], file=sys.stderr, flush=True)  # progress
     return lines
 
 
@@ -166,7 +167,7 @@ def sizes(root: Path, which: str) -> list[str]:
             f"| {name} | {kind} | {backend} | {_mib(size)} | {_mib(weights)} | "
             f"{size / weights:.2f}x | {result.seconds:.0f} |"
         )
-        print(lines[-1], flush=True)
+        print(lines[-1], file=sys.stderr, flush=True)  # progress
     return lines
 
 
