@@ -50,7 +50,9 @@ class _Server(uvicorn.Server):
             yield
         finally:
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                # Once draining, the process is on its way out: a second signal during the rest
+                # of the shutdown (joining workers) must not kill it with status 143.
+                signal.signal(sig, signal.SIG_IGN if self._state.draining else handler)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self._state.draining:
