@@ -9,6 +9,7 @@ a wheel like any other package: no editable install, no path to this checkout's 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import venv
 from pathlib import Path
@@ -40,7 +41,14 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv.EnvBuilder(with_pip=True).create(root)
     python = root / "bin" / "python"
     _run(python, "-m", "pip", "install", "--quiet", f"torch=={torch.__version__.split('+')[0]}")
-    _run(python, "-m", "pip", "install", "--quiet", f"{REPO / 'runtime'}[serve]", cwd=root)
+    # built from a copy: building in place would leave build/ and *.egg-info in the checkout
+    source = root.parent / "padl-runtime-source"
+    shutil.copytree(
+        REPO / "runtime",
+        source,
+        ignore=shutil.ignore_patterns("build", "cpp", "*.egg-info", "__pycache__"),
+    )
+    _run(python, "-m", "pip", "install", "--quiet", f"{source}[serve]", cwd=root)
     return python
 
 
