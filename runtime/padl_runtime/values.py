@@ -63,6 +63,14 @@ def verified(
     artifact = current()
     if not isinstance(artifact, Artifact):
         return path
+    inside = _inside(artifact, path, module_file, relative)
+    return artifact.private_copy(inside, needed_by=Path(module_file).name, directory=directory)
+
+
+def _inside(
+    artifact: Artifact, path: Path, module_file: str | os.PathLike[str], relative: str
+) -> str:
+    """``path``'s name inside the artifact being loaded; a path leaving it is refused."""
     inside = artifact.contains(path)
     if inside is None:
         raise ArtifactError(
@@ -71,7 +79,7 @@ def verified(
             path=str(artifact.root),
             file=relative,
         )
-    return artifact.private_copy(inside, needed_by=Path(module_file).name, directory=directory)
+    return inside
 
 
 def _missing(path: Path) -> ArtifactError:
@@ -88,14 +96,7 @@ def _read(module_file: str | os.PathLike[str], relative: str) -> tuple[Path, byt
     path = resolve(module_file, relative)
     artifact = current()
     if artifact is not None:
-        inside = artifact.contains(path)
-        if inside is None:
-            raise ArtifactError(
-                f"{module_file} reads {relative!r}, which lies outside the artifact "
-                f"{artifact.root}: an artifact's code reads only its own files.",
-                path=str(artifact.root),
-                file=relative,
-            )
+        inside = _inside(artifact, path, module_file, relative)
         return path, artifact.read(inside, needed_by=Path(module_file).name)
     if not path.is_file():
         raise _missing(path)
