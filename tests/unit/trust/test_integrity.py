@@ -138,6 +138,24 @@ def test_a_module_path_leaving_the_artifact_is_refused(saved: Path, tmp_path: Pa
     assert not marker.exists()
 
 
+def test_a_data_file_read_from_outside_the_artifact_is_refused(saved: Path, tmp_path: Path) -> None:
+    (tmp_path / "outside.json").write_text("[1, 2, 3]")
+    with (saved / "pipeline.py").open("a") as code:
+        code.write(
+            '\nfrom padl_runtime.values import load_json\nload_json(__file__, "../outside.json")\n'
+        )
+
+    def relist(data: dict) -> None:
+        entry = file_entry(saved, "pipeline.py")
+        for listed in data["files"]:
+            if listed["path"] == "pipeline.py":
+                listed.update(sha256=entry.sha256, size=entry.size)
+
+    _rewrite(saved, relist)
+    with pytest.raises(ArtifactError, match="lies outside the artifact"):
+        padlc.load(saved, trust_code=True)
+
+
 def test_a_listed_file_that_is_a_link_out_of_the_artifact_is_refused(
     saved: Path, tmp_path: Path
 ) -> None:
