@@ -28,7 +28,16 @@ from padlc.locate import (
     resolve,
 )
 
-__all__ = ["COMMANDS", "Command", "import_file", "inspect_text", "main", "resolve"]
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "import_file",
+    "inspect_text",
+    "main",
+    "parser",
+    "resolve",
+    "versions",
+]
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,8 @@ class Command:
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    #: shown under ``padlc COMMAND --help``: one command line a line, each with a comment
+    examples: str = ""
 
 
 # -- build ----------------------------------------------------------------------------------------
@@ -305,47 +316,123 @@ def _run_demo(args: argparse.Namespace) -> int:
     return demo_main(args)
 
 
+def _serve_examples() -> str:
+    from padl_runtime.serve.cli import EXAMPLES
+
+    return EXAMPLES.format(prog="padlc serve")
+
+
 COMMANDS: dict[str, Command] = {
     "demo": Command(
         "train, save, build, load and benchmark the built-in digits example",
         _configure_demo,
         _run_demo,
+        "padlc demo                       # into a temporary directory, removed afterwards\n"
+        "padlc demo --out demo --backend torchscript   # keep its files in ./demo",
     ),
     "build": Command(
-        "compile a pipeline into a verified .padl artifact", _configure_build, _run_build
+        "compile a pipeline into a verified .padl artifact",
+        _configure_build,
+        _run_build,
+        "padlc build pl -o model.padl     # pl.py's pipeline, verified on its `example_inputs`\n"
+        "padlc build pl:classifier -o model.padl --inputs examples --backend torchscript\n"
+        "padlc build path/to/pl.py -o model.padl --backend export,onnx --max-batch 64",
     ),
     "inspect": Command(
         "describe a .padl artifact (and show its code) without running its code",
         _configure_inspect,
         _run_inspect,
+        "padlc inspect model.padl         # stages, backends, files, whether you trust it\n"
+        "padlc inspect model.padl --code  # and its Python files, verified, not run",
     ),
     "trust": Command(
         "trust an artifact you have read: it loads without trust_code for you from now on",
         cli_trust.configure_trust,
         cli_trust.run_trust,
+        "padlc inspect model.padl --code  # read what loading it would run\n"
+        "padlc trust model.padl           # then remember it as trusted",
     ),
     "sign": Command(
         "sign an artifact with your ed25519 key, for those who trust your public key",
         cli_trust.configure_sign,
         cli_trust.run_sign,
+        "padlc sign model.padl --key team.key   # writes model.padl/manifest.sig\n"
+        "PADL_TRUSTED_KEYS=team.pub padlc serve model.padl   # where team.pub is trusted",
     ),
     "keygen": Command(
-        "make an ed25519 key pair for padlc sign", cli_trust.configure_keygen, cli_trust.run_keygen
+        "make an ed25519 key pair for padlc sign",
+        cli_trust.configure_keygen,
+        cli_trust.run_keygen,
+        "padlc keygen team.key            # writes team.key (secret) and team.pub",
     ),
     "serve": Command(
         "serve a built .padl artifact over HTTP, with dynamic batching",
         _configure_serve,
         _run_serve,
+        "",  # the runtime's own examples (padl_runtime.serve.cli.EXAMPLES), shown by parser()
     ),
 }
 
+_DESCRIPTION = """\
+padlc: write a PyTorch pipeline once, save it with its code, build it for serving.
+
+examples:
+  padlc demo                          # train, save, build and run the built-in example
+  padlc build pl -o model.padl        # compile pl.py's pipeline into a verified artifact
+  padlc inspect model.padl            # what an artifact holds, without running it
+  padlc serve model.padl --port 8000  # serve it over HTTP, batching concurrent requests
+
+`padlc COMMAND --help` shows a command's options and examples."""
+
+
+def versions() -> str:
+    """``padlc 0.1.0 (padl-runtime 0.1.0, torch 2.13.0, Python 3.11.7)``: read from the installed
+    distributions, so that ``--version`` answers without importing torch."""
+    import importlib.metadata
+    import platform
+
+    import padl_runtime
+    from padlc import __version__
+
+    try:
+        torch_version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - padlc needs torch
+        torch_version = "not installed"
+    return (
+        f"padlc {__version__} (padl-runtime {padl_runtime.__version__}, torch {torch_version}, "
+        f"Python {platform.python_version()})"
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line's parser: one subcommand per entry of :data:`COMMANDS`, each with its
+    examples under ``--help``."""
+    root = argparse.ArgumentParser(
+        prog="padlc",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    root.add_argument("--version", action="version", version=versions())
+    sub = root.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name, command in COMMANDS.items():
+        examples = command.examples or (_serve_examples() if name == "serve" else "")
+        command.configure(
+            sub.add_parser(
+                name,
+                help=command.help,
+                description=command.help,
+                epilog="examples:\n" + "\n".join(f"  {line}" for line in examples.splitlines()),
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
+    return root
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="padlc", description="padlc: build and inspect PyTorch pipelines."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, command in COMMANDS.items():
-        command.configure(sub.add_parser(name, help=command.help, description=command.help))
-    args = parser.parse_args(argv)
+    """Run one command line; its exit status. ``padlc`` alone prints the help."""
+    root = parser()
+    args = root.parse_args(argv)
+    if args.command is None:
+        root.print_help()
+        return 0
     return COMMANDS[args.command].run(args)

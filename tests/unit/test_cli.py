@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from padlc.cli import main, resolve
+import padlc
+from padlc.cli import COMMANDS, main, resolve
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +109,60 @@ def test_build_of_a_module_name_finds_its_pipeline_and_example_inputs(
     assert capsys.readouterr().out.startswith(
         f"built {tmp_path / 'model.padl'} with backend 'torchscript'"
     )
+
+
+def test_padlc_alone_prints_the_help_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: padlc")
+    assert "padlc build pl -o model.padl" in shown
+    for name in COMMANDS:
+        assert name in shown
+
+
+def test_version_names_padlc_the_runtime_and_torch(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["--version"])
+    assert raised.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"padlc {padlc.__version__} (padl-runtime ")
+    assert "torch " in shown
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_command_help_shows_examples_of_that_command(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([name, "--help"])
+    shown = capsys.readouterr().out
+    examples = shown[shown.index("\nexamples:\n") :].splitlines()[2:]
+    assert any(line.startswith(f"  padlc {name} ") for line in examples), shown
+
+
+def test_padl_runtime_alone_prints_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from padl_runtime.__main__ import main as runtime_main
+
+    assert runtime_main([]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: padl-runtime")
+    assert "padl-runtime serve model.padl" in shown
+
+
+def test_padl_runtime_serve_help_shows_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    from padl_runtime.__main__ import main as runtime_main
+
+    with pytest.raises(SystemExit):
+        runtime_main(["serve", "--help"])
+    assert "\nexamples:\n  padl-runtime serve model.padl --port 8000" in capsys.readouterr().out
+
+
+def test_the_installed_command_alone_prints_help_in_a_fresh_process() -> None:
+    import shutil
+    import subprocess
+
+    command = shutil.which("padlc", path=str(Path(sys.executable).parent))
+    assert command is not None, "the padlc console script is installed beside this Python"
+    result = subprocess.run([command], capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: padlc")

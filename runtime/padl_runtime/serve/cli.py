@@ -8,9 +8,14 @@ import logging
 import sys
 from typing import Any
 
-__all__ = ["add_arguments", "options_from", "run"]
+__all__ = ["EXAMPLES", "HELP", "add_arguments", "options_from", "run"]
 
 HELP = "serve a built .padl artifact over HTTP, with dynamic batching"
+#: The examples under ``--help`` (``{prog}``: ``padlc serve`` or ``padl-runtime serve``).
+EXAMPLES = """\
+{prog} model.padl --port 8000       # then: curl -s localhost:8000/predict -d '{{"input": ...}}'
+{prog} model.padl --host 0.0.0.0 --max-batch 32 --max-wait-ms 5 --workers 2
+{prog} model.padl --trusted-key team.pub   # an artifact signed elsewhere (docs/security.md)"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
