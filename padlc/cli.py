@@ -12,11 +12,12 @@ Subcommands live in :data:`COMMANDS` (name -> :class:`Command`); adding one is a
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from padlc import cli_trust
 from padlc.locate import (
@@ -28,9 +29,13 @@ from padlc.locate import (
     resolve,
 )
 
+if TYPE_CHECKING:
+    from padlc.lowering import BackendName
+
 __all__ = [
     "COMMANDS",
     "Command",
+    "backend_names",
     "import_file",
     "inspect_text",
     "main",
@@ -72,7 +77,7 @@ def _configure_build(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         default="auto",
-        type=_backends,
+        type=backend_names,
         help="how to compile the forward stage: auto (the fastest of export, onnx and "
         "torchscript that verify, else eager), "
         "eager, export, aoti, torchscript or onnx; a comma-separated list (export,onnx) keeps "
@@ -97,18 +102,20 @@ def _configure_build(parser: argparse.ArgumentParser) -> None:
     )
 
 
-_BACKEND_CHOICES = ("auto", "eager", "export", "aoti", "torchscript", "onnx")
+def backend_names(text: str) -> tuple[BackendName, ...]:
+    """``--backend export,onnx`` as names, each a known backend (the closest one suggested)."""
+    from padlc.lowering import choices
 
-
-def _backends(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in _BACKEND_CHOICES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown backend {', '.join(map(repr, unknown)) or repr(text)}; choose from "
-            f"{', '.join(_BACKEND_CHOICES)}"
-        )
-    return names
+    for name in names or (text,):
+        if name not in choices():
+            close = difflib.get_close_matches(name, choices(), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise argparse.ArgumentTypeError(
+                f"unknown backend {name!r}{hint}; choose from {', '.join(choices())}, or a "
+                "comma-separated list of them (export,onnx)"
+            )
+    return cast("tuple[BackendName, ...]", names)
 
 
 def _run_build(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import torch
 
 from padl_runtime.artifact import Artifact, reading
 from padl_runtime.errors import ArtifactError
+from padl_runtime.keywords import suggest_keywords
 from padl_runtime.manifest import Manifest, StageLayout
 from padl_runtime.package import ArtifactPackage
 from padl_runtime.trust import require_trust
@@ -51,6 +52,7 @@ def requirements_text(requirements: dict[str, str], notes: Sequence[str] = ()) -
     return "\n".join(lines) + "\n"
 
 
+@suggest_keywords
 def save(pipeline: Transform, path: str | os.PathLike[str], force_overwrite: bool = False) -> Path:
     """Save ``pipeline`` with its code, weights and data to the directory ``path`` (``.padl`` is
     added when missing); returns the directory.
@@ -92,15 +94,19 @@ def save(pipeline: Transform, path: str | os.PathLike[str], force_overwrite: boo
         )
 
 
+@suggest_keywords(
+    hint="A pipeline's own params go in one mapping: padlc.load(path, params={'threshold': 0.9})."
+)
 def load(
     path: str | os.PathLike[str],
     *,
+    params: Mapping[str, Any] | None = None,
     trust_code: bool = False,
     trusted_keys: Iterable[Any] | None = None,
-    **params: Any,
 ) -> Transform:
     """Load a pipeline saved by :func:`padlc.save` (or built by ``padlc build``): the same
-    transforms, trainable, with their weights; ``params`` override ``param(name, default)`` values.
+    transforms, trainable, with their weights. ``params`` override the values the pipeline
+    declared with ``param(name, default)``: ``padlc.load(path, params={"threshold": 0.9})``.
 
     Loading runs the artifact's ``pipeline.py``, so it needs trust (docs/security.md): an
     artifact you saved or built on this machine loads as it is; another one raises
@@ -110,6 +116,13 @@ def load(
     artifact with its recorded SHA-256), and only the verified bytes it lists are run or read: a
     damaged artifact raises :class:`padlc.ArtifactError` naming the file. Nothing is unpickled.
     """
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(
+            f"params must be a mapping of the pipeline's param names to values, e.g. "
+            f"padlc.load(path, params={{'threshold': 0.9}}); got {type(params).__name__} "
+            f"{params!r}."
+        )
+    params = dict(params or {})
     root = Path(path)
     if not root.exists() and artifact_path(root).exists():
         root = artifact_path(root)
@@ -199,11 +212,11 @@ def _execute(
         described = [
             f"{p} ({scope.descriptions[p]})" if p in scope.descriptions else p for p in missing
         ]
-        example = ", ".join(f"{p}=..." for p in missing)
+        example = ", ".join(f"{p!r}: ..." for p in missing)
         raise ValueError(
             f"padlc.load({str(root)!r}) needs the parameter{'s' if len(missing) > 1 else ''} "
             f"{', '.join(described)}: the pipeline was saved with param(..., use_default=False). "
-            f"Pass {'them' if len(missing) > 1 else 'it'}: padlc.load(path, {example})."
+            f"Pass {'them' if len(missing) > 1 else 'it'}: padlc.load(path, params={{{example}}})."
         )
     main = getattr(module, "_pd_main", None)
     if not isinstance(main, Transform):

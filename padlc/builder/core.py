@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import os
 import platform
 import shutil
 import time
@@ -31,6 +32,7 @@ from typing import Any
 import torch
 
 import padl_runtime
+from padl_runtime.keywords import suggest_keywords
 from padl_runtime.manifest import MANIFEST_FILE, BackendEntry
 from padlc.artifact import ArtifactWriter, artifact_path
 from padlc.artifact.saving import requirements_text, stage_layout
@@ -53,9 +55,11 @@ from padlc.capture.shared import SharedData
 from padlc.errors import BuildError, LoweringError
 from padlc.language.base import Transform
 from padlc.lowering import (
+    BackendName,
     LoweredForward,
     LoweringContext,
     build_graph,
+    requested_backends,
     strategy,
 )
 from padlc.lowering.weights import WeightIndex
@@ -91,34 +95,54 @@ class BuildResult:
         return "\n".join(lines)
 
 
+@suggest_keywords
 def build(
     pipeline: Transform,
-    path: str | Path,
+    path: str | os.PathLike[str],
     *,
     inputs: Iterable[Any],
-    **options: Any,
+    backend: BackendName | Sequence[BackendName] = "auto",
+    device: str | torch.device = "cpu",
+    max_batch: int | None = None,
+    force_overwrite: bool = False,
+    move_to_forward: bool = True,
+    slim: bool = False,
+    tolerance: float = DEFAULT_TOLERANCE,
+    verify: bool = True,
+    module: str = "",
+    log: Callable[[str], None] | None = None,
 ) -> BuildResult:
     """Compile ``pipeline`` into the artifact directory ``path`` (``.padl`` is added when it has
-    another suffix or none), verified on ``inputs``.
+    another suffix or none), verified on ``inputs``; what it did is the :class:`BuildResult`.
 
-    ``inputs`` are raw examples (what ``infer_apply`` takes; at least two when the pipeline has a
-    ``batch``, so the batch axis is traced as dynamic). Options: ``backend`` (``auto``, ``export``,
-    ``aoti``, ``torchscript``, ``onnx``, ``eager``, or a list of them: the artifact then holds one
-    verified forward per entry, and the runtime prefers them in that order), ``device`` (where the
-    forward is traced and verified: the pipeline is moved there for the build and back after it),
-    ``max_batch`` (the largest batch the forward accepts, at least 2: it is traced on at most that
-    many examples and verified in batches of at most that size), ``force_overwrite``,
-    ``move_to_forward`` (default True), ``slim`` (a serving artifact without the lineage:
-    ``padlc.load`` cannot rebuild it, ``padl_runtime.load`` serves it), ``tolerance``, ``module``
-    (recorded), ``log`` (progress callback).
+    - ``inputs``: raw examples (what ``infer_apply`` takes; at least two when the pipeline has a
+      ``batch``, so the batch axis is traced as dynamic).
+    - ``backend``: ``"auto"`` (the fastest compiled forward that verifies), ``"export"``,
+      ``"aoti"``, ``"torchscript"``, ``"onnx"``, ``"eager"``, or a list of them: the artifact
+      then holds one verified forward per entry, and the runtime prefers them in that order. C++
+      loads ``"torchscript"`` and ``"aoti"`` forwards (docs/cpp.md).
+    - ``device``: where the forward is traced and verified (the pipeline is moved there for the
+      build and back after it).
+    - ``max_batch``: the largest batch the forward accepts, at least 2 (it is traced on at most
+      that many examples and verified in batches of at most that size); ``None``: no bound.
+    - ``force_overwrite``: replace an existing artifact at ``path``.
+    - ``move_to_forward``: move trailing batch-safe preprocessing steps into the compiled forward
+      (the stage-boundary optimisation, docs/building.md).
+    - ``slim``: a serving artifact without the lineage (``padlc.load`` cannot rebuild it,
+      ``padl_runtime.load`` serves it).
+    - ``tolerance``: the relative error allowed between the artifact's float outputs and the
+      eager pipeline's; ``verify=False`` skips that check (the artifact is not run).
+    - ``module``: where the pipeline came from, recorded in the manifest; ``log``: called with
+      each progress message.
 
     With a compiled backend the forward stage's transforms need not be capturable as source (a
     model instance padlc cannot rebuild): the compiled forward is their only form, and the
     artifact records them as compiled-only, without a lineage or an ``eager`` forward.
 
-    Raises :class:`~padlc.BuildError` (not a pipeline, bad inputs or device, an existing or
-    unwritable target, failed verification) or :class:`~padlc.LoweringError` (a forward the chosen
-    backend cannot compile, naming the transform and its line).
+    Raises :class:`~padlc.BuildError` (not a pipeline, bad inputs, an unknown backend or device,
+    an existing or unwritable target, failed verification) or :class:`~padlc.LoweringError` (a
+    forward the chosen backend cannot compile, naming the transform and its line; torch's own
+    exception and output are its ``torch_error`` and ``torch_output``).
 
     >>> import padlc                                                             # doctest: +SKIP
     >>> padlc.build(pipeline, "model.padl", inputs=examples, backend="export")  # doctest: +SKIP
@@ -128,17 +152,36 @@ def build(
     check_pipeline(pipeline)
     # Layers are traced in eval mode (as infer_apply runs them) and on the build's device, and
     # restored afterwards.
-    device = build_device(options.get("device", "cpu"))
-    with layer_modes(pipeline.pd_layers, training=False), on_device(pipeline, device):
-        return _build(pipeline, path, inputs=inputs, **options)
+    device_name = build_device(device)
+    try:
+        with layer_modes(pipeline.pd_layers, training=False), on_device(pipeline, device_name):
+            return _build(
+                pipeline,
+                path,
+                inputs=inputs,
+                backend=backend,
+                device=device_name,
+                max_batch=max_batch,
+                force_overwrite=force_overwrite,
+                move_to_forward=move_to_forward,
+                slim=slim,
+                tolerance=tolerance,
+                verify=verify,
+                module=module,
+                log=log,
+            )
+    except LoweringError as error:
+        # The message names the transform, its line and the fix; torch's traceback (hundreds
+        # of lines of its tracer) and what it printed stay on the error, out of the report.
+        raise error.detached() from None
 
 
 def _build(
     pipeline: Transform,
-    path: str | Path,
+    path: str | os.PathLike[str],
     *,
     inputs: Iterable[Any],
-    backend: str | Sequence[str] = "auto",
+    backend: BackendName | Sequence[BackendName] = "auto",
     device: str = "cpu",
     max_batch: int | None = None,
     force_overwrite: bool = False,
@@ -157,9 +200,7 @@ def _build(
         raise BuildError(
             f"{target} already exists. Pass force_overwrite=True (--force) to replace it, or choose another path."
         )
-    requested = (backend,) if isinstance(backend, str) else tuple(backend)
-    if not requested:
-        raise BuildError("No backend requested: pass backend='auto', a name, or a list of names.")
+    requested = requested_backends(backend)
     slots = [strategy(name) for name in requested]
     fastest = [name == "auto" for name in requested]  # auto: every candidate, the fastest kept
     if max_batch is not None and (

@@ -194,7 +194,8 @@ def loading_params(overrides: Mapping[str, Any]) -> Iterator[ParamScope]:
 
 
 def param(name: str, val: Any, description: str | None = None, use_default: bool = True) -> Any:
-    """A value that can be replaced when the pipeline is loaded: ``padlc.load(path, name=new)``.
+    """A value that can be replaced when the pipeline is loaded:
+    ``padlc.load(path, params={name: new})``.
 
     >>> from padlc import param
     >>> THRESHOLD = param("threshold", 0.5, "minimum score of a positive")
@@ -202,7 +203,7 @@ def param(name: str, val: Any, description: str | None = None, use_default: bool
     0.75
 
     ``use_default=False`` makes the parameter mandatory at load: ``padlc.load(path)`` then raises
-    ``ValueError`` until ``padlc.load(path, threshold=...)`` gives it. Supported types: int, float,
+    ``ValueError`` until ``padlc.load(path, params={"threshold": ...})`` gives it. Supported types: int, float,
     str, bytes, list, dict, tuple (``bool``/``None`` cannot carry the mark: use an int or a str).
     """
     if not isinstance(name, str):
@@ -212,7 +213,7 @@ def param(name: str, val: Any, description: str | None = None, use_default: bool
         )
     if not name.isidentifier():
         raise ValueError(
-            f"param names must be identifiers (they are keyword arguments of load); got {name!r}."
+            f"param names must be identifiers (the keys of padlc.load's params); got {name!r}."
         )
     scope = _SCOPE.get()
     current = val

@@ -19,7 +19,10 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from padlc.lowering import BackendName
 
 __all__ = ["DemoResult", "add_arguments", "main", "run"]
 
@@ -107,7 +110,7 @@ def _throughput(
 
 
 def run(
-    out: Path | None = None, epochs: int = 8, backends: tuple[str, ...] | None = None
+    out: Path | None = None, epochs: int = 8, backends: tuple[BackendName, ...] | None = None
 ) -> DemoResult:
     """Run the demo into ``out`` (a fresh temporary directory by default)."""
     import numpy as np
@@ -144,11 +147,12 @@ def run(
     saved = padlc.save(digits.classify, out / "digits.padl", force_overwrite=True)
     _say(f"saved with its code: {saved}")
     examples = test_images[:16]
-    if backends is None:
-        backends = ("auto",) + (("onnx",) if importlib.util.find_spec("onnxruntime") else ())
+    chosen: tuple[BackendName, ...] = backends or (
+        ("auto", "onnx") if importlib.util.find_spec("onnxruntime") else ("auto",)
+    )
     # One artifact holding a verified forward per backend; the runtime can load any of them.
     result = padlc.build(
-        digits.classify, out / "digits-built.padl", inputs=examples, backend=backends,
+        digits.classify, out / "digits-built.padl", inputs=examples, backend=chosen,
         force_overwrite=True,
     )  # fmt: skip
     _say(result.report())
@@ -209,12 +213,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=None, help="output directory (default: a new temporary one)"
     )
     parser.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
+    from padlc.cli import backend_names
+
     parser.add_argument(
-        "--backend", action="append", dest="backends", default=None,
-        help="build this backend (repeatable; default: auto, and onnx when onnxruntime is installed)",
+        "--backend", action="append", dest="backends", default=None, type=backend_names,
+        help="build this backend (repeatable, or a comma-separated list; default: auto, and onnx "
+        "when onnxruntime is installed)",
     )  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> int:
-    run(args.out, epochs=args.epochs, backends=tuple(args.backends) if args.backends else None)
+    backends = tuple(name for names in args.backends or () for name in names)
+    run(args.out, epochs=args.epochs, backends=backends or None)
     return 0

@@ -8,26 +8,33 @@ the forward's critical path), wrapped so that each stage call runs in its own ap
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from multiprocessing.context import BaseContext
+from types import TracebackType
+from typing import Any, Protocol
 
 import torch
 
 from padl_runtime.collate import move_to_device
-from padl_runtime.executor import BatchIterator, RunHooks, run_batches
+from padl_runtime.executor import RunHooks, RunStats, run_batches
 from padlc.language import context as _context
-from padlc.language.base import FailureMark, Transform, place
+from padlc.language.base import DEFAULT_BATCH_SIZE, FailureMark, Transform, place
+from padlc.language.combinators import Compose
 from padlc.language.context import ApplyContext, InContext, Mode
+from padlc.language.item_ranks import ItemRanks
 from padlc.language.layer_modes import Held, enter, layer_modes
-from padlc.language.markers import Identity
+from padlc.language.markers import Batchify, Identity
 from padlc.language.stages import without_markers
 
-__all__ = ["DEFAULT_BATCH_SIZE", "annotate", "batched_apply", "infer_apply", "layer_modes"]
-
-#: ``eval_apply``/``train_apply`` batch size when none is given. PADL used the DataLoader's default
-#: of 1, which made every pipeline run item by item on the device; 64 keeps small models busy while
-#: bounding memory for large inputs. Pass ``batch_size=`` to tune it.
-DEFAULT_BATCH_SIZE = 64
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "Outputs",
+    "annotate",
+    "batched_apply",
+    "infer_apply",
+    "layer_modes",
+]
 
 
 def _path_to(root: Transform, target: Transform) -> list[int] | None:
@@ -59,11 +66,49 @@ def annotate(exc: BaseException, pipeline: Transform, where: str | None = None) 
     if where:
         parts.append(where)
     note = "padlc: " + ", ".join(parts)
+    hint = _unbatched_hint(pipeline, mark)
     try:
         exc.add_note(note)  # type: ignore[attr-defined]
+        if hint:
+            exc.add_note(hint)  # type: ignore[attr-defined]
         exc._padlc_noted = True  # type: ignore[attr-defined]
     except AttributeError:  # Python 3.10 has no add_note; the chained cause carries the note
         pass
+
+
+def _unbatched_hint(pipeline: Transform, mark: object) -> str:
+    """For a failure in the forward of a pipeline with ``unbatch`` but no ``batch``: that its
+    layers get single items without a batch axis, and where ``batch`` goes (a layer such as
+    BatchNorm raises on them; PADL allowed the structure, so it is not refused)."""
+    try:
+        stages = pipeline._pd_stages()
+    except Exception:  # an invalid structure raises its own StageError elsewhere
+        return ""
+    if stages.has_batch or not stages.has_unbatch:
+        return ""
+    failing = mark.transform if isinstance(mark, FailureMark) else None
+    forward = set(map(id, stages.forward.pd_iter_transforms()))
+    if failing is not None and id(failing) not in forward:
+        return ""
+    return (
+        "padlc: the pipeline has `unbatch` but no `batch`, so its forward runs on one item at a "
+        "time, without a batch axis. If a layer needs batches, put `batch` before it: "
+        "`prepare >> batch >> model >> unbatch`."
+    )
+
+
+def item_ranks(pipeline: Transform) -> ItemRanks | None:
+    """The pipeline's record of its forward's input ranks (one per pipeline object, made on first
+    use), when it has one ``batch`` on a single path: its batch of one in ``infer_apply`` is then
+    the forward's whole input, comparable with the batches of ``eval_apply``."""
+    ranks = pipeline.__dict__.get("_pd_item_ranks")
+    if ranks is None:
+        pre = pipeline._pd_stages().preprocess
+        last = pre._pd_transforms[-1] if isinstance(pre, Compose) else pre
+        if not isinstance(last, Batchify):
+            return None
+        ranks = pipeline.__dict__["_pd_item_ranks"] = ItemRanks()
+    return ranks  # type: ignore[no-any-return]
 
 
 def infer_apply(pipeline: Transform, item: Any) -> Any:
@@ -73,7 +118,7 @@ def infer_apply(pipeline: Transform, item: Any) -> Any:
     device = pipeline._pd_sync_device()
     if context is None or context.device != device:
         # One context object per pipeline and device (it is immutable), not one per call.
-        context = ApplyContext("infer", device, stages.has_batch)
+        context = ApplyContext("infer", device, stages.has_batch, item_ranks(pipeline))
         pipeline.__dict__["_pd_infer_context"] = context
     # Layers in eval mode for the call, safely while other threads apply (layer_modes).
     layers, _, gates = pipeline._pd_layer_cache()
@@ -95,13 +140,53 @@ def infer_apply(pipeline: Transform, item: Any) -> Any:
     return output
 
 
-class _PerItem:
-    """Iterator with ``len`` for pipelines without ``batch``: every item goes through alone."""
+class Outputs(Protocol):
+    """What ``eval_apply`` and ``train_apply`` return: the outputs, lazily, in input order.
 
-    def __init__(self, pipeline: Transform, items: Iterable[Any], context: ApplyContext) -> None:
+    ``len()`` is the number of outputs (``TypeError`` for inputs without a length); ``stats``
+    says where the run's time went so far; ``close()`` (or leaving a ``with`` block) stops the run
+    and its worker processes."""
+
+    @property
+    def stats(self) -> RunStats: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def __next__(self) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Outputs: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> None: ...
+
+
+class _PerItem:
+    """The outputs of a pipeline without ``batch``: every item goes through alone (it is all
+    forward), with the layers in the mode's train/eval state while iterating."""
+
+    def __init__(
+        self, pipeline: Transform, items: Iterable[Any], context: ApplyContext, training: bool
+    ) -> None:
         self._pipeline = pipeline
         self._items = items
         self._context = context
+        self._training = training
+        self._stats = RunStats()
+        self._outputs: Iterator[Any] | None = None
+
+    @property
+    def stats(self) -> RunStats:
+        """Each item is its own batch; all of the time is the forward's."""
+        return self._stats
 
     def __len__(self) -> int:
         if not hasattr(self._items, "__len__"):
@@ -109,31 +194,45 @@ class _PerItem:
         return len(self._items)  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[Any]:
+        if self._outputs is None:
+            self._outputs = self._run()
+        return self._outputs
+
+    def __next__(self) -> Any:
+        return next(iter(self))
+
+    def close(self) -> None:
+        if self._outputs is not None:
+            self._outputs.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> _PerItem:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> None:
+        self.close()
+
+    def _run(self) -> Iterator[Any]:
         grad = self._context.mode == "train"
-        for index, item in enumerate(self._items):
-            with _context.applying(self._context), torch.set_grad_enabled(grad):
-                try:
-                    output = self._pipeline._pd_call(item)
-                except Exception as exc:
-                    annotate(exc, self._pipeline, f"item {index}")
-                    raise
-            yield output
-
-
-class _Applied:
-    """The iterator of a pipeline without ``batch``: sets layer modes while iterating."""
-
-    def __init__(self, inner: _PerItem, pipeline: Transform, training: bool) -> None:
-        self._inner = inner
-        self._pipeline = pipeline
-        self._training = training
-
-    def __len__(self) -> int:
-        return len(self._inner)
-
-    def __iter__(self) -> Iterator[Any]:
+        stats, clock = self._stats, time.perf_counter
         with layer_modes(self._pipeline._pd_layer_list(), self._training):
-            yield from self._inner
+            for index, item in enumerate(self._items):
+                started = clock()
+                with _context.applying(self._context), torch.set_grad_enabled(grad):
+                    try:
+                        output = self._pipeline._pd_call(item)
+                    except Exception as exc:
+                        annotate(exc, self._pipeline, f"item {index}")
+                        raise
+                spent = clock() - started
+                stats.forward_seconds += spent
+                stats.add_outputs(spent, [output])
+                yield output
 
 
 class _Hooks:
@@ -179,6 +278,36 @@ def _item_stage(t: Transform, context: ApplyContext) -> Any:
     return t._pd_callable()  # e.g. the user's function itself: one call less per item
 
 
+def _check_options(
+    batch_size: Any, num_workers: Any, post_workers: Any, loader_options: Any
+) -> dict[str, Any]:
+    """The apply options' types, checked before anything starts (a string from a config file, say:
+    ``batch_size="32"``); the DataLoader options as a dict."""
+    for name, value, least in (
+        ("batch_size", batch_size, 1),
+        ("num_workers", num_workers, 0),
+        ("post_workers", post_workers, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int):
+            hint = ""
+            if isinstance(value, str) and value.strip().isdigit():
+                hint = f" Pass the number itself: {name}={int(value)}."
+            raise TypeError(
+                f"{name} must be an integer, got {value!r} (a {type(value).__name__}).{hint}"
+            )
+        if value < least:
+            raise ValueError(f"{name} must be at least {least}, got {value}.")
+    if loader_options is None:
+        return {}
+    if not isinstance(loader_options, Mapping):
+        raise TypeError(
+            "loader_options must be a mapping of torch DataLoader options, e.g. "
+            f"loader_options={{'timeout': 60}}; got {type(loader_options).__name__} "
+            f"{loader_options!r}."
+        )
+    return dict(loader_options)
+
+
 def batched_apply(
     pipeline: Transform,
     items: Iterable[Any],
@@ -189,42 +318,54 @@ def batched_apply(
     flatten: bool = False,
     use_post: bool = True,
     progress: bool = False,
-    **loader_kwargs: Any,
-) -> BatchIterator | _Applied:
-    """Apply ``pipeline`` to many items in ``mode`` ("eval" or "train").
+    post_workers: int = 0,
+    post_threads: int | None = None,
+    pin_memory: bool | None = None,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+    multiprocessing_context: str | BaseContext | None = None,
+    loader_options: Mapping[str, Any] | None = None,
+) -> Outputs:
+    """Apply ``pipeline`` to many items in ``mode`` ("eval" or "train"); see
+    :meth:`padlc.Transform.eval_apply` for the options.
 
     Returns an iterator with ``len()``: one output per item when the pipeline has a postprocess
     stage (and ``use_post``) or ``flatten=True``, else one output per batch. ``items`` may be any
     sized indexable (list, tuple, tensor, range, numpy array) or a plain iterable. Preprocessing and
     batching run in ``num_workers`` worker processes, postprocessing (eval only) in
-    ``post_workers`` processes; ``post_threads`` and other executor options go to
-    :func:`padl_runtime.executor.run_batches`, the rest to the ``torch.utils.data.DataLoader``
-    (e.g. ``worker_init_fn``).
+    ``post_workers`` processes; ``loader_options`` go to the ``torch.utils.data.DataLoader`` of the
+    workers (e.g. ``{"timeout": 60, "worker_init_fn": f}``).
     """
 
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    if mode == "train" and loader_kwargs.get("post_workers"):
+    options = _check_options(batch_size, num_workers, post_workers, loader_options)
+    if mode == "train" and post_workers:
         raise ValueError(
             "post_workers is for eval_apply: train_apply's outputs carry gradients, which cannot "
             "cross to another process. Postprocess in this process (post_workers=0)."
         )
-    if loader_kwargs.pop("shuffle", False):
-        items = _Shuffled(items, loader_kwargs.pop("generator", None))  # type: ignore[assignment]
+    if multiprocessing_context is not None:
+        options["multiprocessing_context"] = multiprocessing_context
+    if shuffle:
+        items = _Shuffled(items, generator)  # type: ignore[assignment]  # sized and indexable
     stages = pipeline._pd_stages()
     device = pipeline._pd_sync_device()
     context = ApplyContext(mode, device, stages.has_batch)
     training = mode == "train"
     if not stages.has_batch:
-        return _Applied(_PerItem(pipeline, items, context), pipeline, training)
+        return _PerItem(pipeline, items, context, training)
     pre, post = without_markers(stages.preprocess), without_markers(stages.postprocess)
     hooks = _Hooks(
         pipeline, training, {"preprocess": pre, "forward": stages.forward, "postprocess": post}
     )
+    forward: Callable[[Any], Any] = InContext(stages.forward._pd_call, context, training)
+    ranks = item_ranks(pipeline)
+    if ranks is not None and ranks.seen is None:
+        forward = ranks.recording(forward)
     runner = run_batches(
         items,
         preprocess=_item_stage(pre, context),
-        forward=InContext(stages.forward._pd_call, context, training),
+        forward=forward,
         outputs_to_cpu=True,  # postprocessing (and the caller) get CPU values, as unbatch gives
         postprocess=_item_stage(post, context),
         batch_size=batch_size,
@@ -234,8 +375,12 @@ def batched_apply(
         flatten=flatten or (use_post and not isinstance(stages.postprocess, Identity)),
         use_post=use_post,
         progress=progress,
+        post_workers=post_workers,
+        post_threads=post_threads,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
         hooks=RunHooks(hooks.start, hooks.error, hooks.end),
-        **loader_kwargs,
+        **options,
     )
     return runner
 

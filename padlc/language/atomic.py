@@ -11,7 +11,7 @@ import sys
 import types
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import torch
 
@@ -384,6 +384,18 @@ def _wraps_as_instance(obj: Any) -> bool:
     return subclassable and hasattr(obj, "__dict__")
 
 
+_T = TypeVar("_T")
+_TransformT = TypeVar("_TransformT", bound=Transform)
+
+
+@overload
+def transform(obj: types.ModuleType) -> ModuleProxy: ...
+@overload
+def transform(obj: _TransformT) -> _TransformT: ...
+@overload
+def transform(obj: type[_T]) -> type[_T]: ...  # type: ignore[overload-overlap]  # first match wins
+@overload
+def transform(obj: Callable[..., Any]) -> Transform: ...
 def transform(obj: Any) -> Any:
     """Make ``obj`` a transform.
 

@@ -11,19 +11,39 @@ from __future__ import annotations
 import copy
 import itertools
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
+from padl_runtime.keywords import suggest_keywords
 from padlc.errors import ModeError, WrongDeviceError
 from padlc.language import context as _context
 
 if TYPE_CHECKING:
+    from padlc.language.apply import Outputs
     from padlc.language.combinators import Compose, Map, Parallel, Rollout
     from padlc.language.stages import Stages
 
-__all__ = ["CallableTransform", "Transform", "as_transform", "checked_name", "creation_site"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "CallableTransform",
+    "Operand",
+    "Transform",
+    "as_transform",
+    "checked_name",
+    "creation_site",
+]
+
+#: ``eval_apply``/``train_apply`` batch size when none is given. PADL used the DataLoader's default
+#: of 1, which made every pipeline run item by item on the device; 64 keeps small models busy while
+#: bounding memory for large inputs. Pass ``batch_size=`` to tune it.
+DEFAULT_BATCH_SIZE = 64
+
+#: What an operator takes besides a transform: any callable, wrapped with ``transform`` (a layer,
+#: a function, ``str.lower``).
+Operand = Callable[..., Any]
 
 
 def place(filename: str, line: int) -> str:
@@ -125,7 +145,15 @@ class FailureMark:
 
 #: Instance attributes rebuilt on demand, or recorded for the capture only (where
 #: ``transform(instance)`` ran), left out when a transform is pickled.
-_TRANSIENT = ("_pd_calls", "_pd_stages_cache", "_pd_layers_cache", "_pd_locals", "_pd_instruction")
+_TRANSIENT = (
+    "_pd_calls",
+    "_pd_stages_cache",
+    "_pd_layers_cache",
+    "_pd_locals",
+    "_pd_instruction",
+    "_pd_item_ranks",
+    "_pd_infer_context",
+)
 #: The layer list as computed, what it was computed from (namespace, name, value: it is computed
 #: again when one of them changes) and the layers' mode gates.
 _LayerCache = tuple[list[torch.nn.Module], list[tuple[Any, str, Any]], list[Any]]
@@ -149,6 +177,12 @@ class Transform:
     if TYPE_CHECKING:
         _pd_stages_cache: Stages | None
     _pd_stages_cache = None
+
+    if TYPE_CHECKING:
+        # Every transform is callable: a leaf calls the user's function or object (a wrapped
+        # class keeps its own __call__, so there is none here at run time), a composite applies
+        # its steps (CallableTransform).
+        def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
     # -- copying and pickling (spawned worker processes receive the pipeline's stages) ----------
     def __copy__(self) -> Any:
@@ -188,32 +222,32 @@ class Transform:
         return ()
 
     # -- operators -----------------------------------------------------------------------------
-    def __rshift__(self, other: Any) -> Compose:
+    def __rshift__(self, other: Transform | Operand) -> Compose:
         from padlc.language.combinators import Compose
 
         return _combined(Compose((self, as_transform(other, operator=">>"))))
 
-    def __rrshift__(self, other: Any) -> Compose:
+    def __rrshift__(self, other: Operand) -> Compose:
         from padlc.language.combinators import Compose
 
         return _combined(Compose((as_transform(other, operator=">>"), self)))
 
-    def __add__(self, other: Any) -> Rollout:
+    def __add__(self, other: Transform | Operand) -> Rollout:
         from padlc.language.combinators import Rollout
 
         return _combined(Rollout((self, as_transform(other, operator="+"))))
 
-    def __radd__(self, other: Any) -> Rollout:
+    def __radd__(self, other: Operand) -> Rollout:
         from padlc.language.combinators import Rollout
 
         return _combined(Rollout((as_transform(other, operator="+"), self)))
 
-    def __truediv__(self, other: Any) -> Parallel:
+    def __truediv__(self, other: Transform | Operand) -> Parallel:
         from padlc.language.combinators import Parallel
 
         return _combined(Parallel((self, as_transform(other, operator="/"))))
 
-    def __rtruediv__(self, other: Any) -> Parallel:
+    def __rtruediv__(self, other: Operand) -> Parallel:
         from padlc.language.combinators import Parallel
 
         return _combined(Parallel((as_transform(other, operator="/"), self)))
@@ -223,7 +257,7 @@ class Transform:
 
         return _combined(Map(self))
 
-    def __sub__(self, name: Any) -> Transform:
+    def __sub__(self, name: str) -> Transform:
         if not isinstance(name, str):
             return NotImplemented
         return self.pd_named(name)
@@ -432,22 +466,120 @@ class Transform:
 
         return infer_apply(self, item)
 
-    def eval_apply(self, items: Iterable[Any], **kwargs: Any) -> Any:
-        """Apply to many items for evaluation (no gradients, layers in eval mode).
+    @suggest_keywords
+    def eval_apply(
+        self,
+        items: Iterable[Any],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        num_workers: int = 0,
+        flatten: bool = False,
+        use_post: bool = True,
+        progress: bool = False,
+        post_workers: int = 0,
+        post_threads: int | None = None,
+        pin_memory: bool | None = None,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+        multiprocessing_context: str | BaseContext | None = None,
+        loader_options: Mapping[str, Any] | None = None,
+    ) -> Outputs:
+        """Apply to many items for evaluation (no gradients, layers in eval mode); the outputs
+        come lazily, in input order, one per item (one per batch when the pipeline has no
+        postprocess stage and not ``flatten``).
 
-        Returns an iterator with ``len()``. See :func:`padlc.language.apply.batched_apply` for the
-        options (``batch_size=64``, ``num_workers=0``, ``flatten``, ``use_post``, ``progress``).
+        - ``batch_size``: items per forward (default 64); ``drop_last`` leaves out a last,
+          smaller batch.
+        - ``num_workers``: processes that preprocess and collate whole batches (0: inline);
+          ``multiprocessing_context`` (``"fork"``, ``"spawn"``, ``"forkserver"``) starts them;
+          ``loader_options``: other options of their ``torch.utils.data.DataLoader``
+          (``{"timeout": 60, "worker_init_fn": f, "prefetch_factor": 4}``).
+        - ``post_workers``: processes that postprocess whole batches (outputs must pickle);
+          ``post_threads``: a background thread for the post stage (default: 1 on CUDA, else 0).
+        - ``pin_memory``: pinned batches for a CUDA device (default: when the device is CUDA).
+        - ``shuffle``: a random order, drawn with ``generator`` (error notes still name items by
+          their index in ``items``); ``progress``: a tqdm progress bar; ``use_post=False``: the
+          forward's outputs, without the postprocess.
+
+        >>> from padlc import transform, batch, unbatch
+        >>> p = transform(lambda x: x + 1) >> batch >> transform(lambda t: t * 2) >> unbatch
+        >>> [int(y) for y in p.eval_apply([1, 2, 3], batch_size=2)]
+        [4, 6, 8]
         """
         from padlc.language.apply import batched_apply
 
-        return batched_apply(self, items, "eval", **kwargs)
+        return batched_apply(
+            self,
+            items,
+            "eval",
+            batch_size=batch_size,
+            num_workers=num_workers,
+            flatten=flatten,
+            use_post=use_post,
+            progress=progress,
+            post_workers=post_workers,
+            post_threads=post_threads,
+            pin_memory=pin_memory,
+            shuffle=shuffle,
+            generator=generator,
+            drop_last=drop_last,
+            multiprocessing_context=multiprocessing_context,
+            loader_options=loader_options,
+        )
 
-    def train_apply(self, items: Iterable[Any], **kwargs: Any) -> Any:
-        """Apply to many items for training (gradients on, layers in train mode); the layers' modes
-        are restored when the iterator finishes."""
+    @suggest_keywords(
+        hint={
+            "post_workers": "train_apply postprocesses in this process: its outputs carry "
+            "gradients, which cannot cross to another process (post_workers is for eval_apply)."
+        }
+    )
+    def train_apply(
+        self,
+        items: Iterable[Any],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        num_workers: int = 0,
+        flatten: bool = False,
+        use_post: bool = True,
+        progress: bool = False,
+        post_threads: int | None = None,
+        pin_memory: bool | None = None,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+        multiprocessing_context: str | BaseContext | None = None,
+        loader_options: Mapping[str, Any] | None = None,
+    ) -> Outputs:
+        """Apply to many items for training (gradients on, layers in train mode); the layers'
+        modes are restored when the outputs finish. The options are :meth:`eval_apply`'s but
+        ``post_workers``: outputs that carry gradients cannot cross to another process.
+
+        >>> import torch
+        >>> from padlc import transform, batch
+        >>> loss = transform(lambda x: torch.tensor([float(x)])) >> batch >> transform(torch.sum)
+        >>> [float(l) for l in loss.train_apply([1, 2, 3, 4], batch_size=2, shuffle=False)]
+        [3.0, 7.0]
+        """
         from padlc.language.apply import batched_apply
 
-        return batched_apply(self, items, "train", **kwargs)
+        return batched_apply(
+            self,
+            items,
+            "train",
+            batch_size=batch_size,
+            num_workers=num_workers,
+            flatten=flatten,
+            use_post=use_post,
+            progress=progress,
+            post_threads=post_threads,
+            pin_memory=pin_memory,
+            shuffle=shuffle,
+            generator=generator,
+            drop_last=drop_last,
+            multiprocessing_context=multiprocessing_context,
+            loader_options=loader_options,
+        )
 
     # -- saving --------------------------------------------------------------------------------
     def pd_save(self, path: str, force_overwrite: bool = False) -> Any:

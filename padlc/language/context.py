@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+
+if TYPE_CHECKING:
+    from padlc.language.item_ranks import ItemRanks
 
 Mode = Literal["infer", "eval", "train"]
 MODES: tuple[Mode, ...] = ("infer", "eval", "train")
@@ -25,6 +28,9 @@ class ApplyContext:
     device: str = "cpu"
     #: whether the pipeline being applied has a ``batch`` marker (``unbatch`` only splits a batch then)
     batched: bool = True
+    #: what the pipeline's batched runs saw of the forward's input, which ``batch`` checks its
+    #: batch of one against in ``infer_apply`` (``None``: not checked; see ``item_ranks``)
+    ranks: ItemRanks | None = field(default=None, compare=False, repr=False)
 
 
 _CONTEXT: contextvars.ContextVar[ApplyContext | None] = contextvars.ContextVar(

@@ -66,6 +66,8 @@ class Batchify(_Marker):
         if context.mode != "infer":
             return value
         batched = add_batch_axis(value)
+        if context.ranks is not None:
+            context.ranks.check(batched)
         if context.device != "cpu":
             batched = move_to_device(batched, context.device)
         return batched

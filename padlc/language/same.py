@@ -84,7 +84,7 @@ class Same(Transform):
         self.__dict__.update(state)
         self._pd_fn = _compile(self._pd_operations)
 
-    def __getattr__(self, name: str) -> Same:
+    def __getattr__(self, name: str) -> _SameAttribute:
         if name.startswith("_"):
             raise AttributeError(name)
         return _SameAttribute((*self._pd_operations, GetAttr(name)))

@@ -7,27 +7,33 @@ records. It never runs the artifact: verification is the build's job (in a fresh
 from __future__ import annotations
 
 import contextlib
+import difflib
 import logging
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 
+from padlc.errors import TORCH_OUTPUT_NOTE, BuildError
 from padlc.lowering.graph import LoweredForward
 from padlc.lowering.weights import WeightIndex
 
 __all__ = [
     "BACKENDS",
     "Backend",
+    "BackendName",
     "Lowered",
     "LoweringContext",
+    "choices",
     "quiet_torch_output",
     "register",
+    "requested_backends",
     "strategy",
+    "unknown_backend",
 ]
 
 
@@ -66,6 +72,8 @@ class Backend(Protocol):
 
 
 BACKENDS: dict[str, Backend] = {}
+#: The names ``padlc.build(backend=...)`` takes (checked against the registry when it runs).
+BackendName = Literal["auto", "export", "aoti", "torchscript", "onnx", "eager"]
 #: What ``--backend auto`` tries: every compiled backend that lowers and verifies is timed, and
 #: the fastest is kept (one earlier in this order unless a later one is clearly faster, see
 #: padlc.builder.choose); ``eager`` only when none of them builds.
@@ -77,13 +85,48 @@ def register(backend: Backend) -> Backend:
     return backend
 
 
+def choices() -> tuple[str, ...]:
+    """Every name ``backend=`` takes: ``auto`` and the registered backends."""
+    return ("auto", *sorted(BACKENDS))
+
+
+def unknown_backend(name: object) -> BuildError:
+    """The error for a backend name that is not one: the closest name, and every choice."""
+    close = difflib.get_close_matches(name, choices(), n=1) if isinstance(name, str) else []
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return BuildError(
+        f"Unknown backend {name!r}.{hint} Choose one of {', '.join(choices())} "
+        "(backend='export', --backend export), or a list of them (backend=['export', 'onnx'], "
+        "--backend export,onnx)."
+    )
+
+
+def requested_backends(backend: object) -> tuple[str, ...]:
+    """``backend=`` as a tuple of names, each a known one, else a :class:`BuildError`."""
+    if isinstance(backend, str):
+        names: tuple[object, ...] = (backend,)
+    elif isinstance(backend, list | tuple):
+        names = tuple(backend)
+    else:
+        raise BuildError(
+            f"backend must be a backend's name or a list of names, got {backend!r} (a "
+            f"{type(backend).__name__}). Choose from {', '.join(choices())}, e.g. "
+            "backend='export' or backend=['export', 'onnx']."
+        )
+    if not names:
+        raise BuildError("No backend requested: pass backend='auto', a name, or a list of names.")
+    for name in names:
+        if name not in choices():
+            raise unknown_backend(name)
+    return names  # type: ignore[return-value]
+
+
 def strategy(name: str) -> tuple[str, ...]:
     """The backends to try for ``--backend name`` (``auto``: several, in order)."""
     if name == "auto":
         return AUTO_ORDER
     if name not in BACKENDS:
-        choices = ", ".join(["auto", *sorted(BACKENDS)])
-        raise ValueError(f"Unknown backend {name!r}; choose one of {choices}.")
+        raise unknown_backend(name)
     return (name,)
 
 
@@ -126,7 +169,7 @@ def quiet_torch_output(backend: str, lines: int = 40) -> Iterator[None]:
             into.seek(0)
             tail = into.read().strip().splitlines()[-lines:]
             if tail and hasattr(exc, "add_note"):  # Python 3.11+
-                exc.add_note(f"torch's output while lowering with {backend}:\n" + "\n".join(tail))
+                exc.add_note(f"{TORCH_OUTPUT_NOTE} with {backend}:\n" + "\n".join(tail))
             raise
         finally:
             for handler, stream in swapped:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from padl_runtime._batch_source import add_note
 from padl_runtime.collate import collate, move_to_device, uncollate
 from padl_runtime.errors import ModeUnavailableError
 from padl_runtime.failures import ItemError, apply_each, collate_or_isolate
+from padl_runtime.keywords import suggest_keywords
 from padl_runtime.manifest import BackendEntry, ForwardSection, Manifest
 from padl_runtime.treespec import flattener, unflattener
 
@@ -344,6 +346,12 @@ class CompiledPipeline:
         with torch.no_grad():
             return self.forward(batch)
 
+    @suggest_keywords(
+        hint={
+            "shuffle": "The runtime's outputs always come in input order: shuffle the items "
+            "before passing them."
+        }
+    )
     def eval_apply(
         self,
         items: Iterable[Any],
@@ -354,16 +362,25 @@ class CompiledPipeline:
         use_post: bool = True,
         progress: bool = False,
         post_workers: int = 0,
-        **loader_kwargs: Any,
+        post_threads: int | None = None,
+        pin_memory: bool | None = None,
+        drop_last: bool = False,
+        multiprocessing_context: str | BaseContext | None = None,
+        loader_options: Mapping[str, Any] | None = None,
     ) -> Any:
         """Apply to many items in batches; an iterator of outputs in input order.
 
-        Preprocessing and collation run in ``num_workers`` processes, postprocessing in
-        ``post_workers`` processes (see :func:`padl_runtime.executor.run_batches`, which takes the
-        other options). The stages are eval mode's (they differ from infer's when the pipeline
-        has mode switches); :class:`~padl_runtime.ModeUnavailableError` when the artifact's
-        forward was built for infer mode only.
+        Preprocessing and collation run in ``num_workers`` processes (started with
+        ``multiprocessing_context``; ``loader_options`` are the other options of their
+        ``torch.utils.data.DataLoader``, e.g. ``{"timeout": 60}``), postprocessing in
+        ``post_workers`` processes; see :func:`padl_runtime.executor.run_batches`. The stages
+        are eval mode's (they differ from infer's when the pipeline has mode switches);
+        :class:`~padl_runtime.ModeUnavailableError` when the artifact's forward was built for
+        infer mode only.
         """
+        options = dict(loader_options or {})
+        if multiprocessing_context is not None:
+            options["multiprocessing_context"] = multiprocessing_context
         if self.eval_unavailable:
             raise ModeUnavailableError(
                 f"{self.root} cannot apply eval mode: {self.eval_unavailable}.",
@@ -396,7 +413,10 @@ class CompiledPipeline:
             progress=progress,
             outputs_to_cpu=True,
             post_workers=post_workers,
-            **loader_kwargs,
+            post_threads=post_threads,
+            pin_memory=pin_memory,
+            drop_last=drop_last,
+            **options,
         )
 
     def _eval_item(self, item: Any) -> Any:

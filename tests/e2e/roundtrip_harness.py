@@ -49,7 +49,7 @@ params = json.loads(os.environ.get("PADLC_TEST_PARAMS", "{}"))
 expected = json.load(open(os.path.join(out, "expected.json")))
 got = {}
 for name, case in expected.items():
-    pipe = padlc.load(os.path.join(out, name + ".padl"), **params.get(name, {}))
+    pipe = padlc.load(os.path.join(out, name + ".padl"), params=params.get(name))
     apply = (lambda x: pipe.infer_apply(x)) if pipe._pd_needs_mode() else pipe
     got[name] = [repr(apply(x)) for x in case["inputs"]]
 print("RESULT" + json.dumps(got))

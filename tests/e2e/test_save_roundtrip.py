@@ -436,7 +436,7 @@ def test_case11_param_overridden_at_load_and_case12_hooks(tmp_path: Path) -> Non
     assert load_in_subprocess(tmp_path, out, {"case11": {"threshold": 0.9}})["case11"] == ["False"]
     code = (
         "import padlc\n"
-        f"try:\n    padlc.load({str(out / 'case11.padl')!r}, thresold=1)\n"
+        f"try:\n    padlc.load({str(out / 'case11.padl')!r}, params={{'thresold': 1}})\n"
         "except ValueError as e:\n    print(e)\n"
     )
     message = run_python(["-c", code], cwd=tmp_path)

@@ -114,9 +114,9 @@ def test_param_is_overridable_and_unknown_names_are_listed(tmp_path: Path) -> No
 
     path = padlc.save(transform(clip), tmp_path / "p")
     assert padlc.load(path)(10) == 3
-    assert padlc.load(path, limit=5)(10) == 5
+    assert padlc.load(path, params={"limit": 5})(10) == 5
     with pytest.raises(ValueError, match="limit"):
-        padlc.load(path, limt=5)
+        padlc.load(path, params={"limt": 5})
 
 
 def test_plain_capture_has_no_padlc_and_loads_weights(tmp_path: Path) -> None:

@@ -371,7 +371,7 @@ def test_eval_error_in_a_post_worker_names_the_failing_step():
 
 
 def test_train_apply_refuses_post_workers(staged):
-    with pytest.raises(ValueError, match="post_workers is for eval_apply"):
+    with pytest.raises(TypeError, match="post_workers is for eval_apply"):
         staged.train_apply([1, 2], post_workers=2)
 
 
@@ -386,7 +386,9 @@ def test_workers_run_a_preprocess_with_a_rollout_as_without_workers():
     # preprocess sends a namedtuple from each worker. timeout: fail, not hang, if a batch is lost.
     p = (plus_one + times_two) >> batch >> unbatch
     inline = list(p.eval_apply(range(6), batch_size=4))
-    pooled = list(p.eval_apply(range(6), batch_size=4, num_workers=2, timeout=60))
+    pooled = list(
+        p.eval_apply(range(6), batch_size=4, num_workers=2, loader_options={"timeout": 60})
+    )
     assert pooled == inline
 
 
@@ -411,7 +413,11 @@ def test_spawned_workers_run_decorated_functions_layers_and_same():
     items = [torch.tensor(float(i)) for i in range(6)]
     inline = list(p.eval_apply(items, batch_size=4))
     spawned = p.eval_apply(
-        items, batch_size=4, num_workers=1, multiprocessing_context="spawn", timeout=120
+        items,
+        batch_size=4,
+        num_workers=1,
+        multiprocessing_context="spawn",
+        loader_options={"timeout": 120},
     )
     assert all(torch.equal(a, b) for a, b in zip(spawned, inline, strict=True))
 
