@@ -3,6 +3,7 @@ forward, the provisional manifest and its sections."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -152,15 +153,8 @@ def eager_forward_writer(
         layers = sorted(
             {captured.names[id(c.transform)] for c in iter_calls(plan.forward) if c.kind == "layer"}
         )
+        view = dataclasses.replace(view, device_layers=tuple(layers))
         source = render_module(view, str(folder / "eager.py"))
-        source += (
-            "\n\ndef to_device(device):\n"
-            '    """Move the forward\'s layers to `device` (in eval mode)."""\n'
-            f"    for layer in ({', '.join(layers)}{',' if len(layers) == 1 else ''}):\n"
-            "        layer.to(device).eval()\n"
-            if layers
-            else ""
-        )
         (folder / "eager.py").write_text(source, encoding="utf-8")
         after = {p for p in root.rglob("*") if p.is_file()}
         files = sorted(p.relative_to(root).as_posix() for p in after - before)

@@ -22,97 +22,10 @@ from typing import Any
 
 import torch
 
+from padlc.builder import verify_child
+from padlc.builder.verify_child import canonical
+
 __all__ = ["Verification", "canonical", "compare", "verify_artifact"]
-
-# Shared by the child (as source: it cannot import padlc) and the parent (exec'd below).
-_CANONICAL = '''
-def canonical(value):
-    """Outputs in a form that pickles without the artifact's classes: namedtuples, enums and
-    instances of the user's classes (a dataclass the postprocess returns) become plain tuples of
-    their type name and state, which the parent compares with its own outputs'."""
-    import enum
-    import torch
-    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
-        return value
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, tuple) and hasattr(value, "_fields"):
-        return ("<namedtuple>", tuple(value._fields), tuple(canonical(v) for v in value))
-    if isinstance(value, tuple):
-        return tuple(canonical(v) for v in value)
-    if isinstance(value, list):
-        return [canonical(v) for v in value]
-    if isinstance(value, dict):
-        return {k: canonical(v) for k, v in value.items()}
-    if type(value).__module__ == "numpy":
-        return torch.as_tensor(value) if hasattr(value, "shape") else value.item()
-    if isinstance(value, enum.Enum):
-        return ("<enum>", type(value).__qualname__, value.name)
-    state = getattr(value, "__dict__", None)
-    if state is None and hasattr(type(value), "__slots__"):
-        state = {k: getattr(value, k) for k in type(value).__slots__ if hasattr(value, k)}
-    if isinstance(state, dict) and type(value).__module__ != "builtins":
-        return ("<object>", type(value).__qualname__, {k: canonical(v) for k, v in state.items()})
-    return value
-'''
-_namespace: dict[str, Any] = {}
-exec(_CANONICAL, _namespace)
-canonical = _namespace["canonical"]
-
-_CHILD = (
-    _CANONICAL
-    + '''
-import json, pickle, sys, time, traceback
-
-class _NoPadlc:
-    """Generated code must not import padlc (invariant 2): make any attempt fail loudly."""
-    def find_spec(self, name, path=None, target=None):
-        if name == "padlc" or name.startswith("padlc."):
-            raise ImportError(f"{name} imported while running a built artifact: generated code must not import padlc")
-        return None
-
-sys.meta_path.insert(0, _NoPadlc())
-sys.path[:] = json.loads(sys.argv[1])
-root, backend, data_file, out_file = sys.argv[2:6]
-timing = float(sys.argv[6])  # seconds to spend timing infer_apply (0: none)
-result = {}
-try:
-    started = time.perf_counter()
-    import padl_runtime
-    pipeline = padl_runtime.load(root, backend=backend, trust_code=True)  # the build wrote it
-    result["load_seconds"] = time.perf_counter() - started
-    result["backend"] = pipeline.backend.name
-    with open(data_file, "rb") as handle:
-        inputs = pickle.load(handle)
-    result["infer"] = [canonical(pipeline.infer_apply(x)) for x in inputs]
-    size = min(len(inputs), pipeline.max_batch or len(inputs))
-    try:
-        result["eval"] = [canonical(y) for y in pipeline.eval_apply(inputs, batch_size=size, flatten=True)]
-    except padl_runtime.ModeUnavailableError as exc:
-        result["eval_refused"] = str(exc)
-    if timing:  # the best of several rounds over the examples, per item
-        rounds, deadline = [], time.perf_counter() + timing
-        while len(rounds) < 3 or (len(rounds) < 50 and time.perf_counter() < deadline):
-            tick = time.perf_counter()
-            for x in inputs:
-                pipeline.infer_apply(x)
-            rounds.append((time.perf_counter() - tick) / len(inputs))
-        result["infer_seconds"] = min(rounds)
-    result["padlc_imported"] = any(m == "padlc" or m.startswith("padlc.") for m in sys.modules)
-except BaseException:
-    result["error"] = traceback.format_exc()
-try:
-    data = pickle.dumps(result)
-except Exception as exc:
-    data = pickle.dumps({"error": (
-        f"the artifact's outputs cannot be sent back to padlc build for comparison: {exc}. "
-        "Return plain values from the postprocess (numbers, strings, tensors, lists, tuples, "
-        "dicts, dataclasses or other objects whose attributes are such values)."
-    )})
-with open(out_file, "wb") as handle:
-    handle.write(data)
-'''
-)
 
 
 @dataclass(frozen=True)
@@ -211,8 +124,7 @@ def verify_artifact(
             "-B",
             "-X",
             "faulthandler",  # a crash in native code prints the Python stack it happened in
-            "-c",
-            _CHILD,
+            verify_child.__file__,
             json.dumps(sys.path),
             str(root),
             backend,

@@ -25,6 +25,19 @@ from padlc.naming import Namespace
 __all__ = ["StageSpec", "emit_module"]
 
 
+#: The attribute of a generated statement holding ``file:line`` of the transform it runs.
+_LOCATION = "padlc_location"
+
+
+def _located(statement: ast.stmt, node: ir.Node | None) -> ast.stmt:
+    """``statement``, carrying where ``node``'s transform was created (``pl.py:12``), which the
+    generated line shows as a comment."""
+    where = format_location(node.location) if node is not None else ""
+    if where:
+        setattr(statement, _LOCATION, where)
+    return statement
+
+
 @dataclass(frozen=True, slots=True)
 class StageSpec:
     """One function to generate: its name, the IR it runs (``None``: the stage is absent)."""
@@ -111,8 +124,11 @@ class _Emitter:
     def name(identifier: str) -> ast.Name:
         return ast.Name(identifier, ast.Load())
 
-    def assign(self, body: list[ast.stmt], target: str, value: ast.expr) -> str:
-        body.append(ast.Assign([ast.Name(target, ast.Store())], value, lineno=0))
+    def assign(
+        self, body: list[ast.stmt], target: str, value: ast.expr, node: ir.Node | None = None
+    ) -> str:
+        """``target = value``, marked with where ``node``'s transform was created."""
+        body.append(_located(ast.Assign([ast.Name(target, ast.Store())], value, lineno=0), node))
         self.tuples.discard(target)
         return target
 
@@ -169,7 +185,7 @@ class _Emitter:
             return src
         expression = self.simple(node, src)
         if expression is not None:
-            return self.assign(body, target, expression)
+            return self.assign(body, target, expression, node)
         if isinstance(node, ir.Seq):
             value = src
             for step in node.steps:
@@ -180,7 +196,7 @@ class _Emitter:
                 self.emit(b, src, body, self.namespace.create(f"{target}_{f}"))
                 for b, f in zip(node.branches, node.fields)
             ]
-            return self.make_tuple(body, target, node.fields, outs)
+            return self.make_tuple(body, target, node.fields, outs, node)
         if isinstance(node, ir.Parallel):
             parts = [self.namespace.create(f"{target}_{f}_in") for f in node.fields]
             body.append(
@@ -194,7 +210,7 @@ class _Emitter:
                 self.emit(b, p, body, self.namespace.create(f"{target}_{f}"))
                 for b, p, f in zip(node.branches, parts, node.fields)
             ]
-            return self.make_tuple(body, target, node.fields, outs)
+            return self.make_tuple(body, target, node.fields, outs, node)
         if isinstance(node, ir.Map):
             item = self.namespace.create("item")
             expression = self.simple(node.body, item)
@@ -207,7 +223,7 @@ class _Emitter:
             comprehension = ast.ListComp(
                 expression, [ast.comprehension(ast.Name(item, ast.Store()), self.name(src), [], 0)]
             )
-            self.assign(body, target, ast.Call(self.name("tuple"), [comprehension], []))
+            self.assign(body, target, ast.Call(self.name("tuple"), [comprehension], []), node)
             self.tuples.add(target)
             return target
         if isinstance(node, ir.Try):
@@ -217,10 +233,15 @@ class _Emitter:
         )
 
     def make_tuple(
-        self, body: list[ast.stmt], target: str, fields: tuple[str, ...], outs: list[str]
+        self,
+        body: list[ast.stmt],
+        target: str,
+        fields: tuple[str, ...],
+        outs: list[str],
+        node: ir.Node | None = None,
     ) -> str:
         value = ast.Call(self.name(self.namedtuple(fields)), [self.name(o) for o in outs], [])
-        self.assign(body, target, value)
+        self.assign(body, target, value, node)
         self.tuples.add(target)
         return target
 
@@ -252,11 +273,14 @@ class _Emitter:
         exceptions = [_exception_name(e, self.imports) for e in node.exceptions]
         kinds = exceptions[0] if len(exceptions) == 1 else ast.Tuple(exceptions, ast.Load())
         body.append(
-            ast.Try(
-                body=attempt or [ast.Pass()],
-                handlers=[ast.ExceptHandler(kinds, None, handler or [ast.Pass()])],
-                orelse=otherwise,
-                finalbody=final,
+            _located(
+                ast.Try(
+                    body=attempt or [ast.Pass()],
+                    handlers=[ast.ExceptHandler(kinds, None, handler or [ast.Pass()])],
+                    orelse=otherwise,
+                    finalbody=final,
+                ),
+                node,
             )
         )
         self.tuples.discard(target)
@@ -271,7 +295,11 @@ class _Emitter:
         body.append(ast.Return(self.name(out)))
         lines: list[str] = []
         for statement in body:
-            lines += ast.unparse(ast.fix_missing_locations(statement)).splitlines()
+            text = ast.unparse(ast.fix_missing_locations(statement)).splitlines()
+            where = getattr(statement, _LOCATION, "")
+            if where:  # the user's line the step comes from, for whoever reads the module
+                text[0] += f"  # {where}"
+            lines += text
         return FunctionView(name=name, params="x", body=tuple(lines), doc=doc)
 
 

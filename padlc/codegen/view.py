@@ -31,3 +31,5 @@ class ModuleView:
     namedtuples: tuple[NamedTupleView, ...] = ()
     helpers: tuple[FunctionView, ...] = ()
     functions: tuple[FunctionView, ...] = field(default_factory=tuple)
+    #: the layers ``to_device(device)`` moves (an eager forward's); none: no such function
+    device_layers: tuple[str, ...] = ()

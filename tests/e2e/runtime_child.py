@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from padlc.builder.verify import _CANONICAL
+from padlc.builder import verify_child
 
 _CHILD = r"""
 import json, pickle, sys, time
@@ -21,7 +21,11 @@ class _NoPadlc:
             raise ImportError("padlc must not be imported by padl_runtime or generated code")
 sys.meta_path.insert(0, _NoPadlc())
 sys.path[:] = json.loads(sys.argv[1])
-exec(sys.argv[2])  # canonical()
+import importlib.util
+_spec = importlib.util.spec_from_file_location("verify_child", sys.argv[2])  # not padlc: a file
+_child = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_child)
+canonical = _child.canonical
 import padl_runtime
 jobs = pickle.load(open(sys.argv[3], "rb"))
 out = {}
@@ -52,7 +56,7 @@ def run_in_runtime(jobs: dict[str, tuple[Path, list[Any], str | None]]) -> dict[
         data, out = Path(scratch, "jobs.pkl"), Path(scratch, "out.pkl")
         data.write_bytes(pickle.dumps({k: (str(p), i, b) for k, (p, i, b) in jobs.items()}))
         process = subprocess.run(
-            [sys.executable, "-I", "-B", "-c", _CHILD, json.dumps(sys.path), _CANONICAL,
+            [sys.executable, "-I", "-B", "-c", _CHILD, json.dumps(sys.path), verify_child.__file__,
              str(data), str(out)],
             capture_output=True, text=True, check=False,
         )  # fmt: skip

@@ -31,7 +31,11 @@ class _NoPadlc:
             raise ImportError("padlc must not be imported by padl_runtime or generated code")
 sys.meta_path.insert(0, _NoPadlc())
 sys.path[:] = json.loads(sys.argv[1])
-exec(sys.argv[2])  # canonical()
+import importlib.util
+_spec = importlib.util.spec_from_file_location("verify_child", sys.argv[2])  # not padlc: a file
+_child = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_child)
+canonical = _child.canonical
 import padl_runtime
 jobs = pickle.load(open(sys.argv[3], "rb"))
 out = {}
@@ -81,7 +85,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 results[key] = exc
     data, out = root / "jobs.pkl", root / "out.pkl"
     data.write_bytes(pickle.dumps(jobs))
-    source = verify._CANONICAL
+    source = verify.verify_child.__file__
     process = subprocess.run(
         [sys.executable, "-I", "-B", "-c", _CHILD, json.dumps(sys.path), source, str(data), str(out)],
         capture_output=True, text=True, check=False,

@@ -7,12 +7,12 @@ from .stage_code import to_tensor, top_score
 
 def preprocess(x):
     """One raw item -> what `batch` collates."""
-    x = to_tensor(x)
+    x = to_tensor(x)  # pipelines.py:96
     return x
 
 
 def postprocess(x):
     """One item of the forward's output -> the final output."""
     x = x[1]
-    x = top_score(x)
+    x = top_score(x)  # pipelines.py:101
     return x

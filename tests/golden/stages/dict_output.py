@@ -10,15 +10,15 @@ Output_label_of_out_1 = output_tuple(['label_of', 'out_1'])
 
 def preprocess(x):
     """One raw item -> what `batch` collates."""
-    x = tokenize(x)
-    x = lookup(x)
+    x = tokenize(x)  # pipelines.py:78
+    x = lookup(x)  # pipelines.py:78
     return x
 
 
 def postprocess(x):
     """One item of the forward's output -> the final output."""
-    x_label_of = label_of(x)
+    x_label_of = label_of(x)  # pipelines.py:79
     x_out_1 = x.softmax(-1)
     x = Output_label_of_out_1(x_label_of, x_out_1)
-    x = as_dict(*x)
+    x = as_dict(*x)  # pipelines.py:79
     return x

@@ -7,8 +7,8 @@ from .stage_code import data_dependent, scale, to_tensor
 
 def preprocess(x):
     """One raw item -> what `batch` collates."""
-    x = to_tensor(x)
-    x = scale(x)
+    x = to_tensor(x)  # pipelines.py:115
+    x = scale(x)  # pipelines.py:115
     return x
 
 
@@ -20,8 +20,8 @@ def postprocess(x):
 
 def eval_preprocess(x):
     """`preprocess` of eval mode: one raw item -> what `batch` collates."""
-    x = to_tensor(x)
-    x = data_dependent(x)
+    x = to_tensor(x)  # pipelines.py:115
+    x = data_dependent(x)  # pipelines.py:115
     return x
 
 

@@ -7,11 +7,11 @@ from .stage_code import to_image, top_score
 
 def preprocess(x):
     """One raw item -> what `batch` collates."""
-    x = to_image(x)
+    x = to_image(x)  # pipelines.py:40
     return x
 
 
 def postprocess(x):
     """One item of the forward's output -> the final output."""
-    x = top_score(x)
+    x = top_score(x)  # pipelines.py:42
     return x

@@ -10,8 +10,8 @@ preprocess = None  # the pipeline has no preprocess stage
 
 def forward(x):
     """The pipeline before `unbatch`, per item (no `batch`)."""
-    x = to_tensor(x)
-    x = linear(x)
+    x = to_tensor(x)  # pipelines.py:130
+    x = linear(x)  # pipelines.py:130
     return x
 
 

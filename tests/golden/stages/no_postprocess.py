@@ -7,7 +7,7 @@ from .stage_code import to_tensor
 
 def preprocess(x):
     """One raw item -> what `batch` collates."""
-    x = to_tensor(x)
+    x = to_tensor(x)  # pipelines.py:106
     return x
 
 

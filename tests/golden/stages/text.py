@@ -7,12 +7,12 @@ from .stage_code import label_of, lookup, tokenize
 
 def preprocess(x):
     """One raw item -> what `batch` collates."""
-    x = tokenize(x)
-    x = lookup(x)
+    x = tokenize(x)  # pipelines.py:48
+    x = lookup(x)  # pipelines.py:49
     return x
 
 
 def postprocess(x):
     """One item of the forward's output -> the final output."""
-    x = label_of(x)
+    x = label_of(x)  # pipelines.py:53
     return x

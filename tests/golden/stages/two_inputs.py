@@ -11,8 +11,8 @@ Output_to_tensor_0_to_tensor_1 = output_tuple(['to_tensor_0', 'to_tensor_1'])
 def preprocess(x):
     """One raw item -> what `batch` collates."""
     x_to_tensor_0_in, x_to_tensor_1_in = x
-    x_to_tensor_0 = to_tensor(x_to_tensor_0_in)
-    x_to_tensor_1 = to_tensor(x_to_tensor_1_in)
+    x_to_tensor_0 = to_tensor(x_to_tensor_0_in)  # pipelines.py:58
+    x_to_tensor_1 = to_tensor(x_to_tensor_1_in)  # pipelines.py:58
     x = Output_to_tensor_0_to_tensor_1(x_to_tensor_0, x_to_tensor_1)
     return x
 
