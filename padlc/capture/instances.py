@@ -48,6 +48,9 @@ class Instances:
         self.renderer = renderer
         self.module = renderer.module
         self.imports = renderer.imports
+        #: objects whose statement is being rendered: a statement that reads the object itself
+        #: again (`fh = files["x"]` with `files` holding `fh`) has no route, not an endless one
+        self._rendering: set[int] = set()
 
     # -- objects held as values and transform(instance) ------------------------------------
     def layer(self, module: torch.nn.Module, hint: str) -> str:
@@ -67,10 +70,16 @@ class Instances:
         scope = self._scope_of(obj, varname)
         if varname is None or scope is None:
             return None
+        if id(obj) in self._rendering:
+            return None
         found = lineage.of_variable(obj, varname, scope)
         if found is None:
             return None
-        result = self._from_lineage(obj, obj, found, varname)
+        self._rendering.add(id(obj))
+        try:
+            result = self._from_lineage(obj, obj, found, varname)
+        finally:
+            self._rendering.discard(id(obj))
         return result.name if isinstance(result, _Bound) else None
 
     def _scope_of(self, obj: Any, name: str | None) -> dict[str, Any] | None:

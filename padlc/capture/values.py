@@ -215,7 +215,7 @@ class Values:
         expr = self.renderer.instances.object(obj, hint)  # `config = BertConfig(...)`
         if expr is not None:
             return expr
-        raise self._uncapturable(obj)
+        raise self._uncapturable(obj, hint)
 
     def serialized(self, obj: Any, entry: serializers.Serializer, hint: str) -> str:
         """``load(directory)`` of the files a registered serializer saved (``padlc.serializer``)."""
@@ -318,13 +318,17 @@ class Values:
             self.module.names.associate(name, obj)
         return name
 
-    def _uncapturable(self, obj: Any) -> SaveError:
+    def _uncapturable(self, obj: Any, hint: str = "value") -> SaveError:
         kind = type(obj).__name__
-        for types_, hint in _UNCAPTURABLE_HINTS:
+        # the variable the code reads it through (`fh`), when it is one
+        subject = (
+            f"`{hint}` ({_short_repr(obj)})" if hint.isidentifier() and hint != "value" else None
+        )
+        for types_, why in _UNCAPTURABLE_HINTS:
             if isinstance(obj, types_):
-                return self.module.error(f"Cannot save {obj!r}: it is {hint}.")
+                return self.module.error(f"Cannot save {subject or repr(obj)}: it is {why}.")
         return self.module.error(
-            f"Cannot save {_short_repr(obj)} (a {kind}): padlc saves code, data (dicts, lists, numbers, "
+            f"Cannot save {subject or _short_repr(obj)} (a {kind}): padlc saves code, data (dicts, lists, numbers, "
             "strings, numpy arrays, tensors), torch layers and instances of transform classes. "
             "Create it inside the function that uses it, wrap data in `value(...)`, make "
             f"{kind} a transform class (`@transform class {kind}` records its constructor "
@@ -421,7 +425,7 @@ class Values:
         if not isinstance(obj, np.ndarray):
             expr = self.imports.object_expr(obj)  # ufuncs and other numpy callables
             if expr is None:
-                raise self._uncapturable(obj)
+                raise self._uncapturable(obj, hint)
             return expr
         relative = self._data_path(hint, ".npy")
         self.module.import_modules.add("numpy")  # read by padl_runtime.values.load_npy

@@ -23,6 +23,7 @@ import itertools
 import multiprocessing
 import os
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -288,6 +289,8 @@ def run_batches(
     if isinstance(post_workers, bool) or not isinstance(post_workers, int) or post_workers < 0:
         raise ValueError(f"post_workers must be a non-negative integer, got {post_workers!r}.")
     use_post = use_post and (postprocess is not None or postprocess_batch is not None)
+    if progress:
+        _check_progress()
     plan = _Plan(
         items=items,
         preprocess=preprocess,
@@ -436,8 +439,29 @@ def _post_items(post: _Post, start: int, count: int, output: Any, items: Any = N
         raise ValueError(
             f"Expected {count} outputs for {where}, got {len(results)}: the forward (or "
             "postprocess_batch) must keep the batch axis, one row per item."
+            + _one_item_hint(items, start)
         )
     return results
+
+
+def _one_item_hint(items: Any, start: int) -> str:
+    """When the items look like the values of one item (numbers, or characters of a string):
+    that eval_apply iterates over what it is given, and what to pass instead."""
+    try:
+        first = items[start]
+    except Exception:  # a generator, or no such index: nothing to say
+        return ""
+    scalar = isinstance(first, int | float | complex) or (
+        isinstance(first, torch.Tensor) and first.dim() == 0
+    )
+    if not (scalar or (isinstance(first, str) and len(first) == 1)):
+        return ""
+    kind = "numbers" if scalar else "single characters"
+    return (
+        f" The items given are {kind}: eval_apply iterates over its argument, so ONE item "
+        "(a list of numbers, a string) passed as `eval_apply(item)` is taken for that many "
+        "items. Pass a list of items, `eval_apply([item])`, or use `infer_apply(item)`."
+    )
 
 
 def _post_stage(
@@ -492,9 +516,22 @@ def _whole_outputs(plan: _Plan, batches: Iterator[Batch]) -> Iterator[list[Any]]
 def _progress_bar(plan: _Plan, total: int | None) -> Any:
     try:
         from tqdm.auto import tqdm  # optional: the runtime needs only torch
-    except ImportError:
+    except ImportError:  # said when the run was asked for (_check_progress)
         return None
     return tqdm(total=total, unit="item" if plan.per_item else "batch", dynamic_ncols=True)
+
+
+def _check_progress() -> None:
+    """``progress=True`` without tqdm: a warning saying how to get the bar (the run goes on)."""
+    try:
+        import tqdm.auto  # noqa: F401
+    except ImportError:
+        warnings.warn(
+            "progress=True shows a tqdm progress bar, but tqdm is not installed here: "
+            "pip install tqdm (or padl-runtime[progress]). Running without one.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _run(plan: _Plan) -> Generator[list[Any], None, None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from padl_runtime.manifest import encode_manifest, read_manifest
 from tests.e2e.pipelines import FIXTURES, NO_BATCH, UNEXPORTABLE, VECTORS
 
 BY_NAME = {f.name: f for f in FIXTURES}
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_pipeline_without_batch_says_so_and_builds_eager(tmp_path: Path) -> None:
@@ -169,13 +171,39 @@ def test_torch_output_of_a_failed_attempt_stays_out_of_the_build_output(
     assert "def forward" not in capfd.readouterr().err
 
 
-def test_torch_output_of_a_failed_attempt_is_a_note_on_its_error(tmp_path: Path) -> None:
+def test_torch_output_and_error_of_a_failed_attempt_are_kept_on_the_error(tmp_path: Path) -> None:
     with pytest.raises(padlc.LoweringError) as info:
         padlc.build(
             UNEXPORTABLE.make(), tmp_path / "x.padl", inputs=UNEXPORTABLE.inputs, backend="export"
         )
-    notes = getattr(info.value, "__notes__", [])
-    assert any(n.startswith("torch's output while lowering with export:") for n in notes)
+    error = info.value
+    assert error.torch_output.startswith("torch's output while lowering with export:")
+    assert error.torch_error is not None and error.torch_error.__traceback__ is not None
+    assert error.__cause__ is None and not getattr(error, "__notes__", [])
+
+
+def test_an_uncaught_lowering_error_prints_padlcs_message_without_torchs_traceback(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "build.py"
+    script.write_text(
+        "import padlc\n"
+        "from tests.e2e.pipelines import UNEXPORTABLE\n"
+        "padlc.build(UNEXPORTABLE.make(), 'x', inputs=UNEXPORTABLE.inputs, backend='export')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert "padlc.errors.LoweringError: Cannot compile the forward stage" in result.stderr
+    assert "torch/export" not in result.stderr and "def forward" not in result.stderr
+    assert len(lines) < 20, result.stderr
 
 
 def test_move_to_forward_equals_the_unoptimised_build(tmp_path: Path) -> None:

@@ -1,4 +1,3 @@
-# ruff: noqa: B018
 """Uses of padlc's public API, for the type checker only (``tests/unit/test_typing.py`` runs mypy
 on a copy outside the repository; nothing here is executed).
 

@@ -58,8 +58,10 @@ def test_a_failing_load_is_reported_back_not_crashed(tmp_path: Path) -> None:
     inputs, outputs = tmp_path / "inputs.pkl", tmp_path / "outputs.pkl"
     inputs.write_bytes(pickle.dumps([1, 2]))
     result = subprocess.run(
-        [sys.executable, "-I", "-B", verify_child.__file__, json.dumps(sys.path)]
-        + [str(tmp_path / "missing.padl"), "eager", str(inputs), str(outputs), "0"],
+        [
+            *(sys.executable, "-I", "-B", verify_child.__file__, json.dumps(sys.path)),
+            *(str(tmp_path / "missing.padl"), "eager", str(inputs), str(outputs), "0"),
+        ],
         capture_output=True,
         text=True,
         check=False,

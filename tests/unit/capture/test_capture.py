@@ -66,8 +66,31 @@ def _check_uncapturable(tmp_path: Path, obj, words) -> None:
         _generated(transform(uses), tmp_path)
     message = str(info.value)
     assert type(obj).__name__ in message or words in message
+    assert "`USED`" in message  # the global the function reads it through
     assert "uses" in message and "test_capture.py" in message
     assert "value(" in message or "inside" in message
+
+
+def test_an_object_whose_statement_reads_it_again_is_refused_naming_it(tmp_path: Path) -> None:
+    # `fh = files["log"]` rebuilds `fh` from `files`, which holds `fh` itself: no route, and a
+    # SaveError naming the global, not an endless recursion.
+    script = tmp_path / "user.py"
+    script.write_text(
+        "from padlc import transform\n"
+        "files = {}\n"
+        f"files['log'] = open({str(tmp_path / 'log.txt')!r}, 'w')\n"
+        "fh = files['log']\n"
+        "@transform\n"
+        "def write(x):\n"
+        "    fh.write(str(x))\n"
+        "    return x\n"
+    )
+    namespace = runpy.run_path(str(script))
+    try:
+        with pytest.raises(SaveError, match=r"Cannot save `fh` .*open file.*function write"):
+            _generated(namespace["write"], tmp_path / "out")
+    finally:
+        namespace["fh"].close()
 
 
 def test_socket_is_refused(tmp_path: Path) -> None:

@@ -470,3 +470,59 @@ def test_padls_training_pattern_yields_one_loss_per_batch_that_trains_the_layer(
             batch_loss.backward()
             optimizer.step()
     assert train_model.infer_apply(data[0]).item() < before / 10
+
+
+# -- mistakes that name their fix --------------------------------------------------------------
+@pytest.fixture
+def digits():
+    to_tensor = transform(lambda pixels: torch.tensor(pixels, dtype=torch.float32))
+    return to_tensor >> batch >> transform(torch.nn.Linear)(4, 3) >> unbatch
+
+
+def test_infer_apply_given_a_batch_warns_once_eval_apply_has_seen_items(digits):
+    items = [[1.0, 2.0, 3.0, 4.0]] * 5
+    list(digits.eval_apply(items, batch_size=2))
+    with pytest.warns(UserWarning, match=r"looks like a batch of 5 items.*eval_apply\(items\)"):
+        digits.infer_apply(items)
+
+
+def test_infer_apply_of_one_item_after_eval_apply_does_not_warn(digits):
+    items = [[1.0, 2.0, 3.0, 4.0]] * 5
+    list(digits.eval_apply(items, batch_size=2))
+    assert digits.infer_apply(items[0]).shape == (3,)
+
+
+def test_eval_apply_given_one_item_says_it_was_taken_for_many(digits):
+    with pytest.raises(ValueError, match=r"ONE item .* `eval_apply\(\[item\]\)`"):
+        list(digits.eval_apply([1.0, 2.0, 3.0, 4.0]))
+
+
+def test_a_layer_failing_without_batch_is_told_where_batch_goes():
+    norm = transform(torch.nn.BatchNorm1d)(4)
+    p = transform(lambda x: torch.tensor(x, dtype=torch.float32)) >> norm >> unbatch
+    with pytest.raises(ValueError, match="expected 2D or 3D input") as info:
+        p.infer_apply([1.0, 2.0, 3.0, 4.0])
+    assert any("`unbatch` but no `batch`" in note for note in info.value.__notes__)
+
+
+def test_batch_size_given_as_a_string_names_the_number_to_pass(staged):
+    with pytest.raises(TypeError, match=r"batch_size must be an integer.*batch_size=32"):
+        staged.eval_apply([1, 2], batch_size="32")
+
+
+def test_a_misspelt_apply_option_names_the_closest_one(staged):
+    with pytest.raises(TypeError, match=r"'batchsize' \(did you mean 'batch_size'\?\)"):
+        staged.eval_apply([1, 2], batchsize=2)
+
+
+def test_dataloader_options_that_are_not_a_mapping_are_refused(staged):
+    with pytest.raises(TypeError, match=r"loader_options=\{'timeout': 60\}"):
+        staged.eval_apply([1, 2], loader_options=60)
+
+
+def test_outputs_of_a_pipeline_without_batch_have_stats_and_close():
+    outputs = plus_one.eval_apply([1, 2, 3])
+    with outputs:
+        assert next(outputs) == 2
+    assert outputs.stats.items == 1
+    assert list(outputs) == []

@@ -7,6 +7,7 @@ import gc
 import glob
 import multiprocessing
 import os
+import sys
 import threading
 import time
 import traceback
@@ -267,6 +268,16 @@ def test_progress_bar_reports_the_items_and_keeps_the_outputs(
 ) -> None:
     assert list(run_ints(range(5), batch_size=2, progress=True)) == [0, 2, 4, 6, 8]
     assert "5/5" in capsys.readouterr().err
+
+
+def test_progress_without_tqdm_says_how_to_get_the_bar_and_runs_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `import tqdm` raises ImportError
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    with pytest.warns(RuntimeWarning, match=r"tqdm is not installed.*pip install tqdm"):
+        outputs = run_ints(range(3), progress=True)
+    assert list(outputs) == [0, 2, 4]
 
 
 def test_device_may_be_given_as_a_torch_device() -> None:
