@@ -27,7 +27,7 @@ from padlc.errors import (
     UntrustedArtifactError,
     WrongDeviceError,
 )
-from padlc.language.apply import DEFAULT_BATCH_SIZE
+from padlc.language.apply import DEFAULT_BATCH_SIZE, Outputs
 from padlc.language.atomic import transform
 from padlc.language.base import Transform
 from padlc.language.combinators import Compose, Map, Parallel, Pipeline, Rollout, group
@@ -52,6 +52,7 @@ __all__ = [
     "LoweringError",
     "Map",
     "ModeError",
+    "Outputs",
     "PadlcError",
     "Parallel",
     "Pipeline",

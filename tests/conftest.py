@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import tempfile
 
+# Python files that are not modules of the suite: generated stage modules (golden files),
+# artifacts' code, and a file of uses of the API for the type checker only.
+collect_ignore_glob = ["golden/stages/*", "fixtures/*", "typing/api_usage.py"]
+
 
 def pytest_configure() -> None:
     # Artifacts the tests save and build are recorded in a trust store of the test session, not

@@ -13,8 +13,7 @@ calls have left.
 
 >>> import torch
 >>> layer = torch.nn.Sequential(torch.nn.Dropout(), torch.nn.BatchNorm1d(3))
->>> layer[1].eval()                      # a frozen BatchNorm inside a training model
-BatchNorm1d(3, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+>>> frozen = layer[1].eval()             # a frozen BatchNorm inside a training model
 >>> with layer_modes([layer], training=False):
 ...     [m.training for m in layer.modules()]
 [False, False, False]

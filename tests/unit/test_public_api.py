@@ -8,16 +8,30 @@ import padlc
 
 
 def test_padlc_all_is_pinned():
-    expected = {
-        "DEFAULT_BATCH_SIZE", "ArtifactError", "Batchify", "BuildError", "Compose", "IfEval",
-        "IfInMode", "IfInfer", "IfTrain", "Identity", "LoweringError", "Map", "ModeError",
-        "PadlcError", "Parallel", "Pipeline", "Rollout", "SaveError", "StageError", "Transform",
-        "Try", "Unbatchify", "__version__", "batch", "group", "identity", "same", "transform",
-        "unbatch", "WrongDeviceError",
-    }  # fmt: skip
-    assert expected <= set(padlc.__all__)
+    assert sorted(padlc.__all__) == sorted(
+        [
+            "DEFAULT_BATCH_SIZE", "ArtifactError", "Batchify", "BuildError", "BuildResult",
+            "Compose", "IfEval", "IfInMode", "IfInfer", "IfTrain", "Identity", "LoweringError",
+            "Map", "ModeError", "Outputs", "PadlcError", "Parallel", "Pipeline", "Rollout",
+            "SaveError", "StageError", "Transform", "Try", "Unbatchify", "UntrustedArtifactError",
+            "WrongDeviceError", "__version__", "batch", "build", "group", "identity", "load",
+            "param", "same", "save", "serializer", "transform", "unbatch", "value",
+        ]
+    )  # fmt: skip
     for name in padlc.__all__:
         assert hasattr(padlc, name), name
+
+
+def test_padl_runtime_all_is_pinned():
+    assert sorted(padl_runtime.__all__) == sorted(
+        [
+            "FORMAT_VERSION", "ArtifactError", "BackendUnavailableError", "CompiledPipeline",
+            "ItemError", "Manifest", "ModeUnavailableError", "UntrustedArtifactError",
+            "__version__", "load", "read_manifest",
+        ]
+    )  # fmt: skip
+    for name in padl_runtime.__all__:
+        assert hasattr(padl_runtime, name), name
 
 
 def test_padl_runtime_does_not_import_padlc():
