@@ -90,6 +90,7 @@ def test_build_help_says_the_output_gets_the_padl_suffix(
     assert "-o out/model writes out/model.padl" in " ".join(capsys.readouterr().out.split())
 
 
+@pytest.mark.slow  # builds an artifact
 def test_build_of_a_module_name_finds_its_pipeline_and_example_inputs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -157,6 +158,7 @@ def test_padl_runtime_serve_help_shows_examples(capsys: pytest.CaptureFixture[st
     assert "\nexamples:\n  padl-runtime serve model.padl --port 8000" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a fresh process
 def test_the_installed_command_alone_prints_help_in_a_fresh_process() -> None:
     import shutil
     import subprocess

@@ -6,8 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import padl_runtime
 import padlc
+
+pytestmark = pytest.mark.slow  # a fresh process
 
 
 def test_a_folder_named_padlc_beside_the_script_does_not_shadow_the_package(

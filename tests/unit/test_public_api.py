@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 import padl_runtime
 import padlc
 
@@ -34,6 +36,7 @@ def test_padl_runtime_all_is_pinned():
         assert hasattr(padl_runtime, name), name
 
 
+@pytest.mark.slow  # a fresh process
 def test_padl_runtime_does_not_import_padlc():
     code = (
         "import sys, padl_runtime, padl_runtime.executor, padl_runtime.collate, "

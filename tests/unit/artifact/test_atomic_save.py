@@ -92,6 +92,7 @@ def _kill_while_writing(tmp_path: Path, target: Path) -> None:
         saver.wait(timeout=30)
 
 
+@pytest.mark.slow  # a fresh process
 def test_leftovers_of_killed_saves_are_cleaned_by_the_next_save(tmp_path: Path) -> None:
     target = tmp_path / "model.padl"
     for _ in range(3):
@@ -106,6 +107,7 @@ def test_leftovers_of_killed_saves_are_cleaned_by_the_next_save(tmp_path: Path) 
     assert padlc.load(target) is not None
 
 
+@pytest.mark.slow  # a fresh process
 def test_a_killed_overwrite_leaves_the_old_artifact_in_place(tmp_path: Path) -> None:
     target = padlc.save(_pipeline(), tmp_path / "model")
     before = (target / "manifest.json").read_bytes()

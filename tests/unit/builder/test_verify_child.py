@@ -54,6 +54,7 @@ def test_the_module_imports_nothing_of_padlc() -> None:
     assert not [name for name in imported if name.split(".")[0] == "padlc"], imported
 
 
+@pytest.mark.slow  # a fresh process
 def test_a_failing_load_is_reported_back_not_crashed(tmp_path: Path) -> None:
     inputs, outputs = tmp_path / "inputs.pkl", tmp_path / "outputs.pkl"
     inputs.write_bytes(pickle.dumps([1, 2]))

@@ -398,6 +398,7 @@ def test_post_workers_return_rollout_outputs():
     assert list(p.eval_apply(range(5), batch_size=2, post_workers=1)) == inline
 
 
+@pytest.mark.slow  # a fresh process
 def test_spawned_workers_run_decorated_functions_layers_and_same():
     # spawn (the default on macOS and Windows) pickles the preprocess: `@transform def` at module
     # level, a wrapped torch layer, `same` and a rollout must all go by pickle.

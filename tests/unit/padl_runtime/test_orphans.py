@@ -43,6 +43,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow  # a fresh process
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_busy_dataloader_workers_exit_when_their_parent_is_killed(tmp_path: Path) -> None:
     parent = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path)])

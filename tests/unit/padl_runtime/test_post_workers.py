@@ -210,6 +210,7 @@ print(list(run_batches(range(5), preprocess=pre, forward=lambda b: b * 2, postpr
 """
 
 
+@pytest.mark.slow  # a fresh process
 def test_post_workers_need_no_numpy() -> None:
     """padl_runtime needs torch only; torch itself runs without numpy."""
     result = subprocess.run(
@@ -253,6 +254,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow  # a fresh process
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
 def test_post_workers_exit_when_the_main_process_is_killed() -> None:
     with subprocess.Popen(

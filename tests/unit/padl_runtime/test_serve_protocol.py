@@ -92,6 +92,7 @@ def test_infer_reply_names_the_model_and_the_request() -> None:
         {"name": "output", "datatype": "INT64", "shape": [1], "data": [3]}]}  # fmt: skip
 
 
+@pytest.mark.slow  # a fresh process
 def test_codec_and_request_handling_need_no_web_framework() -> None:
     import subprocess
     import sys

@@ -130,6 +130,7 @@ def _first_column(batch: torch.Tensor) -> torch.Tensor:
     return batch[:, 0]
 
 
+@pytest.mark.slow  # a fresh process
 def test_small_batches_from_spawned_workers_arrive_whole_and_in_order() -> None:
     outputs = run_batches(
         range(40),

@@ -37,12 +37,6 @@ def _pipeline() -> padlc.Transform:
     return to_tensor >> batch >> transform(torch.nn.Linear(3, 2)) >> unbatch
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("integrity")
-    return padlc.build(_pipeline(), root / "model.padl", inputs=INPUTS, backend="export").path
-
-
 @pytest.fixture
 def copy(built: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(built, tmp_path / "copy.padl"))

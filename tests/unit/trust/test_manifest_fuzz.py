@@ -9,14 +9,12 @@ import random
 import shutil
 from pathlib import Path
 
-import pytest
 import torch
 
 import padl_runtime
-import padlc
 from padl_runtime.errors import ArtifactError
 from padl_runtime.manifest import encode_manifest, parse_manifest
-from padlc import batch, transform, unbatch
+from padlc import transform
 
 SEED = 15
 ITEM = [1.0, 2.0, 3.0]
@@ -25,16 +23,6 @@ ITEM = [1.0, 2.0, 3.0]
 @transform
 def to_tensor(x):
     return torch.tensor(x, dtype=torch.float32)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    pipeline = to_tensor >> batch >> transform(torch.nn.Linear(3, 2)) >> unbatch
-    root = tmp_path_factory.mktemp("fuzz")
-    return padlc.build(
-        pipeline, root / "m.padl", inputs=[ITEM, [0.0, 1.0, 0.0]], backend="export"
-    ).path
 
 
 def _damaged(raw: bytes, rng: random.Random, count: int) -> list[bytes]:

@@ -28,17 +28,6 @@ def _pipeline() -> padlc.Transform:
     return to_tensor >> batch >> transform(torch.nn.Linear(3, 2)) >> unbatch
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("trust")
-    return padlc.build(
-        _pipeline(),
-        root / "model.padl",
-        inputs=[[1.0, 2.0, 3.0], [0.0, 1.0, 0.0]],
-        backend="export",
-    ).path
-
-
 @pytest.fixture
 def foreign_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Another user's trust store: nothing this session wrote is in it."""
@@ -140,6 +129,7 @@ def test_a_signature_does_not_cover_an_edited_manifest(
         padl_runtime.load(copy, trusted_keys=[public])
 
 
+@pytest.mark.slow  # a fresh process
 def test_padlc_sign_and_keygen_on_the_command_line(
     built: Path, tmp_path: Path, foreign_store: Path
 ) -> None:
