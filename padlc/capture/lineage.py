@@ -181,9 +181,17 @@ def _cells() -> list[str]:
     return [f for f in linecache.cache if f.startswith("<ipython-input-") or "ipykernel_" in f]
 
 
-def of_variable(obj: Any, name: str, scope: dict[str, Any], depth: int = 0) -> Lineage | None:
+def of_variable(
+    obj: Any,
+    name: str,
+    scope: dict[str, Any],
+    depth: int = 0,
+    site: tuple[str, int] | None = None,
+) -> Lineage | None:
     """The expression last assigned to the module-level variable ``name`` of ``scope`` (a module's
-    globals, or a notebook's), when it is ``obj``'s."""
+    globals, or a notebook's), when it is ``obj``'s. ``site``: where the object was used
+    (``transform(model)`` at ``file:line``); in that file the assignment before that line is the
+    one that ran (a script may bind the name again further down, after the save)."""
     if scope.get(name) is not obj or depth > 3:
         return None
     filename = scope.get("__file__")
@@ -192,7 +200,11 @@ def of_variable(obj: Any, name: str, scope: dict[str, Any], depth: int = 0) -> L
         lines, tree = source._file_tree(file)
         if tree is None:
             continue
-        value = _assignment(tree.body, name, None)
+        value = None
+        if site is not None and site[0] == file:
+            value = _assignment(tree.body, name, site[1])
+        if value is None:
+            value = _assignment(tree.body, name, None)
         if value is not None:
             value = _unwrapped(value, scope)
             if isinstance(value, ast.Name) and value.id != name:
@@ -254,7 +266,7 @@ def at_site(
                     return None  # an argument of the function: made by its caller
                 value = _unwrapped(value, names)
                 return Lineage(_text(lines, value), names, filename, value.lineno, node.id)
-            return of_variable(obj, node.id, scope)
+            return of_variable(obj, node.id, scope, site=(filename, line))
         return None  # `models.encoder`: an attribute of another object
     inline = [n for n in wrapping if not isinstance(n, ast.Name | ast.Attribute)]
     if not inline:  # an operand made inline: `prepare >> nn.Linear(3, 4)`

@@ -214,3 +214,28 @@ def test_locals_of_a_function_named_top_are_not_taken_for_globals() -> None:
     # CPython's symtable treats any table named "top" as the module's.
     source = "def top(p):\n    score, index = p.max(-1)\n    return index, OTHER\n"
     assert global_names(source) == ["OTHER"]
+
+
+def test_a_variable_bound_again_after_the_save_is_saved_by_the_statement_that_ran(
+    tmp_path: Path,
+) -> None:
+    # A script or a notebook session binding the name again further down: the assignment before
+    # `transform(model)` made the object.
+    out = tmp_path / "model.padl"
+    script = tmp_path / "session.py"
+    script.write_text(
+        "import padlc\n"
+        "from padlc import transform\n"
+        "from torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self, hidden):\n"
+        "        super().__init__()\n"
+        "        self.linear = nn.Linear(4, hidden)\n"
+        "    def forward(self, x):\n"
+        "        return self.linear(x)\n"
+        "model = Net(2)\n"
+        f"padlc.save(transform(model), {str(out)!r})\n"
+        "model = nn.Linear(3, 4)\n"
+    )
+    runpy.run_path(str(script))
+    assert "model = Net(2)\n" in (out / "pipeline.py").read_text()
