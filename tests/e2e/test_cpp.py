@@ -585,6 +585,19 @@ def test_aoti_for_another_device_without_torchscript_is_refused(
     assert "padlc build --backend torchscript" in result.stderr
 
 
+def test_an_artifact_without_a_cpp_forward_names_the_backend_to_build_with(
+    cpp_build: Path, batch_path: Path, tmp_path: Path
+) -> None:
+    exported = padlc_build("CLASSIFIER", tmp_path / "exported.padl", backend="export")
+    result = classify(cpp_build, exported, batch_path)
+    assert result.returncode == 2
+    assert "export (forward/forward.pt2): the C++ runtime loads only aoti and torchscript" in (
+        result.stderr
+    )
+    assert "padlc build --backend torchscript" in result.stderr
+    assert "on a machine with this device" not in result.stderr
+
+
 def test_aoti_for_another_device_falls_back_to_torchscript(
     cpp_build: Path,
     artifact: Path,

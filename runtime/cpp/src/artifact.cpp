@@ -280,6 +280,7 @@ LoadedForward load_forward(const std::string& root, const json& manifest,
   LoadedForward loaded;
   std::string first_skipped_file;
   std::string here;
+  bool any_aoti = false;  // the fix differs: an aoti forward is tied to the device it was built on
   for (const json& entry : backends) {
     const std::string name = string_field(entry, "name", root);
     if (!wanted.empty() && name != wanted) continue;
@@ -289,6 +290,7 @@ LoadedForward load_forward(const std::string& root, const json& manifest,
       loaded.skipped.push_back(name + " (" + relative + "): " + why);
       if (first_skipped_file.empty()) first_skipped_file = relative;
     };
+    if (name == "aoti") any_aoti = true;
     try {
       if (name == "torchscript") {
         loaded.program = std::make_unique<ScriptProgram>(full, device);
@@ -339,8 +341,14 @@ LoadedForward load_forward(const std::string& root, const json& manifest,
       break;
     }
   }
-  message << "\nRebuild the artifact on a machine with this device (`padlc build --backend aoti`), "
-             "or add a portable backend (`padlc build --backend torchscript`).";
+  if (any_aoti) {
+    message << "\nRebuild the artifact on a machine with this device (`padlc build --backend aoti`), "
+               "or add a portable backend (`padlc build --backend torchscript`).";
+  } else {
+    message << "\nThe C++ runtime loads torchscript and aoti forwards: build the artifact with "
+               "`padlc build --backend torchscript` (any device; `backend=\"torchscript\"` in "
+               "padlc.build), or `--backend aoti` (native code for the device it is built on).";
+  }
   throw BackendUnavailableError(message.str(), root, first_skipped_file);
 }
 
