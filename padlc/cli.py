@@ -363,14 +363,14 @@ COMMANDS: dict[str, Command] = {
         "sign an artifact with your ed25519 key, for those who trust your public key",
         cli_trust.configure_sign,
         cli_trust.run_sign,
-        "padlc sign model.padl --key team.key   # writes model.padl/manifest.sig\n"
+        "padlc sign model.padl --key team       # writes model.padl/manifest.sig\n"
         "PADL_TRUSTED_KEYS=team.pub padlc serve model.padl   # where team.pub is trusted",
     ),
     "keygen": Command(
         "make an ed25519 key pair for padlc sign",
         cli_trust.configure_keygen,
         cli_trust.run_keygen,
-        "padlc keygen team.key            # writes team.key (secret) and team.pub",
+        "padlc keygen team                # writes team (secret) and team.pub",
     ),
     "serve": Command(
         "serve a built .padl artifact over HTTP, with dynamic batching",

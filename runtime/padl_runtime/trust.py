@@ -124,6 +124,14 @@ def _remembered(digest: str) -> bool:
 
 
 # -- signatures ----------------------------------------------------------------------------------
+def _missing_key_places() -> list[Path]:
+    """The entries of ``PADL_TRUSTED_KEYS`` that name nothing (a misspelt path trusts no key;
+    the refusal says so)."""
+    configured = os.environ.get("PADL_TRUSTED_KEYS") or ""
+    places = [Path(p).expanduser() for p in configured.split(os.pathsep) if p]
+    return [place for place in places if not place.exists()]
+
+
 def trusted_key_files() -> list[Path]:
     """The public key files trusted by configuration: ``PADL_TRUSTED_KEYS`` (files or
     directories, ``os.pathsep``-separated), else ``$XDG_CONFIG_HOME/padl/trusted-keys/``."""
@@ -301,6 +309,12 @@ def require_trust(
         if signed
         else "It is not signed by a key you trust."
     )
+    missing = _missing_key_places()
+    if missing:
+        signature += (
+            f" (PADL_TRUSTED_KEYS names {', '.join(str(m) for m in missing)}, which does not "
+            "exist: a public key file, or a folder of them, is expected.)"
+        )
     raise UntrustedArtifactError(
         f"{artifact.root} was not written by you on this machine (it is not in your trust store "
         f"{trust_store()}). {signature} Loading it would run the code it contains: {listing}.\n"

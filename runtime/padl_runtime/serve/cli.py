@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 __all__ = ["EXAMPLES", "HELP", "add_arguments", "options_from", "run"]
@@ -108,6 +109,12 @@ def options_from(args: argparse.Namespace) -> Any:
     if getattr(args, "trust_code", False):
         load_options["trust_code"] = True
     if getattr(args, "trusted_key", None):
+        missing = [key for key in args.trusted_key if not Path(key).expanduser().is_file()]
+        if missing:
+            raise ValueError(
+                f"--trusted-key {missing[0]}: no such file. Give the public key file (`padlc "
+                "keygen KEY` writes KEY and KEY.pub: the .pub one)."
+            )
         load_options["trusted_keys"] = list(args.trusted_key)
     return ServeOptions(
         host=args.host,

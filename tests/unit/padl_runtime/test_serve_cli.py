@@ -36,11 +36,19 @@ def test_device_and_backend_go_to_the_loader() -> None:
     assert options.max_batch == 8 and options.host == "127.0.0.1"
 
 
-def test_trust_options_go_to_the_loader() -> None:
-    options = options_from(
-        _parse("--trust-code", "--trusted-key", "a.pub", "--trusted-key", "b.pub")
-    )
-    assert options.load_options == {"trust_code": True, "trusted_keys": ["a.pub", "b.pub"]}
+def test_trust_options_go_to_the_loader(tmp_path) -> None:
+    a, b = tmp_path / "a.pub", tmp_path / "b.pub"
+    a.touch()
+    b.touch()
+    options = options_from(_parse("--trust-code", "--trusted-key", str(a), "--trusted-key", str(b)))
+    assert options.load_options == {"trust_code": True, "trusted_keys": [str(a), str(b)]}
+
+
+def test_a_trusted_key_that_is_not_a_file_is_a_usage_error(tmp_path, capsys) -> None:
+    absent = tmp_path / "team"
+    assert runtime_main(["serve", "model.padl", "--trusted-key", str(absent)]) == 2
+    err = capsys.readouterr().err
+    assert f"--trusted-key {absent}: no such file" in err and "the .pub one" in err
 
 
 def test_other_load_options_pass_through() -> None:

@@ -117,6 +117,19 @@ def test_a_signature_by_a_trusted_key_establishes_trust(
     assert padl_runtime.load(copy).backend.name == "export"
 
 
+def test_a_trusted_keys_setting_naming_nothing_is_named_in_the_refusal(
+    built: Path, tmp_path: Path, foreign_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = Path(shutil.copytree(built, tmp_path / "copy.padl"))
+    private, _ = generate_key(tmp_path / "key")
+    sign(copy, private)
+    misspelt = tmp_path / "key.pbu"
+    monkeypatch.setenv("PADL_TRUSTED_KEYS", str(misspelt))
+    with pytest.raises(UntrustedArtifactError) as raised:
+        padl_runtime.load(copy)
+    assert f"PADL_TRUSTED_KEYS names {misspelt}, which does not exist" in str(raised.value)
+
+
 def test_a_signature_does_not_cover_an_edited_manifest(
     built: Path, tmp_path: Path, foreign_store: Path
 ) -> None:
