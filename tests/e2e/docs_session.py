@@ -30,8 +30,7 @@ def _code_of(line: str) -> str:
 
 
 class Session:
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self) -> None:
         self.root = Path.cwd()
         self.servers: list[tuple[subprocess.Popen[str], str]] = []
 
@@ -51,7 +50,7 @@ class Session:
     # -- blocks -----------------------------------------------------------------------------------
     def shell(self, code: str, where: str, venv: bool = False) -> None:
         result = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", code],
+            ["bash", "-e", "-c", code],
             cwd=self.root,
             env=self._environment(venv),
             capture_output=True,
@@ -119,6 +118,18 @@ class Session:
                     f"{where} shows {path}, which has no line {wanted!r} after line {position}:\n"
                     + "\n".join(have)
                 ) from None
+
+    def dockerfile(self, path: str, where: str, build: bool) -> None:
+        """The sources its ``COPY`` lines name exist beside it; built with docker when ``build``."""
+        folder = (self.root / path).parent
+        for line in (self.root / path).read_text().splitlines():
+            words = line.split()
+            if words[:1] == ["COPY"]:
+                for source in words[1:-1]:
+                    if not (folder / source).exists():
+                        raise AssertionError(f"{where}: COPY {source}: no such file beside {path}")
+        if build:
+            self.shell(f"docker build -f {path} {folder}", where)
 
     def close(self) -> None:
         """Stop the servers the document started: each must drain and exit 0 on SIGTERM."""
