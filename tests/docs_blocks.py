@@ -89,7 +89,12 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.document.relative_to(REPO)}:{self.line}"
+        return f"{_shown(self.document)}:{self.line}"
+
+
+def _shown(document: Path) -> str:
+    """A document's path from the checkout's root (absolute for a page outside it)."""
+    return str(document.relative_to(REPO) if document.is_relative_to(REPO) else document)
 
 
 def blocks(document: Path) -> list[Block]:
@@ -170,15 +175,18 @@ def session_script(
     the others through the session's helpers). Each ``server`` block gets a port from
     ``free_port``, which replaces its ``port=N`` in it and in the blocks after it. ``gpu`` and
     ``docker``: whether this machine has them (``gpu`` blocks run, Dockerfiles are built)."""
-    parts = [_HEADER.format(document=document.relative_to(REPO))]
+    parts = [_HEADER.format(document=_shown(document))]
     served: dict[str, int] = {}
     for block in blocks(document):
         options = block.options
         if block.language == "bash" and "server" in options:
-            served[options.get("port", "8000")] = free_port()
+            port = free_port()
+            while port in served.values():  # free now, each its own: the servers run together
+                port = free_port()
+            served[options.get("port", "8000")] = port
         code = block.code
-        for port, free in served.items():
-            code = re.sub(rf"(?<=[:= ]){port}\b", str(free), code)
+        for written, free in served.items():
+            code = re.sub(rf"(?<=[:= ]){written}\b", str(free), code)
         parts.append(f"\n# ---- {block.where} ({block.language})\n")
         if block.language == "python" and not options:
             parts.append(code)
