@@ -22,10 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-import padl_runtime
 from padl_runtime.pipeline import CompiledPipeline
 from padl_runtime.serve.batcher import Batcher, Overloaded
-from padl_runtime.serve.codec import dumps
 from padl_runtime.serve.metrics import CONTENT_TYPE, Metrics
 from padl_runtime.serve.options import ServeOptions
 from padl_runtime.serve.protocol import (
@@ -34,10 +32,16 @@ from padl_runtime.serve.protocol import (
     RequestError,
     error_reply,
     infer_reply,
+    live_reply,
+    model_metadata_reply,
     parse_infer,
     parse_predict,
     predict_reply,
+    ready_reply,
+    server_metadata_reply,
+    unknown_model_reply,
 )
+from padl_runtime.serve.protocol import model_name as _name_of
 
 __all__ = ["ServerState", "ServingApp", "create_app", "model_name"]
 
@@ -47,7 +51,7 @@ _JSON = "application/json"
 def model_name(pipeline: CompiledPipeline) -> str:
     """The artifact's name in the Open Inference Protocol's paths: its directory's name without
     ``.padl``."""
-    return pipeline.root.name.removesuffix(".padl") or "model"
+    return _name_of(pipeline.root)
 
 
 @dataclass
@@ -127,7 +131,7 @@ def create_app(pipeline: CompiledPipeline, options: ServeOptions | None = None) 
     async def infer_reply_of(name: str, body: Awaitable[bytes]) -> Reply:
         if name != state.name:
             count("infer", 404)
-            return _unknown_model(name, state.name)
+            return unknown_model_reply(name, state.name)
         return await run("infer", body, parse_infer, infer_answer)
 
     async def predict(request: Request) -> Response:
@@ -137,27 +141,27 @@ def create_app(pipeline: CompiledPipeline, options: ServeOptions | None = None) 
         return _response(await infer_reply_of(request.path_params["name"], request.body()))
 
     async def live(request: Request) -> Response:
-        return _response(Reply(200, dumps({"live": True})))
+        return _response(live_reply())
 
     async def ready(request: Request) -> Response:
-        return _response(
-            Reply(503 if state.draining else 200, dumps({"ready": not state.draining}))
-        )
+        return _response(ready_reply(not state.draining))
 
     async def server_metadata(request: Request) -> Response:
-        body = {"name": "padl-runtime", "version": padl_runtime.__version__, "extensions": []}
-        return _response(Reply(200, dumps(body)))
+        return _response(server_metadata_reply())
 
     async def model_metadata(request: Request) -> Response:
         name = request.path_params["name"]
         if name != state.name:
-            return _response(_unknown_model(name, state.name))
-        return _response(Reply(200, dumps(_metadata(state))))
+            return _response(unknown_model_reply(name, state.name))
+        platform = f"padl_{state.pipeline.backend.name}"
+        return _response(
+            model_metadata_reply(name, state.pipeline.manifest, platform, state.batcher.max_batch)
+        )
 
     async def model_ready(request: Request) -> Response:
         name = request.path_params["name"]
         if name != state.name:
-            return _response(_unknown_model(name, state.name))
+            return _response(unknown_model_reply(name, state.name))
         return await ready(request)
 
     async def prometheus(request: Request) -> Response:
@@ -261,39 +265,3 @@ async def _send(send: Any, reply: Reply) -> None:
     headers += [(k.lower().encode(), v.encode()) for k, v in reply.headers]
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body})
-
-
-def _unknown_model(name: str, served: str) -> Reply:
-    return error_reply(404, f"No model {name!r} here; this server serves {served!r}.")
-
-
-def _metadata(state: ServerState) -> dict[str, Any]:
-    """The Open Inference Protocol's model metadata. The raw item's type is not recorded in the
-    artifact, so no input tensors are listed: any tensor or BYTES input is accepted and mapped to
-    raw items as :func:`padl_runtime.serve.codec.items_from_tensors` says. The forward's own
-    inputs and outputs (after the preprocess) are in the parameters."""
-    manifest = state.pipeline.manifest
-    forward = manifest.forward
-    return {
-        "name": state.name,
-        "versions": [],
-        "platform": f"padl_{state.pipeline.backend.name}",
-        "inputs": [],
-        "outputs": [],
-        "parameters": {
-            "pipeline": manifest.pipeline,
-            "stages": {
-                "preprocess": manifest.stages.preprocess,
-                "forward": manifest.stages.forward,
-                "postprocess": manifest.stages.postprocess,
-            },
-            "forward_inputs": list(forward.inputs) if forward is not None else [],
-            "forward_outputs": list(forward.outputs) if forward is not None else [],
-            "max_batch": state.batcher.max_batch,
-            "item_mapping": (
-                "item i is row i of the single input tensor (a nested list, a number or a "
-                "string), or {input name: row i} for several inputs; outputs are one tensor per "
-                "key of dict outputs, else one tensor named 'output'"
-            ),
-        },
-    }

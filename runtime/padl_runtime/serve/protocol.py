@@ -15,11 +15,15 @@ Results are one per item: the item's output, or an :class:`~padl_runtime.ItemErr
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import padl_runtime
 from padl_runtime.failures import ItemError
+from padl_runtime.manifest import Manifest
 from padl_runtime.serve.codec import (
     DecodeError,
     EncodeError,
@@ -37,9 +41,15 @@ __all__ = [
     "RequestError",
     "error_reply",
     "infer_reply",
+    "live_reply",
+    "model_metadata_reply",
+    "model_name",
     "parse_infer",
     "parse_predict",
     "predict_reply",
+    "ready_reply",
+    "server_metadata_reply",
+    "unknown_model_reply",
 ]
 
 
@@ -237,4 +247,66 @@ def infer_reply(model: str, request: InferRequest, results: Sequence[Any]) -> Re
     body: dict[str, Any] = {"model_name": model, "outputs": tensors}
     if request.id is not None:
         body["id"] = request.id
+    return Reply(200, dumps(body))
+
+
+# -- the Open Inference Protocol's other endpoints -------------------------------------------------
+def model_name(root: str | os.PathLike[str]) -> str:
+    """An artifact's name in the Open Inference Protocol's paths: its directory's name without
+    ``.padl``."""
+    return Path(root).name.removesuffix(".padl") or "model"
+
+
+def live_reply() -> Reply:
+    """``GET /v2/health/live``."""
+    return Reply(200, dumps({"live": True}))
+
+
+def ready_reply(ready: bool) -> Reply:
+    """``GET /v2/health/ready`` and ``GET /v2/models/{name}/ready``: 503 when not ready."""
+    return Reply(200 if ready else 503, dumps({"ready": ready}))
+
+
+def server_metadata_reply() -> Reply:
+    """``GET /v2``."""
+    body = {"name": "padl-runtime", "version": padl_runtime.__version__, "extensions": []}
+    return Reply(200, dumps(body))
+
+
+def unknown_model_reply(name: str, served: str) -> Reply:
+    """404 for a model name that is not the one served."""
+    return error_reply(404, f"No model {name!r} here; this server serves {served!r}.")
+
+
+def model_metadata_reply(name: str, manifest: Manifest, platform: str, max_batch: int) -> Reply:
+    """``GET /v2/models/{name}``: the Open Inference Protocol's model metadata.
+
+    The raw item's type is not recorded in the artifact, so no input tensors are listed: any
+    tensor or BYTES input is accepted and mapped to raw items as
+    :func:`padl_runtime.serve.codec.items_from_tensors` says. The forward's own inputs and outputs
+    (after the preprocess) are in the parameters."""
+    forward = manifest.forward
+    body = {
+        "name": name,
+        "versions": [],
+        "platform": platform,
+        "inputs": [],
+        "outputs": [],
+        "parameters": {
+            "pipeline": manifest.pipeline,
+            "stages": {
+                "preprocess": manifest.stages.preprocess,
+                "forward": manifest.stages.forward,
+                "postprocess": manifest.stages.postprocess,
+            },
+            "forward_inputs": list(forward.inputs) if forward is not None else [],
+            "forward_outputs": list(forward.outputs) if forward is not None else [],
+            "max_batch": max_batch,
+            "item_mapping": (
+                "item i is row i of the single input tensor (a nested list, a number or a "
+                "string), or {input name: row i} for several inputs; outputs are one tensor per "
+                "key of dict outputs, else one tensor named 'output'"
+            ),
+        },
+    }
     return Reply(200, dumps(body))
