@@ -17,7 +17,7 @@ from padl_runtime.package import ArtifactPackage, StageFunction
 from padl_runtime.pipeline import CompiledPipeline
 from padl_runtime.trust import Executes, KeyLike, require_trust
 
-__all__ = ["load"]
+__all__ = ["establish_trust", "load"]
 
 
 def _choose(
@@ -48,6 +48,59 @@ def _choose(
     return out
 
 
+def _runs(stage_module: str | None, backends: Iterable[BackendEntry]) -> list[tuple[str, Executes]]:
+    """What loading the stage module and these forwards runs: (file, what it runs)."""
+    runs: list[tuple[str, Executes]] = [(stage_module, "python")] if stage_module else []
+    for entry in backends:
+        loader = LOADERS.get(entry.name)
+        # a backend this runtime does not know is never loaded; count it as code all the same
+        runs += [(file, loader.executes if loader else "python") for file in entry.files]
+    return runs
+
+
+def establish_trust(
+    path: str | os.PathLike[str],
+    *,
+    backend: str | None = None,
+    trust_code: bool = False,
+    trusted_keys: Iterable[KeyLike] | None = None,
+) -> str:
+    """Establish trust in the built artifact at ``path`` here, as :func:`load` would, without
+    loading it; the SHA-256 of its manifest, to pass as ``load(path, trusted_manifest=...)`` in
+    the processes that load it elsewhere (Ray actors on other machines, which have neither this
+    trust store nor these keys).
+
+    Trust covers whatever those loads may run: the stage module and ``backend``'s forward, or,
+    when no backend is named, every forward of the artifact (the other machines may pick another
+    one, for their device). :class:`~padl_runtime.trust.UntrustedArtifactError` as for
+    :func:`load`.
+
+    >>> digest = establish_trust("model.padl")                        # doctest: +SKIP
+    >>> pipeline = load("model.padl", trusted_manifest=digest)        # on a worker  # doctest: +SKIP
+    """
+    artifact = Artifact.open(path)
+    section = artifact.manifest.forward
+    if artifact.manifest.kind != "built" or section is None:
+        raise ArtifactError(
+            f"{path} is a saved pipeline, not a built one: it has no compiled forward. Build it "
+            "with `padlc build`.",
+            path=str(path),
+        )
+    backends = [b for b in section.backends if backend is None or b.name == backend]
+    if not backends:
+        present = ", ".join(b.name for b in section.backends) or "none"
+        raise BackendUnavailableError(
+            f"{path} has no {backend!r} forward (it has: {present}).", path=str(path)
+        )
+    require_trust(
+        artifact,
+        _runs(section.stage_module, backends),
+        trust_code=trust_code,
+        trusted_keys=trusted_keys,
+    )
+    return artifact.manifest_sha256
+
+
 def load(
     path: str | os.PathLike[str],
     device: str | None = None,
@@ -55,6 +108,7 @@ def load(
     *,
     trust_code: bool = False,
     trusted_keys: Iterable[KeyLike] | None = None,
+    trusted_manifest: str | None = None,
 ) -> CompiledPipeline:
     """Load a built artifact: check its manifest, establish trust, then load its stages and
     forward from the verified bytes of the files the manifest lists.
@@ -72,6 +126,9 @@ def load(
     or it is signed by one of ``trusted_keys`` (paths to ed25519 public keys, or key objects) or
     a key configured in ``PADL_TRUSTED_KEYS``. Otherwise
     :class:`~padl_runtime.trust.UntrustedArtifactError` says what would run and how to inspect it.
+    ``trusted_manifest`` hands over trust established in another process or on another machine
+    (:func:`establish_trust` there): the load goes on only if the artifact's manifest is exactly
+    the one trusted there.
 
     >>> pipeline = load("model.padl")          # doctest: +SKIP
     >>> pipeline.infer_apply("a raw item")     # doctest: +SKIP
@@ -133,9 +190,13 @@ def load(
         )
     stage_module = section.stage_module
     loader = LOADERS[chosen.name]
-    runs: list[tuple[str, Executes]] = [(stage_module, "python")] if stage_module else []
-    runs += [(file, loader.executes) for file in chosen.files]
-    require_trust(artifact, runs, trust_code=trust_code, trusted_keys=trusted_keys)
+    require_trust(
+        artifact,
+        _runs(stage_module, [chosen]),
+        trust_code=trust_code,
+        trusted_keys=trusted_keys,
+        trusted_manifest=trusted_manifest,
+    )
     artifact.check_present()
     package = ArtifactPackage(artifact)
 

@@ -60,7 +60,8 @@ class UntrustedArtifactError(ArtifactError):
 @dataclass(frozen=True, slots=True)
 class Trust:
     """How trust in an artifact was established: ``"store"``, ``"trust_code"``, ``"signature"``
-    (``key`` names the key), or ``"not needed"`` (loading runs no code of it)."""
+    (``key`` names the key), ``"pinned"`` (its manifest is the one trusted in another process),
+    or ``"not needed"`` (loading runs no code of it)."""
 
     how: str
     key: str = ""
@@ -280,9 +281,24 @@ def require_trust(
     *,
     trust_code: bool = False,
     trusted_keys: Iterable[KeyLike] | None = None,
+    trusted_manifest: str | None = None,
 ) -> Trust:
     """Establish trust in ``artifact`` before loading runs ``runs`` (file, what loading it runs);
-    an :class:`UntrustedArtifactError` saying why and what to do when nothing establishes it."""
+    an :class:`UntrustedArtifactError` saying why and what to do when nothing establishes it.
+
+    ``trusted_manifest`` is the SHA-256 of a manifest trusted in another process (a Ray driver
+    for its actors): it establishes trust when the artifact's manifest is exactly that one, and
+    an artifact whose manifest is another one is refused, whether it would run code or not.
+    """
+    if trusted_manifest is not None and trusted_manifest != artifact.manifest_sha256:
+        raise ArtifactError(
+            f"{artifact.root}: {MANIFEST_FILE} is not the one that was trusted where this load "
+            f"was asked for (its SHA-256 is {artifact.manifest_sha256[:16]}…, the trusted one's "
+            f"{trusted_manifest[:16]}…): the artifact at this path was replaced or edited, or "
+            "this machine holds another copy. Give every machine the same artifact.",
+            path=str(artifact.root),
+            file=MANIFEST_FILE,
+        )
     code = [(file, what) for file, what in runs if what != "nothing"]
     pickled = [file for file, what in code if what == "pickle"]
     if pickled:
@@ -296,6 +312,8 @@ def require_trust(
         return Trust("not needed")
     if trust_code:
         return Trust("trust_code")
+    if trusted_manifest is not None:
+        return Trust("pinned")
     if _remembered(artifact.manifest_sha256):
         return Trust("store")
     keys = _keys(trusted_keys)

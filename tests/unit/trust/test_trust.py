@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import torch
 
 import padl_runtime
 import padlc
+from padl_runtime.load import establish_trust
 from padl_runtime.trust import UntrustedArtifactError, generate_key, sign
 from padlc import batch, transform, unbatch
 
@@ -186,3 +188,31 @@ def test_the_trust_store_of_another_user_is_not_used(
     os.chmod(store, 0o777)  # anyone could have written an entry
     with pytest.raises(UntrustedArtifactError):
         padlc.load(saved)
+
+
+# -- trust established in one process, used in another (Ray actors on other machines) ----------
+def test_trust_established_here_loads_elsewhere_by_the_manifest_digest(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digest = establish_trust(built)  # here: built by this session, in its trust store
+    monkeypatch.setenv("PADL_TRUST_STORE", str(tmp_path / "elsewhere"))  # another machine
+    with pytest.raises(UntrustedArtifactError):
+        padl_runtime.load(built)
+    pipeline = padl_runtime.load(built, trusted_manifest=digest)
+    assert pipeline.infer_apply([1.0, 2.0, 3.0]).shape == (2,)
+
+
+def test_another_manifest_than_the_trusted_one_is_refused(built: Path) -> None:
+    with pytest.raises(padl_runtime.ArtifactError, match="not the one that was trusted"):
+        padl_runtime.load(built, trusted_manifest="0" * 64)
+
+
+def test_establish_trust_refuses_an_untrusted_artifact_unless_trust_code(
+    built: Path, foreign_store: Path
+) -> None:
+    with pytest.raises(UntrustedArtifactError, match=r"stages\.py \(Python code\)"):
+        establish_trust(built)
+    assert (
+        establish_trust(built, trust_code=True)
+        == hashlib.sha256((built / "manifest.json").read_bytes()).hexdigest()
+    )
