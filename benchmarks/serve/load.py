@@ -2,10 +2,11 @@
 answer arrived, for a fixed time; requests/s and latency percentiles of what completed.
 
 Two clients. ``raw`` (the default) is a minimal HTTP/1.1 keep-alive client on asyncio's protocols:
-a request is a prepared byte string, a response is read by its Content-Length, about 30 µs of the
-client's CPU a request. ``httpx`` is httpx's AsyncClient, one per connection (a shared pool costs
-more still): on this project's 2-core machine it tops out near 1,000 requests/s whatever the
-server, so it measures httpx rather than the servers, and the client and server share the CPUs.
+a request is a prepared byte string, a response is read by its Content-Length (or its chunks, as
+Ray Serve's proxy sends some answers), about 30 µs of the client's CPU a request. ``httpx`` is
+httpx's AsyncClient, one per connection (a shared pool costs more still): on this project's 2-core
+machine it tops out near 1,000 requests/s whatever the server, so it measures httpx rather than
+the servers, and the client and server share the CPUs.
 """
 
 from __future__ import annotations
@@ -41,6 +42,26 @@ def request_bytes(path: str, body: bytes) -> bytes:
     ).encode() + body
 
 
+def _dechunk(buffer: bytearray, start: int) -> tuple[bytes, int] | None:
+    """A chunked body starting at ``start``: ``(body, end)``, or None while it is incomplete."""
+    parts = []
+    position = start
+    while True:
+        line_end = buffer.find(b"\r\n", position)
+        if line_end < 0:
+            return None
+        size = int(bytes(buffer[position:line_end]).split(b";")[0], 16)
+        chunk_start = line_end + 2
+        if size == 0:
+            if len(buffer) < chunk_start + 2:  # the empty line after the last chunk (no trailers)
+                return None
+            return b"".join(parts), chunk_start + 2
+        if len(buffer) < chunk_start + size + 2:
+            return None
+        parts.append(bytes(buffer[chunk_start : chunk_start + size]))
+        position = chunk_start + size + 2
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.buffer = bytearray()
@@ -61,15 +82,22 @@ class _Connection(asyncio.Protocol):
             return
         head = bytes(self.buffer[:end]).lower()
         start = head.find(b"content-length:")
-        if start < 0:
-            raise ConnectionError("a response without Content-Length")
-        stop = head.find(b"\r\n", start)
-        length = int(head[start + 15 : stop if stop > 0 else None])
-        if len(self.buffer) < end + 4 + length:
-            return
+        if start >= 0:
+            stop = head.find(b"\r\n", start)
+            length = int(head[start + 15 : stop if stop > 0 else None])
+            if len(self.buffer) < end + 4 + length:
+                return
+            body = bytes(self.buffer[end + 4 : end + 4 + length])
+            consumed = end + 4 + length
+        elif b"transfer-encoding: chunked" in head:  # Ray Serve's proxy streams some answers
+            chunked = _dechunk(self.buffer, end + 4)
+            if chunked is None:
+                return
+            body, consumed = chunked
+        else:
+            raise ConnectionError("a response with neither Content-Length nor chunks")
         status = int(head[9:12])
-        body = bytes(self.buffer[end + 4 : end + 4 + length])
-        del self.buffer[: end + 4 + length]
+        del self.buffer[:consumed]
         waiter, self.waiter = self.waiter, None
         if waiter is not None:
             waiter.set_result((status, body))
