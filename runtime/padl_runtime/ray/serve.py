@@ -89,6 +89,11 @@ def deployment(
     your trust store and keys, and the replicas load the artifact only if its manifest is the one
     trusted here; the path must be readable at the same place on every node that runs a replica.
 
+    With Ray's defaults every request also costs milliseconds of CPU in Ray's proxy and in the
+    replica's calls back to it, far more than a small model's work; a cluster started with
+    ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` (Ray's high-throughput mode, a setting of the cluster)
+    has the replica answer HTTP itself (docs/scaling.md has both measured).
+
     >>> from ray import serve
     >>> serve.run(deployment("model.padl", num_replicas=2), route_prefix="/")  # doctest: +SKIP
     """
