@@ -8,10 +8,10 @@ artifact, so that its outputs are those of ``infer_apply`` and ``eval_apply``.
   does (the same codec and request handling, :mod:`padl_runtime.serve.protocol`), batching
   concurrent requests with ``@serve.batch``.
 
->>> import ray, padl_runtime.ray
+>>> import ray, padl_runtime.ray                                             # doctest: +SKIP
 >>> ds = ray.data.from_items([{"item": x} for x in items])                  # doctest: +SKIP
 >>> padl_runtime.ray.predict(ds, "model.padl").take(3)                      # doctest: +SKIP
->>> from ray import serve
+>>> from ray import serve                                                    # doctest: +SKIP
 >>> serve.run(padl_runtime.ray.deployment("model.padl"))                    # doctest: +SKIP
 
 Needs the ``ray`` extra (``pip install 'padl-runtime[ray]'``); ``import padl_runtime`` and

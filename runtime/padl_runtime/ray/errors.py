@@ -30,8 +30,8 @@ class RowError(Exception):
     ``error_type`` and ``message`` say what failed, as :class:`~padl_runtime.ItemError` does.
 
     >>> failure = ItemError(0, "preprocess", "ValueError", "too short", step="to_tensor")
-    >>> str(RowError.of([1.0], failure, "item", failed=1, rows=4))  # doctest: +ELLIPSIS
-    'The row with item=[1.0] failed: the preprocess step to_tensor raised ValueError: too short...'
+    >>> print(RowError.of([1.0], failure, "item", failed=1, rows=4))  # doctest: +ELLIPSIS
+    The row with item=[1.0] failed: the preprocess step to_tensor raised ValueError: too short. Fix...
     """
 
     def __init__(

@@ -94,7 +94,7 @@ def deployment(
     ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` (Ray's high-throughput mode, a setting of the cluster)
     has the replica answer HTTP itself (docs/scaling.md has both measured).
 
-    >>> from ray import serve
+    >>> from ray import serve  # doctest: +SKIP
     >>> serve.run(deployment("model.padl", num_replicas=2), route_prefix="/")  # doctest: +SKIP
     """
     serve = require_ray("ray.serve")
