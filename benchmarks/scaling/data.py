@@ -103,7 +103,10 @@ def _group(pid: int, command: str) -> str:
     return "Ray, other" if "ray" in command else "rest"
 
 
-def run(count: int, rounds: int, concurrency: tuple[int, ...], directory: str) -> dict[str, Any]:
+def run(count: int, rounds: int, concurrency: tuple[int, ...], directory: str,
+        rows_per_call: tuple[int, ...] = ()) -> dict[str, Any]:  # fmt: skip
+    """``eval_apply``, ``predict`` with each of ``concurrency`` actors (predict's defaults), and
+    ``predict`` with one actor handed each of ``rows_per_call`` rows per call."""
     import ray
 
     artifact = build(directory)
@@ -111,7 +114,12 @@ def run(count: int, rounds: int, concurrency: tuple[int, ...], directory: str) -
     items = tiny.make_items(count, 0)
     expected = list(pipeline.eval_apply(items, batch_size=256))
     ds = ray.data.from_items([{"id": i, "item": x} for i, x in enumerate(items)]).materialize()
-    cases = ["eval_apply"] + [f"predict, {n} actor{'s' if n > 1 else ''}" for n in concurrency]
+    options = (
+        {"eval_apply": {}}
+        | {f"predict, {n} actor{'s' if n > 1 else ''}": {"concurrency": n} for n in concurrency}
+        | {f"predict, 1 actor, {r} rows/call": {"rows_per_call": r} for r in rows_per_call}
+    )
+    cases = list(options)
     timings: dict[str, list[Timing]] = {case: [] for case in cases}
     print(f"\n== Ray Data: {count:,} tiny items ({tiny.WORKLOAD.description}), "
           f"{ds.num_blocks()} blocks; torch threads here {torch.get_num_threads()}", flush=True)  # fmt: skip
@@ -121,9 +129,8 @@ def run(count: int, rounds: int, concurrency: tuple[int, ...], directory: str) -
             if case == "eval_apply":
                 timing = time_eval_apply(pipeline, items)
             else:
-                n = concurrency[cases.index(case) - 1]
                 check = expected if round_ == 0 else None
-                timing = time_predict(ds, artifact, count, check, concurrency=n)
+                timing = time_predict(ds, artifact, count, check, **options[case])
             timings[case].append(timing)
             extra = (
                 f"  start {timing.start:5.2f} s  steady {timing.steady:9,.0f} items/s"
@@ -133,7 +140,7 @@ def run(count: int, rounds: int, concurrency: tuple[int, ...], directory: str) -
             if timing.cpu_us:
                 where = ", ".join(f"{k} {v:,.1f}" for k, v in timing.cpu_us.items() if v >= 0.1)
                 extra += f"  [CPU µs/item: {where}]"
-            print(f"  round {round_ + 1}  {case:<20} {timing.rate(count):9,.0f} items/s end to end"
+            print(f"  round {round_ + 1}  {case:<30} {timing.rate(count):9,.0f} items/s end to end"
                   f"{extra}", flush=True)  # fmt: skip
     return {"items": count, "blocks": ds.num_blocks(), "timings": timings}
 
