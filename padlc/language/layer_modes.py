@@ -89,7 +89,10 @@ class Held:
     def release(self) -> None:
         if self.fast:
             for gate in self.gates:
-                _leave(gate)
+                gate.fast.pop()
+                if gate.mode is not None:  # a call waits to switch: one call fewer runs
+                    with gate.cond:
+                        gate.cond.notify_all()
             return
         for gate in reversed(self.gates):
             with gate.cond:
@@ -109,7 +112,10 @@ def enter(layers: Sequence[torch.nn.Module], gates: Sequence[_Gate], training: b
         gate.fast.append(None)
     # Registered first, checked after: a call that switches sets `mode` first and checks the
     # registrations after, so one of the two sees the other.
-    if all(g.mode is None and layer.training is training for layer, g in zip(layers, gates)):
+    for layer, gate in zip(layers, gates):
+        if gate.mode is not None or layer.training is not training:
+            break
+    else:
         return Held(layers, gates, fast=True)
     for gate in gates:
         _leave(gate)
