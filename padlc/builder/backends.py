@@ -86,7 +86,10 @@ def lower_fastest(job: Job, draft: Draft, candidates: tuple[str, ...]) -> Backen
     for entry, _ in built:
         if entry.name != name:
             remove_files(draft.root, entry.files)
-    return next(e for e, _ in built if e.name == name)
+    chosen = next(e for e, _ in built if e.name == name)
+    if chosen.note:  # the note of the backend kept, not of those timed against it
+        job.notes.append(f"{name}: {chosen.note}")
+    return chosen
 
 
 @overload
@@ -161,7 +164,7 @@ def lower_one(
         job.attempts.append(
             (name, f"built, not verified (verify=False), lowered in {seconds:.1f} s")
         )
-        if result.note:
+        if result.note and not timed:
             job.notes.append(f"{name}: {result.note}")
         return (entry, 0.0) if timed else entry
     verified = _verified(job, draft, entry, result, alone, timed)
@@ -196,7 +199,7 @@ def _verified(
                 f"{speed})",
             )
         )
-        if result.note:
+        if result.note and not timed:
             job.notes.append(f"{name}: {result.note}")
         verified = BackendEntry(**{**_fields(entry), "max_abs_error": check.max_abs_error})
         return verified, check.infer_seconds or 0.0

@@ -85,3 +85,10 @@ def test_auto_tries_every_compiled_backend_and_says_why_it_chose(built: dict[str
     forwards = {e.path for e in manifest.files if e.path.startswith("forward/forward.")}
     assert forwards == kept
     assert built["loaded"]["auto"]["backend"] == result.backend
+
+
+def test_auto_reports_the_notes_of_the_backend_it_kept_only(built: dict[str, Any]) -> None:
+    result = built["results"]["auto"]
+    backends = {"export", "onnx", "torchscript", "aoti", "eager"}
+    named = {note.split(":", 1)[0] for note in result.notes} & backends
+    assert named <= {result.backend}, result.notes
