@@ -59,6 +59,9 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     # A short directory of its own (Ray's socket paths must stay short), never the repository.
     temp = tempfile.mkdtemp(prefix="padl-ray-")
     actor_store = tmp_path_factory.mktemp("actor-trust-store")
+    # Processes this one started before (a multiprocessing resource tracker, which lives as long
+    # as this process) are not Ray's.
+    before = set(_descendants(os.getpid()))
     started: list[int] = []
     try:
         with pytest.MonkeyPatch.context() as env:
@@ -78,15 +81,24 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
                 ray.data.DataContext.get_current().enable_progress_bars = False
                 yield
             finally:
-                started = _descendants(os.getpid())
+                started = [p for p in _descendants(os.getpid()) if p not in before]
                 with contextlib.suppress(Exception):
                     serve.shutdown()
                 ray.shutdown()
     finally:
         left = [pid for pid in started if not _gone_within(pid, 30)]
         shutil.rmtree(temp, ignore_errors=True)
-    assert not left, f"Ray processes still running after ray.shutdown(): {left}"
+    assert not left, f"Ray processes still running after ray.shutdown(): {_commands(left)}"
     assert not list(Path(actor_store).iterdir())  # the actors trusted nothing on their own
+
+
+def _commands(pids: list[int]) -> dict[int, str]:
+    """Each process's command line, for the failure message."""
+    found = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return found
 
 
 def _gone_within(pid: int, seconds: float) -> bool:

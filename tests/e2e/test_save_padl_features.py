@@ -157,7 +157,7 @@ def test_a_mandatory_param_missing_at_load_is_a_value_error_naming_it(saved) -> 
         "except ValueError as e:\n    print(e)\n"
     )
     message = run_python(["-c", code], cwd=saved[0])
-    assert "needs the parameter scale" in message and "scale=..." in message
+    assert "needs the parameter scale" in message and "params={'scale': ...}" in message
 
 
 def test_pd_save_options_no_save_leaves_the_weights_out(saved) -> None:
