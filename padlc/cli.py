@@ -414,6 +414,8 @@ def versions() -> str:
 def parser() -> argparse.ArgumentParser:
     """The command line's parser: one subcommand per entry of :data:`COMMANDS`, each with its
     examples under ``--help``."""
+    from padl_runtime.serve.cli import add_command
+
     root = argparse.ArgumentParser(
         prog="padlc",
         description=_DESCRIPTION,
@@ -423,15 +425,7 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name, command in COMMANDS.items():
         examples = command.examples or (_serve_examples() if name == "serve" else "")
-        command.configure(
-            sub.add_parser(
-                name,
-                help=command.help,
-                description=command.help,
-                epilog="examples:\n" + "\n".join(f"  {line}" for line in examples.splitlines()),
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-            )
-        )
+        command.configure(add_command(sub, name, command.help, examples))
     return root
 
 

@@ -43,15 +43,7 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=_version())
     sub = root.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     examples = cli.EXAMPLES.format(prog="padl-runtime serve")
-    cli.add_arguments(
-        sub.add_parser(
-            "serve",
-            help=cli.HELP,
-            description=cli.HELP,
-            epilog="examples:\n" + "\n".join(f"  {line}" for line in examples.splitlines()),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    )
+    cli.add_arguments(cli.add_command(sub, "serve", cli.HELP, examples))
     return root
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXAMPLES", "HELP", "add_arguments", "options_from", "run"]
+__all__ = ["EXAMPLES", "HELP", "add_arguments", "add_command", "options_from", "run"]
 
 HELP = "serve a built .padl artifact over HTTP, with dynamic batching"
 #: The examples under ``--help`` (``{prog}``: ``padlc serve`` or ``padl-runtime serve``).
@@ -17,6 +17,23 @@ EXAMPLES = """\
 {prog} model.padl --port 8000       # then: curl -s localhost:8000/predict -d '{{"input": ...}}'
 {prog} model.padl --host 0.0.0.0 --max-batch 32 --max-wait-ms 5 --workers 2
 {prog} model.padl --trusted-key team.pub   # an artifact signed elsewhere (docs/security.md)"""
+
+
+def add_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    examples: str,
+) -> argparse.ArgumentParser:
+    """A command's parser under ``commands``, its ``--help`` ending with ``examples`` (one per
+    line): the form of every command of ``padlc`` and ``padl-runtime``."""
+    return commands.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in examples.splitlines()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
