@@ -33,7 +33,7 @@ from padlc.capture.expressions import default_hint
 from padlc.capture.module import describe
 from padlc.errors import SaveError
 from padlc.language.atomic import ClassTransform, ModuleProxy, user_class_of
-from padlc.language.base import place
+from padlc.language.sites import place
 
 if TYPE_CHECKING:
     from padlc.capture.render import Renderer

@@ -17,8 +17,9 @@ import torch
 
 from padlc.capture.shared import SharedData
 from padlc.errors import SaveError
-from padlc.language.base import Transform, place
+from padlc.language.base import Transform
 from padlc.language.markers import Batchify, Identity, Unbatchify
+from padlc.language.sites import place
 from padlc.naming import Namespace
 
 __all__ = ["RESERVED", "SCALARS", "GeneratedModule", "describe"]

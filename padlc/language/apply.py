@@ -19,12 +19,13 @@ import torch
 from padl_runtime.collate import move_to_device
 from padl_runtime.executor import RunHooks, RunStats, run_batches
 from padlc.language import context as _context
-from padlc.language.base import DEFAULT_BATCH_SIZE, FailureMark, Transform, place
+from padlc.language.base import DEFAULT_BATCH_SIZE, Transform
 from padlc.language.combinators import Compose
 from padlc.language.context import ApplyContext, InContext, Mode
 from padlc.language.item_ranks import ItemRanks
 from padlc.language.layer_modes import Held, enter, layer_modes
 from padlc.language.markers import Batchify, Identity
+from padlc.language.sites import FailureMark, place
 from padlc.language.stages import without_markers
 
 __all__ = [

@@ -15,7 +15,8 @@ from typing import Any, TypeVar, overload
 
 import torch
 
-from padlc.language.base import Transform, callable_name, creation_site
+from padlc.language.base import Transform, callable_name
+from padlc.language.sites import creation_site
 
 __all__ = [
     "ClassTransform",

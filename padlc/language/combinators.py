@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from padl_runtime.outputs import output_tuple
-from padlc.language.base import CallableTransform, FailureMark, Transform
+from padlc.language.base import CallableTransform, Transform
+from padlc.language.sites import FailureMark
 
 __all__ = ["Compose", "Map", "Parallel", "Pipeline", "Rollout", "group"]
 
