@@ -16,9 +16,7 @@ item or batch ("while preprocessing item 7"). Closing the iterator, an exception
 
 from __future__ import annotations
 
-import difflib
 import functools
-import inspect
 import itertools
 import multiprocessing
 import os
@@ -47,31 +45,13 @@ from padl_runtime._batch_source import (
     item_label,
 )
 from padl_runtime._cuda import PendingCopy, cuda_prefetch
+from padl_runtime._loader_options import check_loader_options
 from padl_runtime._orphans import DieWithParent
 from padl_runtime._post_workers import PostWorkers, run_in_workers
 from padl_runtime._stats import RunStats, timed
 from padl_runtime.collate import move_to_device, uncollate
 
 __all__ = ["BatchIterator", "RunHooks", "RunStats", "run_batches"]
-
-# The executor builds the DataLoader's batching itself (one dataset item = one whole batch).
-_RESERVED_LOADER_KWARGS = frozenset(
-    {"dataset", "batch_size", "sampler", "batch_sampler", "collate_fn", "pin_memory"}
-)
-
-
-@functools.cache
-def _loader_options() -> frozenset[str]:
-    """The keyword arguments torch's DataLoader takes (what ``**loader_kwargs`` may hold)."""
-    parameters = inspect.signature(DataLoader.__init__).parameters
-    return frozenset(name for name in parameters if name != "self")
-
-
-def _options() -> list[str]:
-    """Every keyword option: run_batches' own and the DataLoader's (for "did you mean")."""
-    own = inspect.signature(run_batches).parameters.values()
-    keywords = [p.name for p in own if p.kind is p.KEYWORD_ONLY]
-    return keywords + sorted(_loader_options() - _RESERVED_LOADER_KWARGS)
 
 
 @dataclass(frozen=True)
@@ -260,24 +240,7 @@ def run_batches(
         raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}.")
     if postprocess is not None and postprocess_batch is not None:
         raise TypeError("Pass either postprocess (per item) or postprocess_batch, not both.")
-    unknown = sorted(loader_kwargs.keys() - _loader_options())
-    if unknown:
-        hints = [
-            f" (did you mean {close[0]!r}?)" if close else ""
-            for close in (difflib.get_close_matches(k, _options(), n=1) for k in unknown)
-        ]
-        raise TypeError(
-            "Unknown option "
-            + ", ".join(f"{k!r}{hint}" for k, hint in zip(unknown, hints, strict=True))
-            + ": the options are those of run_batches (batch_size, num_workers, post_workers, "
-            "...) and of torch's DataLoader (timeout, prefetch_factor, worker_init_fn, ...)."
-        )
-    reserved = sorted(_RESERVED_LOADER_KWARGS & loader_kwargs.keys())
-    if reserved:
-        raise TypeError(
-            f"run_batches() sets the DataLoader's {', '.join(reserved)} itself; "
-            "use its own batch_size / pin_memory / preprocess arguments instead."
-        )
+    check_loader_options(loader_kwargs, run_batches)
     if loader_kwargs.get("shuffle"):
         raise ValueError("shuffle=True is not supported: outputs always come in input order.")
     device = torch.device(device)
